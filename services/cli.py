@@ -1,0 +1,129 @@
+"""``minyi`` — the operators' command line."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from shared import asyncapi, auth, broker_admin
+from shared.observability import configure_logging
+from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
+from shared.store import mongo_client
+
+app = typer.Typer(help="民意直通车 Minyi — operators' tools.", no_args_is_help=True)
+broker = typer.Typer(help="RabbitMQ set-up.", no_args_is_help=True)
+keys = typer.Typer(help="API keys.", no_args_is_help=True)
+dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_args_is_help=True)
+docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
+for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
+    app.add_typer(sub, name=name)
+
+ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
+
+
+def _check_service(service: str) -> None:
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+
+
+@app.command()
+def serve(
+    service: ServiceName,
+    host: str = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Default: 8001-8004 by service")] = None,
+) -> None:
+    """Run one service (HTTP API and its event consumers) in this process."""
+    _check_service(service)
+    configure_logging()
+    uvicorn.run(
+        f"services.{service}.main:create_app",
+        factory=True,
+        host=host,
+        port=port or DEFAULT_PORTS[service],
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@broker.command("setup")
+def broker_setup() -> None:
+    """Create the vhost and the per-service RabbitMQ users (idempotent)."""
+    for line in broker_admin.setup(get_settings()):
+        typer.echo(f"ok  {line}")
+
+
+@keys.command("create")
+def create_key(
+    role: Annotated[auth.Role, typer.Option(help="office, department, supervisor, editor, admin")],
+    subject: Annotated[str, typer.Option(help="Office or department code, or staff name")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 区政协办公室")],
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+
+    async def run() -> str:
+        settings = get_settings()
+        mongo = mongo_client(settings)
+        try:
+            return await auth.create_key(
+                mongo[settings.database(auth.AUTH_DB)], role, subject, name
+            )
+        finally:
+            await mongo.close()
+
+    typer.echo(asyncio.run(run()))
+
+
+@dlq.command("list")
+def dlq_list(service: ServiceName, limit: int = 20) -> None:
+    """Show parked messages of a service with the reason each was parked."""
+    _check_service(service)
+    found = asyncio.run(broker_admin.parked(service, get_settings(), limit))
+    for item in found:
+        typer.echo(json.dumps(item, ensure_ascii=False))
+    typer.echo(f"{len(found)} parked message(s) shown for {service}", err=True)
+
+
+@dlq.command("replay")
+def dlq_replay(service: ServiceName, limit: int = 1000) -> None:
+    """Move parked messages back to the service's work queue."""
+    _check_service(service)
+    moved = asyncio.run(broker_admin.replay(service, get_settings(), limit))
+    typer.echo(f"replayed {moved} message(s) to {service}")
+
+
+@docs.command("asyncapi")
+def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Write the AsyncAPI document generated from the event models."""
+    text = json.dumps(asyncapi.document(), ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text + "\n", encoding="utf-8")
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
+def seed(keys_file: Path = Path("var/demo-keys.json")) -> None:
+    """Create demo API keys for the demo offices, departments and staff (kept in KEYS_FILE)."""
+    from services.demo import seed_keys
+
+    known = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+    created = asyncio.run(seed_keys(get_settings(), known))
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_text(json.dumps(created, indent=2, ensure_ascii=False))
+    keys_file.chmod(0o600)
+    typer.echo(f"{len(created)} demo keys in {keys_file}")
+
+
+@app.command()
+def demo(keys_file: Path = Path("var/demo-keys.json"), webhook_port: int = 8099) -> None:
+    """Walk one opinion through the running system and print its timeline."""
+    from services.demo import run_demo
+
+    if not keys_file.exists():
+        raise typer.BadParameter(f"{keys_file} is missing: run `minyi seed` first")
+    asyncio.run(run_demo(json.loads(keys_file.read_text()), webhook_port))

@@ -1,0 +1,98 @@
+"""API keys and principals. Keys are shown once and stored only as SHA-256 hashes, which are
+the document ids, so checking a key is one read by ``_id``."""
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.events import utcnow
+from shared.problems import Problem
+from shared.store import Document
+
+AUTH_DB = "auth"
+
+
+class Role(StrEnum):
+    OFFICE = "office"  # 区政协/人大办公室, 街镇活动组, 委员工作站, 代表之家
+    DEPARTMENT = "department"  # 承办单位
+    SUPERVISOR = "supervisor"  # 督办
+    EDITOR = "editor"  # 登记、分类、编辑
+    ADMIN = "admin"
+
+
+# What each role may do; endpoints ask for a scope, not a role.
+ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
+    Role.DEPARTMENT: frozenset({"cases:read", "cases:work", "subscriptions"}),
+    Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read"}),
+    Role.EDITOR: frozenset({"opinions:read", "opinions:edit", "routing:read", "routing:triage"}),
+    Role.ADMIN: frozenset({"*"}),
+}
+
+
+class Principal(BaseModel):
+    role: Role
+    subject: str = Field(description="Office or department code, or the staff member's name")
+    name: str
+
+    def can(self, scope: str) -> bool:
+        scopes = ROLE_SCOPES[self.role]
+        return "*" in scopes or scope in scopes
+
+    def sees_all(self) -> bool:
+        """Staff roles see every office's and department's records."""
+        return self.role in {Role.SUPERVISOR, Role.EDITOR, Role.ADMIN}
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_key(db: AsyncDatabase[Document], role: Role, subject: str, name: str) -> str:
+    """Create an API key and return it; only its hash is stored."""
+    key = f"mny_{role.value[:4]}_{secrets.token_urlsafe(24)}"
+    principal = Principal(role=role, subject=subject, name=name)
+    await db.api_keys.insert_one(
+        {"_id": hash_key(key), **principal.model_dump(), "created_at": utcnow()}
+    )
+    return key
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer mny_...`")
+
+
+async def _principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Problem(
+            401, "缺少凭据 / Missing credentials", "Send an API key: Authorization: Bearer <key>"
+        )
+    db: AsyncDatabase[Document] = request.app.state.auth_db
+    doc = await db.api_keys.find_one({"_id": hash_key(credentials.credentials)})
+    if doc is None or doc.get("revoked"):
+        raise Problem(401, "凭据无效 / Invalid credentials", "The API key is unknown or revoked.")
+    return Principal.model_validate(doc)
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """FastAPI dependency: the caller's principal, which must hold ``scope``."""
+
+    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.can(scope):
+            raise Problem(
+                403,
+                "无权操作 / Forbidden",
+                f"A {principal.role.value} key may not do this ({scope}).",
+            )
+        return principal
+
+    return dependency

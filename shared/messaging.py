@@ -1,0 +1,169 @@
+"""Publishing and consuming domain events with the delivery guarantees of the architecture:
+publisher confirms, persistent messages, unroutable publishes raise, explicit prefetch,
+retry with backoff through TTL wait queues, and a parking lot for what cannot be handled."""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.message import StreamMessage
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.schemas import Channel
+from pydantic import ValidationError
+
+from shared import topology
+from shared.events import CE_CONTENT_TYPE, CloudEvent, UnknownEventType, utcnow
+from shared.observability import (
+    EVENTS_HANDLED,
+    EVENTS_PUBLISHED,
+    HANDLER_SECONDS,
+    QUEUE_LAG_SECONDS,
+)
+from shared.settings import Settings
+
+ATTEMPT_HEADER = "x-minyi-attempt"
+REASON_HEADER = "x-minyi-reason"
+ROUTING_KEY_HEADER = "x-minyi-routing-key"
+
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+log = logging.getLogger("minyi.messaging")
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (bad data, unknown reference): park the message with this reason."""
+
+
+async def _raw_body(message: StreamMessage[Any]) -> bytes:
+    # Decode ourselves so a malformed body reaches our code and is parked with a reason.
+    return message.body
+
+
+class EventBus:
+    """One service's connection to the event exchange."""
+
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.source = f"/minyi/{service}"
+        self.broker = RabbitBroker(
+            settings.amqp_url(service),
+            # prefetch_count is also FastStream's handler concurrency.
+            default_channel=Channel(
+                prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True
+            ),
+            graceful_timeout=30.0,
+            logger=logging.getLogger(f"minyi.{service}.broker"),
+            log_level=logging.DEBUG,
+        )
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await topology.declare(self.broker, self.service, self.settings)
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        """Stop consuming and wait for in-flight handlers (graceful drain)."""
+        await self.broker.stop()
+
+    async def ping(self) -> bool:
+        return await self.broker.ping(timeout=2.0)
+
+    async def publish(self, event: CloudEvent) -> None:
+        """Publish persistently and wait for the broker's confirm; raises if unroutable."""
+        await self.broker.publish(
+            event.model_dump_json().encode(),
+            exchange=topology.EVENTS,
+            routing_key=event.routing_key(),
+            persist=True,
+            mandatory=True,
+            message_id=event.id,
+            content_type=CE_CONTENT_TYPE,
+            timestamp=event.time,
+        )
+        EVENTS_PUBLISHED.labels(self.service, event.type).inc()
+
+    async def send_internal(
+        self, body: bytes, routing_key: str, message_id: str | None, headers: dict[str, Any]
+    ) -> None:
+        """Publish a raw message to a queue of the internal (dead-letter) exchange by name."""
+        await self.broker.publish(
+            body,
+            exchange=topology.INTERNAL,
+            routing_key=routing_key,
+            persist=True,
+            mandatory=True,
+            message_id=message_id,
+            content_type=CE_CONTENT_TYPE,
+            headers=headers,
+        )
+
+    def consume(self, handler: EventHandler) -> None:
+        """Run ``handler`` for every event on this service's work queue."""
+        queue = topology.work_queue(self.service, self.settings)
+
+        @self.broker.subscriber(queue, decoder=_raw_body, ack_policy=AckPolicy.NACK_ON_ERROR)
+        async def on_message(body: bytes, message: RabbitMessage) -> None:
+            await self._handle(handler, body, message)
+
+    async def _handle(self, handler: EventHandler, body: bytes, message: RabbitMessage) -> None:
+        headers = dict(message.headers or {})
+        attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
+        try:
+            event = CloudEvent.model_validate_json(body)
+            event.payload()
+        except (ValidationError, UnknownEventType) as exc:
+            await self._park(body, message, headers, f"malformed event: {_short(exc)}", "?")
+            return
+        ctx = {"event_id": event.id, "event_type": event.type, "opinion_id": event.subject}
+        QUEUE_LAG_SECONDS.labels(self.service).observe((utcnow() - event.time).total_seconds())
+        started = time.perf_counter()
+        try:
+            await handler(event)
+        except PermanentFailure as exc:
+            await self._park(body, message, headers, _short(exc), event.type)
+            return
+        except Exception as exc:
+            if attempt >= self.settings.max_attempts:
+                reason = f"failed {attempt} times, last: {_short(exc)}"
+                await self._park(body, message, headers, reason, event.type)
+                return
+            delays = self.settings.retry_delays_ms
+            delay = delays[min(attempt, len(delays)) - 1]
+            log.warning(
+                "handler failed, retrying in %d ms",
+                delay,
+                exc_info=True,
+                extra={**ctx, "attempt": attempt},
+            )
+            headers[ATTEMPT_HEADER] = attempt
+            wait = topology.wait_queue_name(self.service, delay)
+            await self.send_internal(body, wait, message.message_id, headers)
+            EVENTS_HANDLED.labels(self.service, event.type, "retried").inc()
+            return
+        finally:
+            HANDLER_SECONDS.labels(self.service, event.type).observe(time.perf_counter() - started)
+        EVENTS_HANDLED.labels(self.service, event.type, "ok").inc()
+        log.debug("handled", extra=ctx)
+
+    async def _park(
+        self,
+        body: bytes,
+        message: RabbitMessage,
+        headers: dict[str, Any],
+        reason: str,
+        event_type: str,
+    ) -> None:
+        headers[REASON_HEADER] = reason
+        headers.setdefault(ROUTING_KEY_HEADER, message.raw_message.routing_key)
+        parking = topology.parking_queue_name(self.service)
+        await self.send_internal(body, parking, message.message_id, headers)
+        EVENTS_HANDLED.labels(self.service, event_type, "parked").inc()
+        log.error("parked message", extra={"reason": reason, "event_id": message.message_id})
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -1,0 +1,131 @@
+"""What every service process has: FastAPI app with problem+json errors, body size limit,
+/health, /ready and /metrics, and a lifespan that runs the event bus and the outbox sweeper."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import AsyncMongoClient
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import problems
+from shared.auth import AUTH_DB
+from shared.messaging import EventBus
+from shared.problems import Problem
+from shared.settings import Settings
+from shared.store import Document, Repository, run_sweeper
+
+log = logging.getLogger("minyi.service")
+
+
+class BodySizeLimit:
+    """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise Problem(413, detail=f"Body larger than {self.limit} bytes.")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = problems.problem_response(
+            request, 413, "请求过大 / Content too large", f"Body larger than {self.limit} bytes."
+        )
+        await response(scope, receive, send)
+
+
+def service_app(
+    service: str,
+    description: str,
+    settings: Settings,
+    bus: EventBus,
+    mongo: AsyncMongoClient[Document],
+    routers: Sequence[APIRouter],
+    repositories: Sequence[Repository[Any]] = (),
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> FastAPI:
+    """Assemble one service's HTTP app and process lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bus.start()
+        sweeper = asyncio.create_task(
+            run_sweeper(list(repositories), settings.outbox_sweep_seconds)
+        )
+        log.info("started", extra={"service": service})
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await bus.stop()
+            for stop in on_stop:
+                await stop()
+            await mongo.close()
+            log.info("stopped", extra={"service": service})
+
+    app = FastAPI(
+        title=f"Minyi {service}",
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.auth_db = mongo[settings.database(AUTH_DB)]
+    problems.install(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/health", summary="Liveness")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @ops.get("/ready", summary="Readiness: broker and database reachable")
+    async def ready() -> dict[str, str]:
+        broker_ok = await bus.ping()
+        try:
+            await mongo.admin.command("ping")
+            db_ok = True
+        except Exception:
+            db_ok = False
+        if not (broker_ok and db_ok):
+            raise Problem(
+                503,
+                detail=f"broker={'ok' if broker_ok else 'down'}, "
+                f"database={'ok' if db_ok else 'down'}",
+            )
+        return {"status": "ready", "service": service}
+
+    @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(ops)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,144 @@
+"""Document storage on MongoDB or FerretDB: aggregates with optimistic concurrency and an
+outbox kept inside the aggregate document (no multi-document transactions).
+
+Saving writes the state change and the events it produced in one document update; the events
+are then published with confirms and removed from the outbox. A sweeper republishes whatever a
+crash left behind, so nothing is lost between "stored" and "published"."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.events import CloudEvent, utcnow
+from shared.messaging import EventBus
+from shared.settings import Settings
+
+log = logging.getLogger("minyi.store")
+
+Document = dict[str, Any]
+
+
+class VersionConflict(Exception):
+    """Someone else changed the aggregate since it was read."""
+
+
+class Aggregate(BaseModel):
+    """Base of stored aggregates: string id, version for optimistic concurrency, and the ids of
+    the upstream events already applied (so a redelivered event changes nothing twice)."""
+
+    model_config = ConfigDict(populate_by_name=True, use_enum_values=True)
+    # Fields kept out of $set so that concurrent outbox flushes are never overwritten.
+    stored_apart: ClassVar[set[str]] = {"id", "version"}
+
+    id: str = Field(alias="_id")
+    version: int = 0
+    handled: dict[str, bool] = Field(default_factory=dict)
+
+    def has_handled(self, event_id: str) -> bool:
+        return event_id in self.handled
+
+    def mark_handled(self, event_id: str) -> None:
+        self.handled[event_id] = True
+
+
+A = TypeVar("A", bound=Aggregate)
+
+
+def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+class Repository(Generic[A]):
+    """Loads and saves one kind of aggregate; publishes the events saved with it."""
+
+    def __init__(self, collection: AsyncCollection[Document], model: type[A], bus: EventBus):
+        self.collection = collection
+        self.model = model
+        self.bus = bus
+
+    async def get(self, aggregate_id: str) -> A | None:
+        doc = await self.collection.find_one({"_id": aggregate_id})
+        return None if doc is None else self.model.model_validate(doc)
+
+    async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
+        """Insert a new aggregate with its events; False if one with this id already exists."""
+        doc = aggregate.model_dump(by_alias=True)
+        doc["version"] = aggregate.version = 1
+        doc["outbox"] = {e.id: e.model_dump(mode="json") for e in events}
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        await self._flush(aggregate.id, events)
+        return True
+
+    async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
+        """Store the changed aggregate if nobody changed it meanwhile, then publish its events."""
+        fields = aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
+        update: Document = {
+            "$set": {**fields, **{f"outbox.{e.id}": e.model_dump(mode="json") for e in events}},
+            "$inc": {"version": 1},
+        }
+        result = await self.collection.update_one(
+            {"_id": aggregate.id, "version": aggregate.version}, update
+        )
+        if result.matched_count == 0:
+            raise VersionConflict(f"{self.model.__name__} {aggregate.id} changed concurrently")
+        aggregate.version += 1
+        await self._flush(aggregate.id, events)
+
+    async def _flush(self, aggregate_id: str, events: list[CloudEvent]) -> None:
+        if not events:
+            return
+        for event in events:
+            await self.bus.publish(event)
+        # Bumping the version makes a writer holding the pre-flush copy re-read it.
+        await self.collection.update_one(
+            {"_id": aggregate_id},
+            {"$unset": {f"outbox.{e.id}": "" for e in events}, "$inc": {"version": 1}},
+        )
+
+    async def sweep(self, older_than: timedelta) -> int:
+        """Publish events left in outboxes by a crash; returns how many."""
+        cutoff = utcnow() - older_than
+        count = 0
+        async for doc in self.collection.find({"outbox": {"$gt": {}}}, {"outbox": 1}):
+            events = sorted(
+                (CloudEvent.model_validate(e) for e in doc["outbox"].values()), key=lambda e: e.id
+            )
+            stale = [e for e in events if e.time < cutoff]
+            await self._flush(doc["_id"], stale)
+            count += len(stale)
+        return count
+
+
+async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> None:
+    """Forever: republish leftover outbox events of the given repositories."""
+    while True:
+        await asyncio.sleep(interval)
+        for repository in repositories:
+            try:
+                if n := await repository.sweep(timedelta(seconds=interval)):
+                    log.warning("outbox sweeper republished %d events", n)
+            except Exception:
+                log.exception("outbox sweep failed; will try again")
+
+
+T = TypeVar("T")
+
+
+async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Run a read-change-save function again when another writer got there first."""
+    for _ in range(attempts - 1):
+        try:
+            return await change()
+        except VersionConflict:
+            await asyncio.sleep(0.01)
+    return await change()

@@ -1,0 +1,93 @@
+"""RabbitMQ topology: one topic exchange for domain events and, per consuming service,
+a quorum work queue, TTL wait queues for retry with backoff, and a parking lot.
+
+    minyi.events (topic) --binding keys--> minyi.<svc>            (quorum work queue)
+    minyi.<svc>  --reject / delivery limit--> minyi.dlx --> minyi.<svc>.parking
+    consumer failure --> minyi.dlx --> minyi.<svc>.wait.<ms> --TTL--> minyi.dlx --> minyi.<svc>
+"""
+
+from typing import Any, cast
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from shared.settings import Settings
+
+EVENTS = RabbitExchange("minyi.events", type=ExchangeType.TOPIC, durable=True)
+# Direct exchange addressing the internal queues by name: dead letters, retries, replays.
+INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.DIRECT, durable=True)
+
+# Binding keys of each consuming service's work queue.
+BINDINGS: dict[str, tuple[str, ...]] = {
+    "routing": ("opinion.received",),
+    "followup": ("opinion.assigned.*",),
+    # Notification may deliver any event a subscriber asks for.
+    "notification": ("#",),
+}
+
+
+def work_queue_name(service: str) -> str:
+    return f"minyi.{service}"
+
+
+def parking_queue_name(service: str) -> str:
+    return f"minyi.{service}.parking"
+
+
+def wait_queue_name(service: str, delay_ms: int) -> str:
+    return f"minyi.{service}.wait.{delay_ms}"
+
+
+def _quorum(name: str, **arguments: object) -> RabbitQueue:
+    return RabbitQueue(
+        name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        arguments=cast(Any, {"x-overflow": "reject-publish", **arguments}),
+        routing_key=name,
+    )
+
+
+def work_queue(service: str, settings: Settings) -> RabbitQueue:
+    return _quorum(
+        work_queue_name(service),
+        **{
+            "x-dead-letter-exchange": INTERNAL.name,
+            "x-dead-letter-routing-key": parking_queue_name(service),
+            "x-dead-letter-strategy": "at-least-once",
+            # RabbitMQ 3.10 quorum queues have no default limit: a poison message would loop.
+            "x-delivery-limit": settings.delivery_limit,
+        },
+    )
+
+
+def wait_queue(service: str, delay_ms: int) -> RabbitQueue:
+    return _quorum(
+        wait_queue_name(service, delay_ms),
+        **{
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": INTERNAL.name,
+            "x-dead-letter-routing-key": work_queue_name(service),
+            "x-dead-letter-strategy": "at-least-once",
+        },
+    )
+
+
+def parking_queue(service: str) -> RabbitQueue:
+    return _quorum(parking_queue_name(service))
+
+
+async def declare(broker: RabbitBroker, service: str, settings: Settings) -> None:
+    """Declare (idempotently) the exchanges and this service's queues and bindings."""
+    events = await broker.declare_exchange(EVENTS)
+    internal = await broker.declare_exchange(INTERNAL)
+    if service not in BINDINGS:
+        return
+    work = await broker.declare_queue(work_queue(service, settings))
+    await work.bind(internal, routing_key=work_queue_name(service))
+    for key in BINDINGS[service]:
+        await work.bind(events, routing_key=key)
+    parking = await broker.declare_queue(parking_queue(service))
+    await parking.bind(internal, routing_key=parking_queue_name(service))
+    for delay in settings.retry_delays_ms:
+        wait = await broker.declare_queue(wait_queue(service, delay))
+        await wait.bind(internal, routing_key=wait_queue_name(service, delay))
