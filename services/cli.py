@@ -127,3 +127,7 @@ def demo(keys_file: Path = Path("var/demo-keys.json"), webhook_port: int = 8099)
     if not keys_file.exists():
         raise typer.BadParameter(f"{keys_file} is missing: run `minyi seed` first")
     asyncio.run(run_demo(json.loads(keys_file.read_text()), webhook_port))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,61 @@
+# One way to run things. The local stack (RabbitMQ + FerretDB) and services run in the
+# background under var/; `make down` stops them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help venv stack up down run test lint bench docs clean
+
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+help:
+	@echo "make run    start everything, seed demo data, walk one opinion through"
+	@echo "make test   run the tests against the local RabbitMQ + FerretDB"
+	@echo "make lint   ruff + mypy"
+	@echo "make bench  start everything and run minyi bench"
+	@echo "make docs   write docs/asyncapi.json"
+	@echo "make up | down | stack | venv | clean"
+
+venv:
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@if [ ! -f $(VENV)/.installed ] || [ pyproject.toml -nt $(VENV)/.installed ]; then \
+		echo "==> installing minyi and dev tools into $(VENV)"; \
+		$(BIN)/pip install -q -e '.[dev]' && touch $(VENV)/.installed; \
+	fi
+
+stack: venv
+	@deploy/local/stack.sh up
+
+up: stack
+	@deploy/local/services.sh up
+
+down:
+	@deploy/local/services.sh down; deploy/local/stack.sh down
+
+run: up
+	@$(BIN)/minyi seed
+	@$(BIN)/minyi demo
+	@echo
+	@echo "The system keeps running in the background; 'make down' stops it."
+	@echo "Logs: var/log/ (intake, routing, followup, notification, ferretdb)."
+
+# Tests start their own service processes; they only need the broker and the store.
+# Nothing follows a passing run, so the output ends with pytest's summary line.
+# Exit code 5 (no tests collected) fails like any other failure, with a message.
+test: stack
+	@$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
+		[ $$rc -ne 5 ] || echo "error: no tests ran (pytest exit code 5)" >&2; exit $$rc; }
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: up
+	@$(BIN)/minyi bench
+
+docs: venv
+	$(BIN)/minyi docs asyncapi --output docs/asyncapi.json
+
+clean: down
+	rm -rf var

@@ -1,0 +1,58 @@
+"""Fixtures shared by the integration and end-to-end tests: an isolated vhost and database
+prefix on the real RabbitMQ and document store that ``make test`` starts."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared import broker_admin
+from shared.settings import Settings
+from shared.store import Document, mongo_client
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    """Settings of this test run: its own vhost and databases, short retry delays."""
+    run = uuid.uuid4().hex[:8]
+    env = {
+        "MINYI_DB_PREFIX": f"test{run}",
+        "MINYI_AMQP_VHOST": f"minyi-test-{run}",
+        "MINYI_RETRY_DELAYS_MS": "[200,400]",
+        "MINYI_MAX_ATTEMPTS": "3",
+        "MINYI_OUTBOX_SWEEP_SECONDS": "1",
+        "MINYI_FOLLOWUP_PUBLIC_URL": "http://127.0.0.1:18003",
+    }
+    os.environ.update(env)
+    test_settings = Settings()
+    try:
+        broker_admin.setup(test_settings)
+    except Exception as exc:
+        pytest.fail(f"RabbitMQ management API unreachable ({exc}); start the stack: make stack")
+    yield test_settings
+    broker_admin.delete_vhost(test_settings)
+    asyncio.run(_drop_databases(test_settings))
+
+
+async def _drop_databases(settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(settings.db_prefix + "_"):
+                await client.drop_database(name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def mongo(settings: Settings) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client = mongo_client(settings)
+    try:
+        await client.admin.command("ping")
+    except Exception as exc:
+        pytest.fail(f"document store unreachable ({exc}); start the stack: make stack")
+    yield client
+    await client.close()

@@ -1,0 +1,134 @@
+"""The four services as real processes on test ports, against the real broker and store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.demo import WebhookSink
+from shared import auth
+from shared.settings import SERVICES, Settings
+from shared.store import mongo_client
+
+PORTS = {"intake": 18001, "routing": 18002, "followup": 18003, "notification": 18004}
+LOGS = Path("var/log/tests")
+
+
+@dataclass
+class System:
+    settings: Settings
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{PORTS[service]}"
+
+    def start(self, service: str) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = (LOGS / f"{service}.log").open("ab")
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", service, "--port", str(PORTS[service])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+
+    def wait_ready(self, services: tuple[str, ...] = SERVICES, within: float = 60) -> None:
+        deadline = time.monotonic() + within
+        for service in services:
+            while True:
+                if self.processes[service].poll() is not None:
+                    pytest.fail(f"{service} exited; see {LOGS / service}.log")
+                try:
+                    if httpx.get(f"{self.url(service)}/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{service} not ready; see {LOGS / service}.log")
+                time.sleep(0.2)
+
+    def kill(self, service: str) -> None:
+        """SIGKILL: no drain, no cleanup — as a crash."""
+        process = self.processes[service]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def restart(self, service: str) -> None:
+        self.start(service)
+        self.wait_ready((service,))
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def system(settings: Settings) -> Iterator[System]:
+    running = System(settings)
+    for service in SERVICES:
+        running.start(service)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop_all()
+
+
+@dataclass
+class Keys:
+    office: str
+    other_office: str
+    supervisor: str
+    departments: dict[str, str]
+
+    @staticmethod
+    def header(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+async def keys(settings: Settings) -> AsyncIterator[Keys]:
+    from services.routing.domain import DEPARTMENTS
+
+    client = mongo_client(settings)
+    db = client[settings.database(auth.AUTH_DB)]
+    made = Keys(
+        office=await auth.create_key(db, auth.Role.OFFICE, "office-a", "测试办公室甲"),
+        other_office=await auth.create_key(db, auth.Role.OFFICE, "office-b", "测试办公室乙"),
+        supervisor=await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
+        departments={
+            code: await auth.create_key(db, auth.Role.DEPARTMENT, code, d.name)
+            for code, d in DEPARTMENTS.items()
+        },
+    )
+    await client.close()
+    yield made
+
+
+@pytest.fixture(scope="session")
+async def sink(system: System, keys: Keys) -> AsyncIterator[WebhookSink]:
+    """The test office's webhook receiver, subscribed to every event addressed to it."""
+    receiver = WebhookSink(18099)
+    async with receiver.running():
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{system.url('notification')}/subscriptions/webhooks",
+                headers=Keys.header(keys.office),
+                json={"url": receiver.url},
+            )
+        assert response.status_code == 201, response.text
+        receiver.secrets.append(response.json()["secret"])
+        yield receiver

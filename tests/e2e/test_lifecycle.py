@@ -1,0 +1,92 @@
+"""One opinion's whole life through four service processes, and crashes along the way."""
+
+import asyncio
+
+import httpx
+
+from services.demo import WebhookSink
+
+from .conftest import Keys, System
+from .flow import (
+    EXPECTED_WEBHOOKS,
+    LIFECYCLE,
+    case_of,
+    delivered_log,
+    submit,
+    webhook_types,
+    work_and_rate,
+)
+
+
+async def test_opinion_is_routed_answered_rated_and_closed(
+    system: System, keys: Keys, sink: WebhookSink
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        opinion_id = await submit(http, system, keys.office)
+        closed = await work_and_rate(http, system, keys, sink, opinion_id)
+        log = await delivered_log(http, system, keys, opinion_id, len(EXPECTED_WEBHOOKS))
+
+    assert closed["status"] == "closed"
+    assert closed["rating"] == "满意"
+    assert closed["assignments"]["transport"]["result"] == "已解决"
+    assert [step["step"] for step in closed["timeline"]] == LIFECYCLE
+    times = [step["at"] for step in closed["timeline"]]
+    assert times == sorted(times)
+    # Every event addressed to the office reached its webhook exactly once, correctly signed.
+    assert webhook_types(sink, opinion_id) == EXPECTED_WEBHOOKS
+    mine = [r for r in sink.received if r.event["subject"] == opinion_id]
+    assert all(r.valid_signature for r in mine)
+    assert len({r.delivery_id for r in mine}) == len(mine) == len(log)
+    replied = [r for r in mine if r.event["type"] == "minyi.assignment.replied.v1"]
+    assert replied[0].event["data"]["text"] == "已安排维修，三日内完成。"
+    assert "13912345678" not in str([r.event for r in mine])
+
+
+async def test_opinions_complete_when_services_are_killed_mid_flow(
+    system: System, keys: Keys, sink: WebhookSink
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        # Followup and notification crash; opinions keep arriving and wait in their queues.
+        system.kill("followup")
+        system.kill("notification")
+        waiting = [await submit(http, system, keys.office, title=f"站台破损 {i}") for i in range(5)]
+        system.restart("followup")
+        system.restart("notification")
+
+        # Routing crashes in the middle of a burst.
+        burst = await asyncio.gather(
+            *(submit(http, system, keys.office, title=f"公交线路 {i}") for i in range(20))
+        )
+        await case_of(http, system, keys.office, burst[0])
+        system.kill("routing")
+        await asyncio.sleep(1)
+        system.restart("routing")
+
+        for opinion_id in [*waiting, *burst]:
+            await work_and_rate(http, system, keys, sink, opinion_id)
+        for opinion_id in [*waiting, *burst]:
+            await delivered_log(http, system, keys, opinion_id, len(EXPECTED_WEBHOOKS))
+
+    for opinion_id in [*waiting, *burst]:
+        assert webhook_types(sink, opinion_id) == EXPECTED_WEBHOOKS, opinion_id
+    assert all(r.valid_signature for r in sink.received)
+
+
+async def test_other_office_and_department_cannot_see_the_case(system: System, keys: Keys) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        opinion_id = await submit(http, system, keys.office)
+        await case_of(http, system, keys.office, opinion_id)
+        case_url = f"{system.url('followup')}/cases/{opinion_id}"
+        other_office = await http.get(case_url, headers=Keys.header(keys.other_office))
+        wrong_department = Keys.header(keys.departments["education"])
+        sign = await http.post(f"{case_url}/sign", headers=wrong_department)
+        read = await http.get(case_url, headers=wrong_department)
+        opinion = await http.get(
+            f"{system.url('intake')}/opinions/{opinion_id}", headers=Keys.header(keys.other_office)
+        )
+
+    assert other_office.status_code == 404
+    assert sign.status_code == 403
+    assert sign.headers["content-type"] == "application/problem+json"
+    assert read.status_code == 404
+    assert opinion.status_code == 404
