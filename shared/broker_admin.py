@@ -110,3 +110,13 @@ async def replay(service: str, settings: Settings, limit: int) -> int:
             await message.ack()
             moved += 1
     return moved
+
+
+def queue_info(settings: Settings, name: str) -> dict[str, Any]:
+    """The management API's view of a queue: arguments, message counts, consumers."""
+    vhost = quote(settings.amqp_vhost, safe="")
+    with _client(settings) as http:
+        body: dict[str, Any] = (
+            http.get(f"/api/queues/{vhost}/{quote(name, safe='')}").raise_for_status().json()
+        )
+        return body

@@ -111,6 +111,8 @@ class EventBus:
 
     async def _handle(self, handler: EventHandler, body: bytes, message: RabbitMessage) -> None:
         headers = dict(message.headers or {})
+        # Retries come back through the dead-letter exchange; keep the original routing key.
+        headers.setdefault(ROUTING_KEY_HEADER, message.raw_message.routing_key)
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
         try:
             event = CloudEvent.model_validate_json(body)
@@ -158,7 +160,6 @@ class EventBus:
         event_type: str,
     ) -> None:
         headers[REASON_HEADER] = reason
-        headers.setdefault(ROUTING_KEY_HEADER, message.raw_message.routing_key)
         parking = topology.parking_queue_name(self.service)
         await self.send_internal(body, parking, message.message_id, headers)
         EVENTS_HANDLED.labels(self.service, event_type, "parked").inc()

@@ -18,13 +18,14 @@ from shared.store import Document, mongo_client
 def settings() -> Iterator[Settings]:
     """Settings of this test run: its own vhost and databases, short retry delays."""
     run = uuid.uuid4().hex[:8]
+    port_base = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))
     env = {
         "MINYI_DB_PREFIX": f"test{run}",
         "MINYI_AMQP_VHOST": f"minyi-test-{run}",
         "MINYI_RETRY_DELAYS_MS": "[200,400]",
         "MINYI_MAX_ATTEMPTS": "3",
         "MINYI_OUTBOX_SWEEP_SECONDS": "1",
-        "MINYI_FOLLOWUP_PUBLIC_URL": "http://127.0.0.1:18003",
+        "MINYI_FOLLOWUP_PUBLIC_URL": f"http://127.0.0.1:{port_base + 3}",
     }
     os.environ.update(env)
     test_settings = Settings()

@@ -17,8 +17,11 @@ from shared import auth
 from shared.settings import SERVICES, Settings
 from shared.store import mongo_client
 
-PORTS = {"intake": 18001, "routing": 18002, "followup": 18003, "notification": 18004}
-LOGS = Path("var/log/tests")
+# Several test runs can share a machine: each sets its own MINYI_TEST_PORT_BASE.
+PORT_BASE = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))
+PORTS = {service: PORT_BASE + 1 + i for i, service in enumerate(SERVICES)}
+SINK_PORT = PORT_BASE + 99
+LOGS = Path(f"var/log/tests-{PORT_BASE}")
 
 
 @dataclass
@@ -121,7 +124,7 @@ async def keys(settings: Settings) -> AsyncIterator[Keys]:
 @pytest.fixture(scope="session")
 async def sink(system: System, keys: Keys) -> AsyncIterator[WebhookSink]:
     """The test office's webhook receiver, subscribed to every event addressed to it."""
-    receiver = WebhookSink(18099)
+    receiver = WebhookSink(SINK_PORT)
     async with receiver.running():
         async with httpx.AsyncClient() as http:
             response = await http.post(

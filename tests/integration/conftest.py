@@ -1,0 +1,40 @@
+"""In-process tests against the real RabbitMQ and document store, in a vhost of their own so
+they never compete with the end-to-end tests' service processes."""
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from shared import broker_admin
+from shared.messaging import EventBus
+from shared.settings import Settings
+
+
+@pytest.fixture
+def isolated(settings: Settings) -> Iterator[Settings]:
+    """A fresh vhost and database prefix for one test."""
+    run = uuid.uuid4().hex[:6]
+    own = settings.model_copy(
+        update={
+            "amqp_vhost": f"{settings.amqp_vhost}-{run}",
+            "db_prefix": f"{settings.db_prefix}{run}",
+        }
+    )
+    broker_admin.setup(own)
+    yield own
+    broker_admin.delete_vhost(own)
+
+
+@pytest.fixture
+async def make_bus(isolated: Settings) -> AsyncIterator[Callable[[str], EventBus]]:
+    """Make an event bus of a service in the isolated vhost; stopped after the test."""
+    made: list[EventBus] = []
+
+    def make(service: str) -> EventBus:
+        made.append(EventBus(service, isolated))
+        return made[-1]
+
+    yield make
+    for bus in made:
+        await bus.stop()

@@ -1,0 +1,105 @@
+"""Aggregates on the real document store: optimistic concurrency, the outbox and its sweeper,
+and idempotent handling of a redelivered event."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.demo import wait_for
+from services.routing.domain import Decision, decide
+from services.routing.handlers import route_opinion
+from shared.events import CloudEvent, OpinionReceived, utcnow
+from shared.messaging import EventBus
+from shared.settings import Settings
+from shared.store import Document, Repository, VersionConflict
+
+from .test_messaging import received
+
+
+async def collecting(make_bus: Callable[[str], EventBus]) -> list[CloudEvent]:
+    """Start a followup bus that records the assignment events it receives."""
+    got: list[CloudEvent] = []
+
+    async def record(event: CloudEvent) -> None:
+        got.append(event)
+
+    followup = make_bus("followup")
+    followup.consume(record)
+    await followup.start()
+    return got
+
+
+async def test_second_writer_with_a_stale_version_gets_a_conflict(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    bus = make_bus("routing")
+    await bus.start()
+    repo = Repository(mongo[isolated.database("routing")].decisions, Decision, bus)
+    decision = Decision(
+        id="op-1",
+        category="城乡建设",
+        confidence=1.0,
+        department="housing",
+        urgency="general",
+        explanation="",
+        decided_at=utcnow(),
+    )
+    assert await repo.add(decision, [])
+    assert not await repo.add(decision, [])
+    first, second = await repo.get("op-1"), await repo.get("op-1")
+    assert first is not None and second is not None
+    first.department = "ecology"
+    await repo.save(first, [])
+    second.department = "transport"
+    with pytest.raises(VersionConflict):
+        await repo.save(second, [])
+    stored = await repo.get("op-1")
+    assert stored is not None and stored.department == "ecology"
+
+
+async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    got = await collecting(make_bus)
+    routing = make_bus("routing")
+    await routing.start()
+    collection = mongo[isolated.database("routing")].decisions
+    repo = Repository(collection, Decision, routing)
+    opinion = OpinionReceived.model_validate(received("遗留").data)
+
+    decision, assigned = decide(opinion, utcnow())
+    event = CloudEvent.wrap("/test", assigned)
+    event.time = utcnow() - timedelta(minutes=1)
+    # As if the process died after storing but before publishing.
+    doc = decision.model_dump(by_alias=True) | {
+        "version": 1,
+        "outbox": {event.id: event.model_dump(mode="json")},
+    }
+    await collection.insert_one(doc)
+
+    assert await repo.sweep(timedelta(seconds=5)) == 1
+    await wait_for(lambda: [e.id for e in got] == [event.id], "the swept event")
+    stored = await collection.find_one({"_id": decision.id})
+    assert stored is not None and stored["outbox"] == {}
+    assert await repo.sweep(timedelta(seconds=5)) == 0
+
+
+async def test_redelivered_opinion_is_routed_once(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    got = await collecting(make_bus)
+    routing = make_bus("routing")
+    await routing.start()
+    repo = Repository(mongo[isolated.database("routing")].decisions, Decision, routing)
+    opinion = OpinionReceived.model_validate(received("重复投递").data)
+
+    await asyncio.gather(route_opinion(opinion, repo), route_opinion(opinion, repo))
+    await route_opinion(opinion, repo)
+
+    await wait_for(lambda: got, "the assignment")
+    await asyncio.sleep(0.5)
+    assert len(got) == 1
+    assert await mongo[isolated.database("routing")].decisions.count_documents({}) == 1

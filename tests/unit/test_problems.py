@@ -1,0 +1,60 @@
+"""Errors are RFC 9457 problem+json, including oversize bodies and crashes."""
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+
+from shared import problems
+from shared.service import BodySizeLimit
+
+
+class Body(BaseModel):
+    title: str = Field(max_length=5)
+    count: int
+
+
+def app() -> FastAPI:
+    made = FastAPI()
+    problems.install(made)
+    made.add_middleware(BodySizeLimit, limit=100)
+
+    @made.post("/things")
+    async def create(body: Body) -> Body:
+        return body
+
+    @made.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    return made
+
+
+def test_validation_errors_name_every_field() -> None:
+    response = TestClient(app()).post("/things", json={"title": "too long title"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert {e["field"] for e in body["errors"]} == {"title", "count"}
+    assert "title" in body["detail"] and "count" in body["detail"]
+
+
+def test_oversize_body_is_413_with_or_without_content_length() -> None:
+    client = TestClient(app())
+    declared = client.post(
+        "/things", content=b"x" * 200, headers={"content-type": "application/json"}
+    )
+    streamed = client.post(
+        "/things",
+        content=iter([b"x" * 60, b"x" * 60]),
+        headers={"content-type": "application/json"},
+    )
+    assert declared.status_code == streamed.status_code == 413
+    assert streamed.headers["content-type"] == "application/problem+json"
+
+
+def test_unknown_route_and_crash_are_problems_too() -> None:
+    client = TestClient(app(), raise_server_exceptions=False)
+    assert client.get("/nowhere").headers["content-type"] == "application/problem+json"
+    crash = client.get("/boom")
+    assert crash.status_code == 500
+    assert crash.json()["title"].startswith("服务器内部错误")
