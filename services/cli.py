@@ -106,6 +106,30 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
     typer.echo(f"wrote {output}")
 
 
+# Benchmark suites: name → "module:function"; the function takes the output directory and
+# returns a summary dict (also written there as <name>.json).
+BENCHMARKS: dict[str, str] = {}
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="A suite name, or 'all'")] = "all",
+    output: Path = Path("var/bench"),
+) -> None:
+    """Run benchmarks and print their results (JSON files in OUTPUT)."""
+    import importlib
+
+    names = list(BENCHMARKS) if suite == "all" else [suite]
+    for name in names:
+        if name not in BENCHMARKS:
+            raise typer.BadParameter(f"unknown suite {name!r}; one of: {', '.join(BENCHMARKS)}")
+        module, function = BENCHMARKS[name].split(":")
+        output.mkdir(parents=True, exist_ok=True)
+        result = getattr(importlib.import_module(module), function)(output)
+        (output / f"{name}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({name: result}, ensure_ascii=False, indent=2))
+
+
 @app.command()
 def seed(keys_file: Path = Path("var/demo-keys.json")) -> None:
     """Create demo API keys for the demo offices, departments and staff (kept in KEYS_FILE)."""

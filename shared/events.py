@@ -139,6 +139,26 @@ class AssignmentReplied(DepartmentEvent):
     replied_at: datetime
 
 
+class AssignmentReturned(DepartmentEvent):
+    """退回 — a department returned a wrong assignment; routing decides again without it."""
+
+    name = "assignment.returned"
+    office_id: str
+    tracking_no: str
+    reason: str
+    returned_at: datetime
+
+
+class CaseReopened(EventData):
+    """重办 — the submitter was not satisfied; the case is handled again."""
+
+    name = "case.reopened"
+    office_id: str
+    tracking_no: str
+    reason: str
+    reopened_at: datetime
+
+
 class FeedbackRequested(EventData):
     """回访 — the submitter is asked to rate the reply through a signed single-use link."""
 
@@ -176,6 +196,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OpinionTriage,
         AssignmentSigned,
         AssignmentReplied,
+        AssignmentReturned,
+        CaseReopened,
         FeedbackRequested,
         FeedbackReceived,
         CaseClosed,

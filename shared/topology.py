@@ -18,7 +18,7 @@ INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.DIRECT, durable=True)
 
 # Binding keys of each consuming service's work queue.
 BINDINGS: dict[str, tuple[str, ...]] = {
-    "routing": ("opinion.received",),
+    "routing": ("opinion.received", "assignment.returned.*", "case.reopened"),
     "followup": ("opinion.assigned.*",),
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
