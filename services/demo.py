@@ -8,6 +8,7 @@ import contextlib
 import hmac
 import inspect
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ class Received:
     delivery_id: str
     valid_signature: bool
     event: dict[str, Any]
+    at: float  # time.time() on arrival
 
 
 @dataclass
@@ -83,7 +85,9 @@ class WebhookSink:
             hmac.compare_digest(header, signature(s, int(timestamp), body)) for s in self.secrets
         )
         self.received.append(
-            Received(request.headers.get("x-minyi-delivery", ""), valid, json.loads(body))
+            Received(
+                request.headers.get("x-minyi-delivery", ""), valid, json.loads(body), time.time()
+            )
         )
         return Response(status_code=204)
 

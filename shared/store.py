@@ -6,13 +6,14 @@ are then published with confirms and removed from the outbox. A sweeper republis
 crash left behind, so nothing is lost between "stored" and "published"."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -62,6 +63,22 @@ class Repository(Generic[A]):
         self.collection = collection
         self.model = model
         self.bus = bus
+        # Markers of aggregates that may hold unpublished events. FerretDB on SQLite can only
+        # look documents up by _id, so the sweeper reads this small collection instead of
+        # scanning every aggregate for a non-empty outbox.
+        self.pending = collection.database["outbox_pending"]
+
+    def _marker(self, aggregate_id: str) -> str:
+        return f"{self.collection.name}:{aggregate_id}"
+
+    async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> None:
+        if not events:
+            return
+        marker = {"collection": self.collection.name, "aggregate_id": aggregate_id, "at": utcnow()}
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent writer made it first
+            await self.pending.update_one(
+                {"_id": self._marker(aggregate_id)}, {"$set": marker}, upsert=True
+            )
 
     async def get(self, aggregate_id: str) -> A | None:
         doc = await self.collection.find_one({"_id": aggregate_id})
@@ -72,6 +89,7 @@ class Repository(Generic[A]):
         doc = aggregate.model_dump(by_alias=True)
         doc["version"] = aggregate.version = 1
         doc["outbox"] = {e.id: e.model_dump(mode="json") for e in events}
+        await self._mark(aggregate.id, events)
         try:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -86,6 +104,7 @@ class Repository(Generic[A]):
             "$set": {**fields, **{f"outbox.{e.id}": e.model_dump(mode="json") for e in events}},
             "$inc": {"version": 1},
         }
+        await self._mark(aggregate.id, events)
         result = await self.collection.update_one(
             {"_id": aggregate.id, "version": aggregate.version}, update
         )
@@ -100,22 +119,31 @@ class Repository(Generic[A]):
         for event in events:
             await self.bus.publish(event)
         # Bumping the version makes a writer holding the pre-flush copy re-read it.
-        await self.collection.update_one(
+        after = await self.collection.find_one_and_update(
             {"_id": aggregate_id},
             {"$unset": {f"outbox.{e.id}": "" for e in events}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
         )
+        if after is not None and not after.get("outbox"):
+            await self.pending.delete_one({"_id": self._marker(aggregate_id)})
 
     async def sweep(self, older_than: timedelta) -> int:
         """Publish events left in outboxes by a crash; returns how many."""
         cutoff = utcnow() - older_than
         count = 0
-        async for doc in self.collection.find({"outbox": {"$gt": {}}}, {"outbox": 1}):
+        async for marker in self.pending.find({"collection": self.collection.name}):
+            doc = await self.collection.find_one({"_id": marker["aggregate_id"]}, {"outbox": 1})
+            outbox = doc.get("outbox", {}) if doc else {}
             events = sorted(
-                (CloudEvent.model_validate(e) for e in doc["outbox"].values()), key=lambda e: e.id
+                (CloudEvent.model_validate(e) for e in outbox.values()), key=lambda e: e.id
             )
             stale = [e for e in events if e.time < cutoff]
-            await self._flush(doc["_id"], stale)
-            count += len(stale)
+            if stale:
+                await self._flush(marker["aggregate_id"], stale)
+                count += len(stale)
+            elif not events and marker["at"] < cutoff:
+                # Left by a writer that stopped before storing, or already flushed.
+                await self.pending.delete_one({"_id": marker["_id"]})
         return count
 
 

@@ -73,18 +73,18 @@ async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
     decision, assigned = decide(opinion, utcnow())
     event = CloudEvent.wrap("/test", assigned)
     event.time = utcnow() - timedelta(minutes=1)
-    # As if the process died after storing but before publishing.
-    doc = decision.model_dump(by_alias=True) | {
-        "version": 1,
-        "outbox": {event.id: event.model_dump(mode="json")},
-    }
-    await collection.insert_one(doc)
+    # The broker is unreachable right after the state is stored: publishing fails.
+    unconnected = Repository(collection, Decision, make_bus("routing"))
+    with pytest.raises(Exception):  # noqa: B017 — whatever the client raises
+        await unconnected.add(decision, [event])
+    assert got == []
 
     assert await repo.sweep(timedelta(seconds=5)) == 1
     await wait_for(lambda: [e.id for e in got] == [event.id], "the swept event")
     stored = await collection.find_one({"_id": decision.id})
     assert stored is not None and stored["outbox"] == {}
     assert await repo.sweep(timedelta(seconds=5)) == 0
+    assert await repo.pending.count_documents({}) == 0
 
 
 async def test_redelivered_opinion_is_routed_once(
@@ -103,3 +103,5 @@ async def test_redelivered_opinion_is_routed_once(
     await asyncio.sleep(0.5)
     assert len(got) == 1
     assert await mongo[isolated.database("routing")].decisions.count_documents({}) == 1
+    stored = await repo.collection.find_one({"_id": opinion.opinion_id})
+    assert stored is not None and stored["outbox"] == {}
