@@ -116,8 +116,17 @@ class Repository(Generic[A]):
     async def _flush(self, aggregate_id: str, events: list[CloudEvent]) -> None:
         if not events:
             return
-        for event in events:
-            await self.bus.publish(event)
+        try:
+            for event in events:
+                await self.bus.publish(event)
+        except Exception:
+            # The change is stored; its events wait in the outbox for the sweeper.
+            log.warning(
+                "publish failed, the outbox sweeper will retry",
+                exc_info=True,
+                extra={"opinion_id": aggregate_id},
+            )
+            return
         # Bumping the version makes a writer holding the pre-flush copy re-read it.
         after = await self.collection.find_one_and_update(
             {"_id": aggregate_id},
