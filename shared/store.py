@@ -23,6 +23,9 @@ from shared.settings import Settings
 
 log = logging.getLogger("minyi.store")
 
+# A version claimed this long ago but never stored was claimed by a writer that died.
+CLAIM_LEASE = timedelta(seconds=30)
+
 Document = dict[str, Any]
 
 
@@ -67,6 +70,7 @@ class Repository(Generic[A]):
         # look documents up by _id, so the sweeper reads this small collection instead of
         # scanning every aggregate for a non-empty outbox.
         self.pending = collection.database["outbox_pending"]
+        self.versions = collection.database["version_claims"]
 
     def _marker(self, aggregate_id: str) -> str:
         return f"{self.collection.name}:{aggregate_id}"
@@ -99,19 +103,44 @@ class Repository(Generic[A]):
 
     async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
         """Store the changed aggregate if nobody changed it meanwhile, then publish its events."""
+        version = aggregate.version + 1
+        await self._claim(aggregate.id, version)
         fields = aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
         update: Document = {
-            "$set": {**fields, **{f"outbox.{e.id}": e.model_dump(mode="json") for e in events}},
-            "$inc": {"version": 1},
+            "$set": {
+                **fields,
+                **{f"outbox.{e.id}": e.model_dump(mode="json") for e in events},
+                "version": version,
+            }
         }
         await self._mark(aggregate.id, events)
-        result = await self.collection.update_one(
-            {"_id": aggregate.id, "version": aggregate.version}, update
-        )
-        if result.matched_count == 0:
-            raise VersionConflict(f"{self.model.__name__} {aggregate.id} changed concurrently")
-        aggregate.version += 1
+        await self.collection.update_one({"_id": aggregate.id}, update)
+        aggregate.version = version
         await self._flush(aggregate.id, events)
+
+    async def _claim(self, aggregate_id: str, version: int) -> None:
+        """Win the right to write ``version`` of the aggregate, or raise VersionConflict.
+
+        A conditional update ({_id, version}) is not atomic on FerretDB 1.24: it reads, then
+        writes, and two writers can both match. A unique _id on insert is atomic on both stores,
+        so each version is claimed by inserting ``<collection>:<id>:<version>`` exactly once."""
+        claim = f"{self.collection.name}:{aggregate_id}:{version}"
+        try:
+            await self.versions.insert_one({"_id": claim, "at": utcnow()})
+            return
+        except DuplicateKeyError:
+            pass
+        held = await self.versions.find_one({"_id": claim})
+        current = await self.collection.find_one({"_id": aggregate_id})
+        if (
+            held
+            and current
+            and current["version"] < version
+            and held["at"] < utcnow() - CLAIM_LEASE
+        ):
+            # Its writer died between claiming and storing: free the version for the next try.
+            await self.versions.delete_one({"_id": claim})
+        raise VersionConflict(f"{self.model.__name__} {aggregate_id} changed concurrently")
 
     async def _flush(self, aggregate_id: str, events: list[CloudEvent]) -> None:
         if not events:
@@ -127,10 +156,10 @@ class Repository(Generic[A]):
                 extra={"opinion_id": aggregate_id},
             )
             return
-        # Bumping the version makes a writer holding the pre-flush copy re-read it.
+        # Writers never rewrite the outbox map wholesale, so this needs no version claim.
         after = await self.collection.find_one_and_update(
             {"_id": aggregate_id},
-            {"$unset": {f"outbox.{e.id}": "" for e in events}, "$inc": {"version": 1}},
+            {"$unset": {f"outbox.{e.id}": "" for e in events}},
             return_document=ReturnDocument.AFTER,
         )
         if after is not None and not after.get("outbox"):
@@ -171,11 +200,12 @@ async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> N
 T = TypeVar("T")
 
 
-async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
-    """Run a read-change-save function again when another writer got there first."""
-    for _ in range(attempts - 1):
+async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Run a read-change-save function again, after a growing pause, when another writer got
+    there first."""
+    for attempt in range(attempts - 1):
         try:
             return await change()
         except VersionConflict:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01 * 2**attempt)
     return await change()

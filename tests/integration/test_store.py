@@ -14,7 +14,7 @@ from services.routing.handlers import route_opinion
 from shared.events import CloudEvent, OpinionReceived, utcnow
 from shared.messaging import EventBus
 from shared.settings import Settings
-from shared.store import Document, Repository, VersionConflict
+from shared.store import Aggregate, Document, Repository, VersionConflict, retry_on_conflict
 
 from .test_messaging import received
 
@@ -106,3 +106,24 @@ async def test_redelivered_opinion_is_routed_once(
     assert await mongo[isolated.database("routing")].decisions.count_documents({}) == 1
     stored = await repo.collection.find_one({"_id": opinion.opinion_id})
     assert stored is not None and stored["outbox"] == {}
+
+
+class Tally(Aggregate):
+    count: int = 0
+
+
+async def test_concurrent_writers_lose_no_update(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    repo = Repository(mongo[isolated.database("routing")].tallies, Tally, make_bus("routing"))
+    assert await repo.add(Tally(id="t1"), [])
+
+    async def increment() -> None:
+        tally = await repo.get("t1")
+        assert tally is not None
+        tally.count += 1
+        await repo.save(tally, [])
+
+    await asyncio.gather(*(retry_on_conflict(increment, attempts=30) for _ in range(20)))
+    stored = await repo.get("t1")
+    assert stored is not None and stored.count == 20 and stored.version == 21
