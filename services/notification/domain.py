@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_serializer, model_validator
 
 from shared.events import EventData
 from shared.store import Aggregate
@@ -43,6 +43,11 @@ class QuietHours(BaseModel):
 
     start: time
     end: time
+
+    @field_serializer("start", "end")
+    def as_text(self, moment: time) -> str:
+        # BSON has no time-of-day type; "22:00" reads back as the same time.
+        return moment.isoformat(timespec="minutes")
 
     @model_validator(mode="after")
     def not_empty(self) -> "QuietHours":

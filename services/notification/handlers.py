@@ -146,6 +146,12 @@ async def _deliver(
     except DeliveryError as exc:
         outcome.retry.append(f"{where}: {exc}")
         await _finish(delivery, DeliveryStatus.FAILING, str(exc), payload, ports)
+    except Exception as exc:
+        # Give up the claim, so the retry of this event does not wait for the lease to run out.
+        await _finish(
+            delivery, DeliveryStatus.FAILING, f"{type(exc).__name__}: {exc}", payload, ports
+        )
+        raise
     else:
         await _finish(delivery, DeliveryStatus.DELIVERED, None, payload, ports)
         if subscription.permanent_failures:
@@ -230,7 +236,7 @@ async def _finish(
         "opinion_id": delivery.opinion_id,
         "office_id": str(getattr(payload, "office_id", "")),
         "recipient": delivery.recipient,
-        "channel": delivery.channel.value,
+        "channel": str(delivery.channel),
         "source_event_id": delivery.event_id,
         "source_event_type": delivery.event_type,
         "delivery_id": delivery.id,
