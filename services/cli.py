@@ -20,6 +20,8 @@ dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_arg
 docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
 for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
     app.add_typer(sub, name=name)
+departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
+app.add_typer(departments, name="departments")
 
 ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
 
@@ -74,6 +76,26 @@ def create_key(
             await mongo.close()
 
     typer.echo(asyncio.run(run()))
+
+
+@departments.command("provision")
+def departments_provision(
+    code: Annotated[str, typer.Argument(help="Department code, e.g. housing")],
+    password: Annotated[
+        str | None, typer.Option(help="Set this password (default: generate for a new user)")
+    ] = None,
+) -> None:
+    """Give a department its own RabbitMQ user and queue of its events (read-only)."""
+    try:
+        made = broker_admin.provision_department(get_settings(), code, password)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"ok  user {made.user}, queue {made.queue} bound to {made.binding}")
+    if made.password is None:
+        typer.echo("    password unchanged (give --password to set a new one)")
+    else:
+        typer.echo(f"    password (shown once): {made.password}")
+    typer.echo(f"    connect: {made.amqp_url}")
 
 
 @dlq.command("list")
