@@ -98,6 +98,15 @@ def departments_provision(
     typer.echo(f"    connect: {made.amqp_url}")
 
 
+@departments.command("revoke")
+def departments_revoke(
+    code: Annotated[str, typer.Argument(help="Department code, e.g. housing")],
+) -> None:
+    """Take a department's RabbitMQ user and queue away."""
+    broker_admin.revoke_department(get_settings(), code)
+    typer.echo(f"ok  revoked {broker_admin.department_user(code)}")
+
+
 @dlq.command("list")
 def dlq_list(service: ServiceName, limit: int = 20) -> None:
     """Show parked messages of a service with the reason each was parked."""

@@ -83,7 +83,8 @@ def provision_department(
 ) -> ProvisionedDepartment:
     """Idempotently create a department's RabbitMQ user, its quorum queue bound to its routing
     keys on the event exchange, and its permissions. A new user gets a generated password
-    (returned once); an existing one keeps its own unless ``password`` is given."""
+    (returned once); an existing one keeps its own unless ``password`` is given. Users are
+    broker-wide; queue and permissions belong to the settings' vhost."""
     if not re.fullmatch(DEPARTMENT_CODE, code):
         raise ValueError(f"department code {code!r} must match {DEPARTMENT_CODE}")
     vhost = quote(settings.amqp_vhost, safe="")
@@ -116,6 +117,19 @@ def provision_department(
         http.put(f"/api/topic-permissions/{vhost}/{user}", json=topic).raise_for_status()
     url = f"amqp://{user}:<password>@{settings.amqp_host}:{settings.amqp_port}/{vhost}"
     return ProvisionedDepartment(user, password, queue, binding, url)
+
+
+def revoke_department(settings: Settings, code: str) -> None:
+    """Delete a department's RabbitMQ user (users are broker-wide) and its queue here."""
+    vhost = quote(settings.amqp_vhost, safe="")
+    with _client(settings) as http:
+        for path in (
+            f"/api/users/{department_user(code)}",
+            f"/api/queues/{vhost}/{quote(topology.department_queue_name(code))}",
+        ):
+            response = http.delete(path)
+            if response.status_code not in (204, 404):
+                response.raise_for_status()
 
 
 def delete_vhost(settings: Settings) -> None:

@@ -2,7 +2,9 @@
 RabbitMQ refuses everything else."""
 
 import json
-from collections.abc import Awaitable, Callable
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
@@ -45,10 +47,13 @@ def _url(settings: Settings, user: str, password: str) -> str:
 
 
 async def _refused(
-    settings: Settings, password: str, attempt: Callable[[AbstractChannel], Awaitable[None]]
+    settings: Settings,
+    user: str,
+    password: str,
+    attempt: Callable[[AbstractChannel], Awaitable[None]],
 ) -> str:
-    """Run ``attempt(channel)`` as the housing department; return RabbitMQ's refusal."""
-    connection = await aio_pika.connect(_url(settings, "minyi-dept-housing", password))
+    """Run ``attempt(channel)`` as ``user``; return RabbitMQ's refusal."""
+    connection = await aio_pika.connect(_url(settings, user, password))
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         with pytest.raises(ChannelAccessRefused) as refusal:
@@ -56,62 +61,76 @@ async def _refused(
     return str(refusal.value)
 
 
+@pytest.fixture
+def codes(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Two department codes of this test only: RabbitMQ users are broker-wide."""
+    run = uuid.uuid4().hex[:6]
+    made = (f"housing-{run}", f"education-{run}")
+    yield made
+    for code in made:
+        broker_admin.revoke_department(settings, code)
+
+
 async def test_department_reads_its_own_events_and_nothing_else(
-    isolated: Settings, make_bus: Callable[[str], EventBus]
+    isolated: Settings, make_bus: Callable[[str], EventBus], codes: tuple[str, str]
 ) -> None:
-    housing = broker_admin.provision_department(isolated, "housing")
-    broker_admin.provision_department(isolated, "education")
+    own, other = codes
+    housing = broker_admin.provision_department(isolated, own)
+    broker_admin.provision_department(isolated, other)
     assert housing.password is not None
     # Provisioning again changes nothing and keeps the password.
-    assert broker_admin.provision_department(isolated, "housing").password is None
+    assert broker_admin.provision_department(isolated, own).password is None
 
     routing = make_bus("routing")
     await routing.start()
-    mine, theirs = assigned("housing"), assigned("education")
+    mine, theirs = assigned(own), assigned(other)
     await routing.publish(mine)
     await routing.publish(theirs)
 
     connection = await aio_pika.connect(_url(isolated, housing.user, housing.password))
     async with connection:
         channel = await connection.channel()
-        queue = await channel.get_queue("minyi.dept.housing", ensure=False)
+        queue = await channel.get_queue(housing.queue, ensure=False)
         message = await queue.get(timeout=10)
         await message.ack()
         rest = await queue.get(fail=False)
     event = json.loads(message.body)
     assert message.message_id == mine.id
     assert message.content_type == "application/cloudevents+json"
-    assert (event["type"], event["data"]["department"]) == ("minyi.opinion.assigned.v1", "housing")
+    assert (event["type"], event["data"]["department"]) == ("minyi.opinion.assigned.v1", own)
     assert rest is None
 
     async def bind_other(channel: AbstractChannel) -> None:
-        queue = await channel.get_queue("minyi.dept.housing", ensure=False)
-        await queue.bind("minyi.events", routing_key="opinion.assigned.education")
+        queue = await channel.get_queue(housing.queue, ensure=False)
+        await queue.bind("minyi.events", routing_key=f"opinion.assigned.{other}")
 
     async def read_other(channel: AbstractChannel) -> None:
-        queue = await channel.get_queue("minyi.dept.education", ensure=False)
+        queue = await channel.get_queue(f"minyi.dept.{other}", ensure=False)
         await queue.get(fail=False)
 
     async def publish(channel: AbstractChannel) -> None:
         events = await channel.get_exchange("minyi.events", ensure=False)
-        await events.publish(aio_pika.Message(b"{}"), routing_key="assignment.signed.housing")
+        await events.publish(aio_pika.Message(b"{}"), routing_key=f"assignment.signed.{own}")
 
     async def declare(channel: AbstractChannel) -> None:
-        await channel.declare_queue("minyi.dept.housing.mine", durable=True)
+        await channel.declare_queue(f"{housing.queue}.mine", durable=True)
 
-    key = housing.password
-    assert "access to queue 'minyi.dept.housing'" in await _refused(isolated, key, bind_other)
-    assert "access to queue 'minyi.dept.education'" in await _refused(isolated, key, read_other)
-    assert "access to exchange 'minyi.events'" in await _refused(isolated, key, publish)
-    assert "ACCESS_REFUSED" in await _refused(isolated, key, declare)
+    def refused(attempt: Callable[[AbstractChannel], Awaitable[None]]) -> Awaitable[str]:
+        assert housing.password is not None
+        return _refused(isolated, housing.user, housing.password, attempt)
+
+    assert f"access to queue '{housing.queue}'" in await refused(bind_other)
+    assert f"access to queue 'minyi.dept.{other}'" in await refused(read_other)
+    assert "access to exchange 'minyi.events'" in await refused(publish)
+    assert "ACCESS_REFUSED" in await refused(declare)
 
     # Defence in depth: even if its vhost permissions were widened so it may bind its queue,
     # the topic permission still confines it to keys ending with its code.
     vhost = quote(isolated.amqp_vhost, safe="")
     wider = {
         "configure": "^$",
-        "write": r"^minyi\.dept\.housing$",
-        "read": r"^(minyi\.dept\.housing|minyi\.events)$",
+        "write": f"^{re.escape(housing.queue)}$",
+        "read": rf"^({re.escape(housing.queue)}|minyi\.events)$",
     }
     admin = urlsplit(isolated.rabbit_admin_url)
     async with httpx.AsyncClient(
@@ -120,21 +139,22 @@ async def test_department_reads_its_own_events_and_nothing_else(
     ) as http:
         response = await http.put(f"/api/permissions/{vhost}/{housing.user}", json=wider)
         response.raise_for_status()
-    refusal = await _refused(isolated, key, bind_other)
-    assert "access to topic 'opinion.assigned.education' in exchange 'minyi.events'" in refusal
+    refusal = await refused(bind_other)
+    assert f"access to topic 'opinion.assigned.{other}' in exchange 'minyi.events'" in refusal
 
 
 def test_provision_command_prints_the_password_once_and_checks_the_code(
-    settings: Settings,
+    settings: Settings, codes: tuple[str, str]
 ) -> None:
     get_settings.cache_clear()  # the CLI reads this run's vhost from the environment
+    code = codes[0]
     runner = CliRunner()
-    first = runner.invoke(cli, ["departments", "provision", "water"])
-    again = runner.invoke(cli, ["departments", "provision", "water"])
+    first = runner.invoke(cli, ["departments", "provision", code])
+    again = runner.invoke(cli, ["departments", "provision", code])
     bad = runner.invoke(cli, ["departments", "provision", "Water Bureau"])
 
     assert first.exit_code == 0, first.output
-    assert "queue minyi.dept.water bound to *.*.water" in first.output
+    assert f"queue minyi.dept.{code} bound to *.*.{code}" in first.output
     assert "password (shown once):" in first.output
     assert again.exit_code == 0 and "password unchanged" in again.output
     assert bad.exit_code == 2
