@@ -107,19 +107,19 @@ async def _deliver(
     did = delivery_id(event.id, rid, subscription)
     where = f"{rid} {subscription.channel.value}"
     now = ports.clock()
-    delivery = await ports.deliveries.get(did)
-    if delivery is not None and delivery.status == DeliveryStatus.DELIVERED:
-        return
     quiet = subscription.quiet_hours
     if quiet is not None and quiet.ends_after(now) is not None:
+        held = _new_delivery(did, event, rid, subscription, now, held=True)
+        if not await ports.deliveries.add(held, []):
+            existing = await ports.deliveries.get(did)
+            if existing is not None and existing.status == DeliveryStatus.DELIVERED:
+                return
         outcome.held = True
-        if delivery is None:
-            await ports.deliveries.add(
-                _new_delivery(did, event, rid, subscription, now, held=True), []
-            )
         return
-    delivery = await _claim(delivery, did, event, rid, subscription, now, ports)
-    if delivery is None:
+    delivery = await _claim(did, event, rid, subscription, now, ports)
+    if delivery == DeliveryStatus.DELIVERED:
+        return
+    if not isinstance(delivery, Delivery):
         outcome.retry.append(f"{where}: being sent by another consumer")
         return
     channel = ports.channels[subscription.channel]
@@ -181,32 +181,34 @@ def _new_delivery(
 
 
 async def _claim(
-    delivery: Delivery | None,
     did: str,
     event: CloudEvent,
     rid: str,
     subscription: Subscription,
     now: datetime,
     ports: NotificationPorts,
-) -> Delivery | None:
-    """Mark the delivery as being sent by this consumer; None if another one has it, so two
-    copies of an event handled at once never both send."""
+) -> Delivery | DeliveryStatus:
+    """Mark the delivery as being sent by this consumer, so two copies of an event handled at
+    once never both send. Returns the claimed delivery, or what keeps us from sending it:
+    DELIVERED (done before) or SENDING (another consumer has it now)."""
+    # Most events are new: try the insert first, read only when it already exists.
+    fresh = _new_delivery(did, event, rid, subscription, now)
+    if await ports.deliveries.add(fresh, []):
+        return fresh
+    delivery = await ports.deliveries.get(did)
     if delivery is None:
-        fresh = _new_delivery(did, event, rid, subscription, now)
-        if await ports.deliveries.add(fresh, []):
-            return fresh
-        delivery = await ports.deliveries.get(did)
-        if delivery is None:
-            return None
+        return DeliveryStatus.SENDING
+    if delivery.status == DeliveryStatus.DELIVERED:
+        return DeliveryStatus.DELIVERED
     if not delivery.claimable(now, ports.claim_lease):
-        return None
+        return DeliveryStatus.SENDING
     delivery.status = DeliveryStatus.SENDING
     delivery.attempts += 1
     delivery.claimed_at = now
     try:
         await ports.deliveries.save(delivery, [])
     except VersionConflict:
-        return None
+        return DeliveryStatus.SENDING
     return delivery
 
 
