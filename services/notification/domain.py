@@ -204,7 +204,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 # 身份证号 (18 digits, last may be X) before mobile numbers, so a phone-like run inside an
 # ID number is not masked separately.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?![0-9A-Za-z])")
 
 
 def mask_personal_data(text: str) -> str:
@@ -214,11 +214,12 @@ def mask_personal_data(text: str) -> str:
 
 
 def mask_strings(value: Any) -> Any:
-    """``mask_personal_data`` applied to every string inside a JSON-like value."""
+    """``mask_personal_data`` applied to every string inside a JSON-like value, except ids and
+    links (``*_id``, ``*_url``), whose digits are not personal data."""
     if isinstance(value, str):
         return mask_personal_data(value)
     if isinstance(value, dict):
-        return {k: mask_strings(v) for k, v in value.items()}
+        return {k: v if k.endswith(("_id", "_url")) else mask_strings(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_strings(v) for v in value]
     return value

@@ -103,4 +103,5 @@ def render(template: jinja2.Template, event: CloudEvent, role: RecipientRole) ->
     except Exception as exc:
         raise TemplateError(f"{template.name or 'override'}: {type(exc).__name__}: {exc}") from exc
     subject, _, body = text.strip().partition("\n")
-    return Rendered(subject=subject.strip(), text=body.strip())
+    # One line, whatever the data holds: a stray CR would make an invalid e-mail header.
+    return Rendered(subject=" ".join(subject.split()), text=body.strip())

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 from datetime import UTC, datetime, time, timedelta
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
@@ -20,7 +21,15 @@ from services.notification.domain import (
     recipients_of,
     signature,
 )
-from shared.events import AssignmentSigned, EventData, FeedbackReceived, Rating
+from services.notification.handlers import NotificationPorts, deliver_event
+from shared.events import (
+    AssignmentSigned,
+    CloudEvent,
+    EventData,
+    FeedbackReceived,
+    NotificationDelivered,
+    Rating,
+)
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -82,6 +91,10 @@ def test_phone_and_id_numbers_are_masked() -> None:
     # Long digit runs that are neither (order numbers) stay as they are.
     assert mask_personal_data("单号 2026100113812345678") == "单号 2026100113812345678"
     assert mask_strings({"a": ["电话13912345678"], "n": 5}) == {"a": ["电话139****5678"], "n": 5}
+    # Ids and links keep their digits, and so do digit runs inside other tokens.
+    ids = {"opinion_id": "01ABC13912345678", "feedback_url": "http://x/13912345678"}
+    assert mask_strings(ids) == ids
+    assert mask_personal_data("ULID01HX13912345678") == "ULID01HX13912345678"
 
 
 @pytest.mark.parametrize(
@@ -139,3 +152,20 @@ def test_a_claimed_delivery_is_left_alone_until_its_lease_runs_out() -> None:
     assert delivery.claimable(NOW, lease)
     delivery.status = DeliveryStatus.DELIVERED
     assert not delivery.claimable(NOW + timedelta(days=1), lease)
+
+
+async def test_own_notification_events_are_never_delivered() -> None:
+    event = CloudEvent.wrap(
+        "/test",
+        NotificationDelivered(
+            opinion_id="op",
+            office_id="o1",
+            recipient="office:o1",
+            channel="webhook",
+            source_event_id="e",
+            source_event_type="minyi.case.closed.v1",
+            delivery_id="d",
+        ),
+    )
+    # Ports that fail if touched: the handler must return before looking anyone up.
+    await deliver_event(event, cast(NotificationPorts, cast(Any, object())))
