@@ -64,6 +64,8 @@ def compile_template(source: str) -> jinja2.Template:
         return _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"line {exc.lineno}: {exc.message}") from exc
+    except RecursionError as exc:
+        raise TemplateError("nested too deeply") from exc
 
 
 def _builtin_names(event_name: str, role: RecipientRole) -> list[str]:

@@ -124,6 +124,8 @@ def test_a_broken_template_is_a_template_error_naming_the_cause() -> None:
     event = CloudEvent.wrap("/test", SAMPLES[0])
     with pytest.raises(rendering.TemplateError, match="line 1"):
         rendering.compile_template("{% if %}")
+    with pytest.raises(rendering.TemplateError, match="nested too deeply"):
+        rendering.compile_template("{{" + "(" * 3000 + "1" + ")" * 3000 + "}}")
     missing = rendering.compile_template("{{ data.no_such_field }}")
     with pytest.raises(rendering.TemplateError, match="no_such_field"):
         rendering.render(missing, event, RecipientRole.OFFICE)
