@@ -188,6 +188,32 @@ class CaseClosed(EventData):
     closed_at: datetime
 
 
+class NotificationDelivered(EventData):
+    """通知送达 — a notification reached a recipient (the notification service never delivers
+    these itself)."""
+
+    name = "notification.delivered"
+    office_id: str
+    recipient: str = Field(description="<role>:<code> of the recipient")
+    channel: str
+    source_event_id: str = Field(description="Id of the event the notification was about")
+    source_event_type: str
+    delivery_id: str
+
+
+class NotificationFailed(EventData):
+    """通知失败 — a notification could not be delivered for good; the event is parked."""
+
+    name = "notification.failed"
+    office_id: str
+    recipient: str = Field(description="<role>:<code> of the recipient")
+    channel: str
+    source_event_id: str = Field(description="Id of the event the notification was about")
+    source_event_type: str
+    delivery_id: str
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.event_type(): cls
     for cls in (
@@ -201,6 +227,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         FeedbackRequested,
         FeedbackReceived,
         CaseClosed,
+        NotificationDelivered,
+        NotificationFailed,
     )
 }
 

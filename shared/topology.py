@@ -25,6 +25,16 @@ BINDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def department_queue_name(code: str) -> str:
+    """The AMQP queue a department's own system consumes (部门订阅)."""
+    return f"minyi.dept.{code}"
+
+
+def department_binding(code: str) -> str:
+    """Every department-addressed routing key ``<aggregate>.<event>.<code>`` of one department."""
+    return f"*.*.{code}"
+
+
 def work_queue_name(service: str) -> str:
     return f"minyi.{service}"
 
