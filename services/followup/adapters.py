@@ -112,81 +112,99 @@ class Calendars:
 class Timers:
     """Pending timers, one small document each (``_id`` = timer id), checked by every replica.
 
-    A replica claims a due timer with a compare-and-set on its ``attempt`` counter, which also
-    pushes ``next_try`` one lease ahead: exactly one replica wins each claim, and if the winner
-    dies before finishing, the timer is due again when the lease ends. The action itself is
-    idempotent (the case records the timer id), so a retried claim never acts twice."""
+    Claims are inserts of ``<timer id>#<attempt>`` into a claims collection: a unique ``_id``
+    is the one compare-and-set FerretDB 1.24 on SQLite does atomically (its conditional
+    ``update_one`` is a read-modify-write that two clients can both win). A claim holds for a
+    lease of real time; if its holder dies, the next attempt can be claimed after the lease.
+    The action itself is idempotent (the case records the timer id), so a retried timer never
+    acts twice."""
 
-    def __init__(self, collection: AsyncCollection[Document], lease: timedelta) -> None:
-        self.collection = collection
+    def __init__(
+        self,
+        timers: AsyncCollection[Document],
+        claims: AsyncCollection[Document],
+        lease: timedelta,
+    ) -> None:
+        self.timers = timers
+        self.claims = claims
         self.lease = lease
 
     async def schedule(self, timers: list[Timer]) -> None:
         """Store timers (again): an existing timer keeps its state."""
         for t in timers:
-            doc = {**t.model_dump(mode="python"), "next_try": t.fire_at, "attempt": 0}
-            await self.collection.update_one({"_id": t.id}, {"$setOnInsert": doc}, upsert=True)
+            doc = {**t.model_dump(mode="python"), "attempt": 0}
+            with contextlib.suppress(DuplicateKeyError):
+                await self.timers.insert_one({"_id": t.id, **doc})
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
-        cursor = self.collection.find({"next_try": {"$lte": now}}).limit(limit)
+        cursor = self.timers.find({"fire_at": {"$lte": now}}).limit(limit)
         return [Timer.model_validate(doc) async for doc in cursor]
 
-    async def claim(self, timer: Timer, now: datetime) -> bool:
-        """True for exactly one caller while the timer is due."""
-        doc = await self.collection.find_one({"_id": timer.id})
-        if doc is None or doc["next_try"] > now:
-            return False
-        result = await self.collection.update_one(
-            {"_id": timer.id, "attempt": doc["attempt"]},
-            {"$set": {"next_try": now + self.lease}, "$inc": {"attempt": 1}},
-        )
-        return result.modified_count == 1
+    async def claim(self, timer: Timer, replica: str) -> int | None:
+        """The attempt number this replica now holds, or None if another replica holds it."""
+        doc = await self.timers.find_one({"_id": timer.id})
+        if doc is None:
+            return None  # done meanwhile
+        attempt = doc["attempt"]
+        while True:
+            now = utcnow()  # leases run on real time, whatever a test clock says
+            try:
+                await self.claims.insert_one(
+                    {"_id": f"{timer.id}#{attempt}", "replica": replica, "until": now + self.lease}
+                )
+            except DuplicateKeyError:
+                held = await self.claims.find_one({"_id": f"{timer.id}#{attempt}"})
+                if held is None or held["until"] > now:
+                    return None
+                attempt += 1
+                await self.timers.update_one({"_id": timer.id}, {"$set": {"attempt": attempt}})
+                continue
+            return attempt
 
-    async def done(self, timer: Timer) -> None:
-        await self.collection.delete_one({"_id": timer.id})
+    async def done(self, timer: Timer, attempt: int) -> None:
+        await self.timers.delete_one({"_id": timer.id})
+        claims = [f"{timer.id}#{n}" for n in range(attempt + 1)]
+        await self.claims.delete_many({"_id": {"$in": claims}})
 
 
 class Kpis:
-    """KPI projections: one document per dimension value and month, ``_id``
-    ``<dimension>:<value>:<month>``, counters moved with ``$inc``. The keys of the events
-    already counted sit in the same document, so a redelivered event counts once."""
+    """KPI projection: one fact per counted event (``_id`` = the event's key, so a redelivered
+    event is refused as a duplicate) with its month, department, office, category and counter
+    deltas; tables are ``$group``/``$sum`` over the facts of a dimension.
 
-    DIMENSIONS = ("department", "office", "category", "all")
+    Facts rather than ``$inc`` on one document per department and month: FerretDB 1.24 on
+    SQLite loses concurrent ``$inc`` updates of one document, while inserts are atomic."""
+
+    DIMENSIONS = ("department", "office", "category")
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
 
     async def add(
         self, key: str, month: str, values: dict[str, str], counters: dict[str, int]
-    ) -> None:
-        """Add ``counters`` once per ``key`` to each dimension's document of ``month``."""
-        for dimension in self.DIMENSIONS:
-            value = values.get(dimension, "all")
-            doc_id = f"{dimension}:{value}:{month}"
-            increments = {f"counters.{name}": n for name, n in counters.items()}
-            # A duplicate key means the filter missed only because ``key`` was already counted.
-            with contextlib.suppress(DuplicateKeyError):
-                await self.collection.update_one(
-                    {"_id": doc_id, f"applied.{key}": {"$exists": False}},
-                    {
-                        "$inc": increments,
-                        "$set": {f"applied.{key}": True},
-                        "$setOnInsert": {"dimension": dimension, "value": value, "month": month},
-                    },
-                    upsert=True,
-                )
+    ) -> bool:
+        """Count ``counters`` once per ``key``; False if it was counted before."""
+        fact = {"_id": key, "month": month, **values, "counters": counters}
+        try:
+            await self.collection.insert_one(fact)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def table(self, dimension: str, month: str | None) -> list[dict[str, Any]]:
-        """Rows of one dimension (optionally one month): value, month, counters."""
-        query: Document = {"dimension": dimension}
-        if month:
-            query["month"] = month
-        cursor = self.collection.find(query, {"applied": 0})
-        rows = [
-            {"value": d["value"], "month": d["month"], "counters": d.get("counters", {})}
-            async for d in cursor
+        """Rows of one dimension ("all": everything together) and month: value, counters."""
+        match: Document = {"month": month} if month else {}
+        facts = [f async for f in self.collection.find(match, {"_id": 0})]
+        totals: dict[tuple[str, str], dict[str, int]] = {}
+        for fact in facts:
+            value = "全部" if dimension == "all" else str(fact.get(dimension, ""))
+            row = totals.setdefault((fact["month"], value), {})
+            for name, n in fact["counters"].items():
+                row[name] = row.get(name, 0) + n
+        return [
+            {"value": value, "month": m, "counters": counters}
+            for (m, value), counters in sorted(totals.items())
         ]
-        return sorted(rows, key=lambda r: (r["month"], r["value"]))
 
 
 def table_csv(header: list[str], rows: list[list[Any]]) -> bytes:

@@ -204,20 +204,20 @@ async def rate(
 
 async def fire_due_timers(p: FollowupPorts, replica: str, limit: int) -> int:
     """Claim and act on due timers; returns how many this replica acted on."""
-    now = await p.clock.now()
     acted = 0
-    for timer in await p.timers.due(now, limit):
-        if not await p.timers.claim(timer, now):
+    for timer in await p.timers.due(await p.clock.now(), limit):
+        attempt = await p.timers.claim(timer, replica)
+        if attempt is None:
             continue  # another replica has it
         try:
             await _fire(p, timer)
         except Exception:
             # The claim lapses after its lease; the timer is then tried again.
-            log.exception("timer failed", extra={"timer": timer.id, "opinion_id": timer.case_id})
+            log.exception("timer %s failed", timer.id, extra={"opinion_id": timer.case_id})
             continue
-        await p.timers.done(timer)
+        await p.timers.done(timer, attempt)
         acted += 1
-        log.info("timer fired", extra={"timer": timer.id, "replica": replica})
+        log.info("timer %s fired by %s", timer.id, replica, extra={"opinion_id": timer.case_id})
     return acted
 
 

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     ports = FollowupPorts(
         cases=cases,
-        timers=Timers(db.timers, timedelta(seconds=own.timer_lease_seconds)),
+        timers=Timers(db.timers, db.timer_claims, timedelta(seconds=own.timer_lease_seconds)),
         calendars=Calendars(db.calendars, own.office_opens),
         kpis=Kpis(db.kpis),
         clock=clock,
