@@ -3,7 +3,7 @@ arithmetic on it. Pure: years the ``chinese_calendar`` library does not know yet
 as ``YearCalendar`` records (loaded from the followup database by the adapters)."""
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -94,12 +94,13 @@ class WorkCalendar:
         return day
 
     def end_of(self, day: date) -> datetime:
-        """24:00 Beijing time of ``day``: a deadline "on day X" may be met all of X."""
-        return datetime.combine(day + timedelta(days=1), time(0), BEIJING)
+        """24:00 Beijing time of ``day`` (in UTC, as stored): a deadline "on day X" may be met
+        all of X."""
+        return datetime.combine(day + timedelta(days=1), time(0), BEIJING).astimezone(UTC)
 
     def opening_of(self, day: date) -> datetime:
         """When offices open on ``day`` (Beijing time): reminders and 催办 go out then."""
-        return datetime.combine(day, self.office_opens, BEIJING)
+        return datetime.combine(day, self.office_opens, BEIJING).astimezone(UTC)
 
     def due(self, start: datetime, span: Span) -> datetime:
         """The deadline ``span`` after ``start``."""
