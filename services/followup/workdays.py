@@ -4,6 +4,7 @@ as ``YearCalendar`` records (loaded from the followup database by the adapters).
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,15 @@ class Span(BaseModel):
         )
 
 
+@lru_cache(maxsize=4096)
+def _official_workday(day: date) -> bool | None:
+    """The library's answer, None for a year it does not know (cached: it is slow per call)."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
+
+
 class WorkCalendar:
     """Working days from the library, overridden by loaded years; unknown years fall back to
     Monday-Friday (and say so in the log) so that deadlines are never refused."""
@@ -55,23 +65,17 @@ class WorkCalendar:
     def is_workday(self, day: date) -> bool:
         if (year := self.loaded.get(day.year)) is not None:
             return day in year.workdays or (day.weekday() < 5 and day not in year.holidays)
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
+        official = _official_workday(day)
+        if official is None:
             if day.year not in self._warned:
                 self._warned.add(day.year)
                 log.warning("no holiday calendar for %d; counting Monday-Friday", day.year)
             return day.weekday() < 5
+        return official
 
     def knows(self, year: int) -> bool:
         """True if the year's official calendar is known (library or loaded)."""
-        if year in self.loaded:
-            return True
-        try:
-            chinese_calendar.is_workday(date(year, 6, 1))
-        except NotImplementedError:
-            return False
-        return True
+        return year in self.loaded or _official_workday(date(year, 6, 1)) is not None
 
     def next_workday(self, day: date) -> date:
         """The first working day after ``day``."""
