@@ -55,6 +55,8 @@ class FeedbackTokens:
 
 
 class Clock(Protocol):
+    """Where use cases and timers get the time from."""
+
     async def now(self) -> datetime: ...
 
 
@@ -175,8 +177,6 @@ class Kpis:
     Facts rather than ``$inc`` on one document per department and month: FerretDB 1.24 on
     SQLite loses concurrent ``$inc`` updates of one document, while inserts are atomic."""
 
-    DIMENSIONS = ("department", "office", "category")
-
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
 
@@ -208,6 +208,7 @@ class Kpis:
 
 
 def table_csv(header: list[str], rows: list[list[Any]]) -> bytes:
+    """A table as UTF-8 CSV that Excel opens with its Chinese headers intact."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -217,6 +218,7 @@ def table_csv(header: list[str], rows: list[list[Any]]) -> bytes:
 
 
 def table_xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
+    """A table as a one-sheet XLSX workbook."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
