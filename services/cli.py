@@ -142,6 +142,7 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
 BENCHMARKS: dict[str, str] = {
     "pipeline": "services.loadtest:run",
     "notification": "services.notification.bench:run",
+    "followup": "services.followup.bench:run",
 }
 
 

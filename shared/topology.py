@@ -19,7 +19,17 @@ INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.DIRECT, durable=True)
 # Binding keys of each consuming service's work queue.
 BINDINGS: dict[str, tuple[str, ...]] = {
     "routing": ("opinion.received", "assignment.returned.*", "case.reopened"),
-    "followup": ("opinion.assigned.*",),
+    "followup": (
+        "opinion.assigned.*",
+        # Its own events feed the KPI projections (统计).
+        "assignment.*.*",
+        "deadline.*.*",
+        "case.escalated.*",
+        "case.closed",
+        "feedback.received",
+        "opinion.adopted",
+        "opinion.instructed",
+    ),
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
 }
