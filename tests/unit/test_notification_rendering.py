@@ -7,17 +7,25 @@ import pytest
 from services.notification import rendering
 from services.notification.domain import RecipientRole
 from shared.events import (
+    AdoptionLevel,
+    AssignmentExtensionApproved,
+    AssignmentExtensionRefused,
     AssignmentReplied,
     AssignmentReturned,
     AssignmentSigned,
     CaseClosed,
+    CaseEscalated,
     CaseReopened,
     CloudEvent,
+    DeadlineBreached,
+    DeadlineWarning,
     EventData,
     FeedbackReceived,
     FeedbackRequested,
     Location,
+    OpinionAdopted,
     OpinionAssigned,
+    OpinionInstructed,
     OpinionReceived,
     OpinionTriage,
     Rating,
@@ -75,6 +83,51 @@ SAMPLES: list[EventData] = [
     ),
     FeedbackReceived(**COMMON, rating=Rating.SATISFIED, comment="很好"),
     CaseClosed(**COMMON, tracking_no="SQ-2026-000001", outcome="已解决", closed_at=NOW),
+    DeadlineWarning(
+        **COMMON, department="transport", tracking_no="SQ-2026-000001", kind="reply", due_at=NOW
+    ),
+    DeadlineBreached(
+        **COMMON, department="transport", tracking_no="SQ-2026-000001", kind="sign", due_at=NOW
+    ),
+    CaseEscalated(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        level=1,
+        label="督办（一级）",
+        reason="超期5个工作日",
+        actor="timer",
+        due_at=NOW,
+    ),
+    AssignmentExtensionApproved(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        due_at=NOW,
+        decided_by="督查室",
+    ),
+    AssignmentExtensionRefused(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        reason="理由不充分",
+        decided_by="督查室",
+    ),
+    OpinionAdopted(
+        **COMMON,
+        tracking_no="SQ-2026-000001",
+        level=AdoptionLevel.CITY,
+        adopted_by="市政协",
+        note="",
+        adopted_at=NOW,
+    ),
+    OpinionInstructed(
+        **COMMON,
+        tracking_no="SQ-2026-000001",
+        leader="区长",
+        text="请交通局抓紧落实。",
+        instructed_at=NOW,
+    ),
 ]
 
 
@@ -116,7 +169,7 @@ def test_department_gets_its_own_wording_and_times_are_beijing_time() -> None:
 
 
 def test_unknown_events_fall_back_to_the_generic_template() -> None:
-    template = rendering.builtin_template("deadline.breached", RecipientRole.SUPERVISOR)
+    template = rendering.builtin_template("assignment.input_given", RecipientRole.SUPERVISOR)
     assert template.name == "default.j2"
 
 
@@ -138,3 +191,14 @@ def test_templates_are_sandboxed() -> None:
     sneaky = rendering.compile_template("{{ ''.__class__.__mro__[1].__subclasses__() }}")
     with pytest.raises(rendering.TemplateError, match=r"SecurityError|unsafe"):
         rendering.render(sneaky, event, RecipientRole.OFFICE)
+
+
+def test_escalation_wording_names_the_level_and_the_department() -> None:
+    escalated = next(p for p in SAMPLES if p.name == "case.escalated")
+    text = rendering.render(
+        rendering.builtin_template("case.escalated", RecipientRole.SUPERVISOR),
+        CloudEvent.wrap("/test", escalated),
+        RecipientRole.SUPERVISOR,
+    )
+    assert text.subject == "【督办（一级）】意见 SQ-2026-000001"
+    assert "承办单位：transport" in text.text and "超期5个工作日" in text.text
