@@ -140,44 +140,56 @@ async def raw_ceiling(settings: Settings, count: int, size: int) -> dict[str, An
     }
 
 
+def bench_opinion(run: str, i: int) -> dict[str, Any]:
+    """A plainly worded opinion; each in a street of its own so none is linked as 附议."""
+    topic = TITLES[i % len(TITLES)]
+    return {
+        "title": f"{topic} {i}",
+        "content": f"{topic}，影响居民生活，希望有关部门尽快处理。编号{i}",
+        "channel": "网络",
+        "submitter": {"kind": "群众", "name": "测试"},
+        "location": {"district": "示范区", "street": f"测试街道{run}-{i}"},
+    }
+
+
+async def subscribe_departments(
+    http: httpx.AsyncClient, keys: dict[str, str], sink: WebhookSink
+) -> None:
+    """Every demo department subscribes the sink to its assignments."""
+    hooks = f"{url('notification')}/subscriptions/webhooks"
+    for label, key in keys.items():
+        if label.startswith("department:"):
+            response = await http.post(
+                hooks,
+                headers={"Authorization": f"Bearer {key}"},
+                json={"url": sink.url, "event_names": ["opinion.assigned"]},
+            )
+            response.raise_for_status()
+            sink.secrets.append(response.json()["secret"])
+
+
 async def pipeline(
     settings: Settings, count: int, concurrency: int, rate: float | None, port: int
 ) -> dict[str, Any]:
     """Submit opinions over HTTP; wait until each one's department webhook is delivered."""
     keys = await seed_keys(settings, {})
+    run = uuid.uuid4().hex[:6]
     offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]
     sink = WebhookSink(port)
     submitted: dict[str, tuple[float, float]] = {}
     limits = httpx.Limits(max_connections=concurrency)
     async with sink.running(), httpx.AsyncClient(timeout=60, limits=limits) as http:
-        hooks = f"{url('notification')}/subscriptions/webhooks"
-        for label, key in keys.items():
-            if label.startswith("department:"):
-                response = await http.post(
-                    hooks,
-                    headers={"Authorization": f"Bearer {key}"},
-                    json={"url": sink.url, "event_names": ["opinion.assigned"]},
-                )
-                response.raise_for_status()
-                sink.secrets.append(response.json()["secret"])
+        await subscribe_departments(http, keys, sink)
         gate = asyncio.Semaphore(concurrency)
         failures: list[str] = []
 
         async def submit(i: int) -> None:
             async with gate:
-                topic = TITLES[i % len(TITLES)]
-                opinion = {
-                    "title": f"{topic} {i}",
-                    "content": f"{topic}，影响居民生活，希望有关部门尽快处理。编号{i}",
-                    "channel": "网络",
-                    "submitter": {"kind": "群众", "name": "测试"},
-                    "location": {"district": "示范区", "street": "幸福街道"},
-                }
                 key = offices[i % len(offices)]
                 sent = time.time()
                 response = await http.post(
                     f"{url('intake')}/opinions",
-                    json=opinion,
+                    json=bench_opinion(run, i),
                     headers={"Authorization": f"Bearer {key}"},
                 )
                 if response.status_code != 201:
