@@ -108,7 +108,9 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
 
 # Benchmark suites: name → "module:function"; the function takes the output directory and
 # returns a summary dict (also written there as <name>.json).
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "intake-duplicates": "services.intake.bench:run",
+}
 
 
 @app.command()

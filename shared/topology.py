@@ -20,6 +20,8 @@ INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.DIRECT, durable=True)
 BINDINGS: dict[str, tuple[str, ...]] = {
     "routing": ("opinion.received", "assignment.returned.*", "case.reopened"),
     "followup": ("opinion.assigned.*",),
+    # Closed cases leave intake's duplicate index; its own 附议 events repair a crashed link.
+    "intake": ("case.closed", "opinion.supported"),
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
 }
