@@ -98,6 +98,8 @@ async def register_opinion(
         opinion_id, tracking_no = claim.opinion_id, claim.tracking_no
     await p.numbers.record(tracking_no, opinion_id)
     now = utcnow()
+    # The store keeps milliseconds: answer a retry and the first request alike.
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     opinion = Opinion(
         id=opinion_id,
         tracking_no=tracking_no,

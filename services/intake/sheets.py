@@ -51,6 +51,8 @@ COLUMNS: dict[str, str] = {
     "收集人": "collected_by",
     "收集委员": "collected_by",
 }
+# The first name listed for a field is the one used in messages and exports.
+COLUMN_NAMES = {field: name for name, field in reversed(COLUMNS.items())}
 REQUIRED = ("title", "content", "channel", "submitter.name")
 URGENCY_WORDS = {"紧急": "emergency", "时效": "timeliness", "一般": "general", "复杂": "complex"}
 # Spreadsheet programs treat a cell starting with one of these as a formula.
@@ -142,14 +144,12 @@ def read_table(filename: str, data: bytes) -> tuple[list[str], list[tuple[int, l
 def _columns(header: list[str]) -> dict[int, str]:
     """Column index → field; SheetError naming the required columns that are missing."""
     columns = {i: COLUMNS[name] for i, name in enumerate(header) if name in COLUMNS}
-    missing = [f for f in REQUIRED if f not in columns.values()]
+    missing = [COLUMN_NAMES[f] for f in REQUIRED if f not in columns.values()]
     if missing:
-        names = {field: name for name, field in COLUMNS.items() if field in missing}
-        wanted = ", ".join(dict.fromkeys(names[f] for f in missing))
         raise SheetError(
             422,
-            f"Missing columns 缺少列: {wanted}",
-            errors=[{"field": names[f], "message": "column missing 缺少此列"} for f in missing],
+            f"Missing columns 缺少列: {', '.join(missing)}",
+            errors=[{"field": name, "message": "column missing 缺少此列"} for name in missing],
         )
     return columns
 
@@ -187,7 +187,8 @@ def parse_rows(
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(p) for p in error["loc"])
-                problems.append(RowProblem(number, name_of.get(field, field), error["msg"]))
+                column = name_of.get(field) or COLUMN_NAMES.get(field, field)
+                problems.append(RowProblem(number, column, error["msg"]))
     return parsed, problems
 
 
