@@ -304,7 +304,7 @@ async def track(
 ) -> TrackingView:
     # Same answer for an unknown number and a wrong code: numbers cannot be probed.
     unknown = Problem(404, detail="No opinion with this tracking number and code 编号或查询码有误.")
-    if not hmac.compare_digest(code, tracking_secret(p.secret, tracking_no)):
+    if not hmac.compare_digest(code.encode(), tracking_secret(p.secret, tracking_no).encode()):
         raise unknown
     opinion_id = await p.numbers.opinion_of(tracking_no)
     opinion = None if opinion_id is None else await p.opinions.get(opinion_id)

@@ -4,14 +4,12 @@ tricked into executing (formula injection)."""
 
 import csv
 import io
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 
 from .domain import STATUS_LABELS, Opinion, OpinionSubmission, mask_phone
@@ -92,15 +90,24 @@ def _cell(value: Any) -> str | None:
     return text or None
 
 
+def _not_xlsx(exc: Exception) -> SheetError:
+    return SheetError(
+        422, f"The file is not a readable XLSX spreadsheet 不是有效的 Excel 表格 ({exc})"
+    )
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[Any]]:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        raise SheetError(
-            422, f"The file is not a readable XLSX spreadsheet 不是有效的 Excel 表格 ({exc})"
-        ) from None
+    except Exception as exc:
+        # Whatever a broken or hostile file makes the parser raise, it is the file's fault.
+        raise _not_xlsx(exc) from None
     try:
-        yield from (list(row) for row in book.worksheets[0].iter_rows(values_only=True))
+        for row in book.worksheets[0].iter_rows(values_only=True):
+            yield list(row)
+    except Exception as exc:
+        # Sheets are parsed lazily: a corrupt sheet inside a valid zip fails only here.
+        raise _not_xlsx(exc) from None
     finally:
         book.close()
 
@@ -117,7 +124,10 @@ def _csv_rows(data: bytes) -> Iterator[list[Any]]:
         raise SheetError(422, "The CSV file is neither UTF-8 nor GBK text 无法识别的文件编码")
     if "\x00" in text:
         raise SheetError(422, "The file is not a CSV text file 不是有效的 CSV 文件")
-    yield from csv.reader(io.StringIO(text))
+    try:
+        yield from csv.reader(io.StringIO(text))
+    except csv.Error as exc:
+        raise SheetError(422, f"The CSV file cannot be read 无法读取 CSV 文件 ({exc})") from None
 
 
 def read_table(filename: str, data: bytes) -> tuple[list[str], list[tuple[int, list[str | None]]]]:
