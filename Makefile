@@ -2,7 +2,7 @@
 # background under var/; `make down` stops them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv stack up down run test lint bench docs clean
+.PHONY: help venv stack up down run test fuzz lint bench docs clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    start everything, seed demo data, walk one opinion through"
 	@echo "make test   run the tests against the local RabbitMQ + FerretDB"
+	@echo "make fuzz   fuzz every HTTP API from its OpenAPI document (longer run)"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  start everything and run minyi bench"
 	@echo "make docs   write docs/asyncapi.json"
@@ -45,6 +46,10 @@ run: up
 test: stack
 	@$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
 		[ $$rc -ne 5 ] || echo "error: no tests ran (pytest exit code 5)" >&2; exit $$rc; }
+
+# The API fuzz tests with many more examples per operation than `make test` runs.
+fuzz: stack
+	@MINYI_FUZZ_EXAMPLES=$${MINYI_FUZZ_EXAMPLES:-300} $(BIN)/pytest tests/e2e/test_fuzz.py $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -109,6 +109,7 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
 # Benchmark suites: name → "module:function"; the function takes the output directory and
 # returns a summary dict (also written there as <name>.json).
 BENCHMARKS: dict[str, str] = {
+    "pipeline": "services.loadtest:run",
     "intake-duplicates": "services.intake.bench:run",
 }
 

@@ -8,6 +8,7 @@ import contextlib
 import hmac
 import inspect
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ class Received:
     delivery_id: str
     valid_signature: bool
     event: dict[str, Any]
+    at: float  # time.time() on arrival
 
 
 @dataclass
@@ -83,7 +85,9 @@ class WebhookSink:
             hmac.compare_digest(header, signature(s, int(timestamp), body)) for s in self.secrets
         )
         self.received.append(
-            Received(request.headers.get("x-minyi-delivery", ""), valid, json.loads(body))
+            Received(
+                request.headers.get("x-minyi-delivery", ""), valid, json.loads(body), time.time()
+            )
         )
         return Response(status_code=204)
 
@@ -133,9 +137,12 @@ async def run_demo(keys: dict[str, str], webhook_port: int) -> None:
     office = {"Authorization": f"Bearer {keys['office:cppcc-office']}"}
     sink = WebhookSink(webhook_port)
     async with sink.running(), httpx.AsyncClient(timeout=10) as http:
-        r = await http.post(
-            f"{url('notification')}/subscriptions/webhooks", headers=office, json={"url": sink.url}
-        )
+        hooks = f"{url('notification')}/subscriptions/webhooks"
+        # A previous demo's subscription to the same address has a secret we no longer know.
+        for old in (await http.get(hooks, headers=office)).raise_for_status().json():
+            if old["url"] == sink.url and old["active"]:
+                (await http.delete(f"{hooks}/{old['id']}", headers=office)).raise_for_status()
+        r = await http.post(hooks, headers=office, json={"url": sink.url})
         r.raise_for_status()
         sink.secrets.append(r.json()["secret"])
         print(f"1. 区政协办公室 subscribed a webhook at {sink.url}")
@@ -195,9 +202,11 @@ async def run_demo(keys: dict[str, str], webhook_port: int) -> None:
         print("\nTimeline 办理过程:")
         for step in final["timeline"]:
             print(f"  {step['at'][:19]}  {step['step']}  {step['summary']}")
+        mine = [r for r in sink.received if r.event["subject"] == accepted["id"]]
         print(
-            f"\nWebhooks received by the office: {len(sink.received)}, signatures valid: "
-            f"{all(r.valid_signature for r in sink.received)}"
+            f"\nWebhooks the office received for it: {len(mine)} "
+            f"({', '.join(r.event['type'] for r in mine)}); "
+            f"signatures valid: {all(r.valid_signature for r in mine)}"
         )
     office_key = keys["office:cppcc-office"]
     print(f"""

@@ -149,7 +149,7 @@ class EventBus:
         finally:
             HANDLER_SECONDS.labels(self.service, event.type).observe(time.perf_counter() - started)
         EVENTS_HANDLED.labels(self.service, event.type, "ok").inc()
-        log.debug("handled", extra=ctx)
+        log.info("handled %s", event.type, extra=ctx)
 
     async def _park(
         self,

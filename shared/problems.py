@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -80,10 +81,18 @@ def install(app: FastAPI) -> None:
         title = _TITLES.get(exc.status_code, "Error")
         return problem_response(request, exc.status_code, title, str(exc.detail))
 
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        response = problem_response(
+            request, 503, _TITLES[503], "The database is unreachable; try again shortly."
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, 500, _TITLES[500], "The error was logged.")
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ConnectionFailure, on_unavailable)
     app.add_exception_handler(Exception, on_crash)

@@ -6,13 +6,14 @@ are then published with confirms and removed from the outbox. A sweeper republis
 crash left behind, so nothing is lost between "stored" and "published"."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -21,6 +22,9 @@ from shared.messaging import EventBus
 from shared.settings import Settings
 
 log = logging.getLogger("minyi.store")
+
+# A version claimed this long ago but never stored was claimed by a writer that died.
+CLAIM_LEASE = timedelta(seconds=30)
 
 Document = dict[str, Any]
 
@@ -62,6 +66,23 @@ class Repository(Generic[A]):
         self.collection = collection
         self.model = model
         self.bus = bus
+        # Markers of aggregates that may hold unpublished events. FerretDB on SQLite can only
+        # look documents up by _id, so the sweeper reads this small collection instead of
+        # scanning every aggregate for a non-empty outbox.
+        self.pending = collection.database["outbox_pending"]
+        self.versions = collection.database["version_claims"]
+
+    def _marker(self, aggregate_id: str) -> str:
+        return f"{self.collection.name}:{aggregate_id}"
+
+    async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> None:
+        if not events:
+            return
+        marker = {"collection": self.collection.name, "aggregate_id": aggregate_id, "at": utcnow()}
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent writer made it first
+            await self.pending.update_one(
+                {"_id": self._marker(aggregate_id)}, {"$set": marker}, upsert=True
+            )
 
     async def get(self, aggregate_id: str) -> A | None:
         doc = await self.collection.find_one({"_id": aggregate_id})
@@ -72,6 +93,7 @@ class Repository(Generic[A]):
         doc = aggregate.model_dump(by_alias=True)
         doc["version"] = aggregate.version = 1
         doc["outbox"] = {e.id: e.model_dump(mode="json") for e in events}
+        await self._mark(aggregate.id, events)
         try:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -81,41 +103,85 @@ class Repository(Generic[A]):
 
     async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
         """Store the changed aggregate if nobody changed it meanwhile, then publish its events."""
+        version = aggregate.version + 1
+        await self._claim(aggregate.id, version)
         fields = aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
         update: Document = {
-            "$set": {**fields, **{f"outbox.{e.id}": e.model_dump(mode="json") for e in events}},
-            "$inc": {"version": 1},
+            "$set": {
+                **fields,
+                **{f"outbox.{e.id}": e.model_dump(mode="json") for e in events},
+                "version": version,
+            }
         }
-        result = await self.collection.update_one(
-            {"_id": aggregate.id, "version": aggregate.version}, update
-        )
-        if result.matched_count == 0:
-            raise VersionConflict(f"{self.model.__name__} {aggregate.id} changed concurrently")
-        aggregate.version += 1
+        await self._mark(aggregate.id, events)
+        await self.collection.update_one({"_id": aggregate.id}, update)
+        aggregate.version = version
         await self._flush(aggregate.id, events)
+
+    async def _claim(self, aggregate_id: str, version: int) -> None:
+        """Win the right to write ``version`` of the aggregate, or raise VersionConflict.
+
+        A conditional update ({_id, version}) is not atomic on FerretDB 1.24: it reads, then
+        writes, and two writers can both match. A unique _id on insert is atomic on both stores,
+        so each version is claimed by inserting ``<collection>:<id>:<version>`` exactly once."""
+        claim = f"{self.collection.name}:{aggregate_id}:{version}"
+        try:
+            await self.versions.insert_one({"_id": claim, "at": utcnow()})
+            return
+        except DuplicateKeyError:
+            pass
+        held = await self.versions.find_one({"_id": claim})
+        current = await self.collection.find_one({"_id": aggregate_id})
+        if (
+            held
+            and current
+            and current["version"] < version
+            and held["at"] < utcnow() - CLAIM_LEASE
+        ):
+            # Its writer died between claiming and storing: free the version for the next try.
+            await self.versions.delete_one({"_id": claim})
+        raise VersionConflict(f"{self.model.__name__} {aggregate_id} changed concurrently")
 
     async def _flush(self, aggregate_id: str, events: list[CloudEvent]) -> None:
         if not events:
             return
-        for event in events:
-            await self.bus.publish(event)
-        # Bumping the version makes a writer holding the pre-flush copy re-read it.
-        await self.collection.update_one(
+        try:
+            for event in events:
+                await self.bus.publish(event)
+        except Exception:
+            # The change is stored; its events wait in the outbox for the sweeper.
+            log.warning(
+                "publish failed, the outbox sweeper will retry",
+                exc_info=True,
+                extra={"opinion_id": aggregate_id},
+            )
+            return
+        # Writers never rewrite the outbox map wholesale, so this needs no version claim.
+        after = await self.collection.find_one_and_update(
             {"_id": aggregate_id},
-            {"$unset": {f"outbox.{e.id}": "" for e in events}, "$inc": {"version": 1}},
+            {"$unset": {f"outbox.{e.id}": "" for e in events}},
+            return_document=ReturnDocument.AFTER,
         )
+        if after is not None and not after.get("outbox"):
+            await self.pending.delete_one({"_id": self._marker(aggregate_id)})
 
     async def sweep(self, older_than: timedelta) -> int:
         """Publish events left in outboxes by a crash; returns how many."""
         cutoff = utcnow() - older_than
         count = 0
-        async for doc in self.collection.find({"outbox": {"$gt": {}}}, {"outbox": 1}):
+        async for marker in self.pending.find({"collection": self.collection.name}):
+            doc = await self.collection.find_one({"_id": marker["aggregate_id"]}, {"outbox": 1})
+            outbox = doc.get("outbox", {}) if doc else {}
             events = sorted(
-                (CloudEvent.model_validate(e) for e in doc["outbox"].values()), key=lambda e: e.id
+                (CloudEvent.model_validate(e) for e in outbox.values()), key=lambda e: e.id
             )
             stale = [e for e in events if e.time < cutoff]
-            await self._flush(doc["_id"], stale)
-            count += len(stale)
+            if stale:
+                await self._flush(marker["aggregate_id"], stale)
+                count += len(stale)
+            elif not events and marker["at"] < cutoff:
+                # Left by a writer that stopped before storing, or already flushed.
+                await self.pending.delete_one({"_id": marker["_id"]})
         return count
 
 
@@ -134,11 +200,12 @@ async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> N
 T = TypeVar("T")
 
 
-async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
-    """Run a read-change-save function again when another writer got there first."""
-    for _ in range(attempts - 1):
+async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Run a read-change-save function again, after a growing pause, when another writer got
+    there first."""
+    for attempt in range(attempts - 1):
         try:
             return await change()
         except VersionConflict:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01 * 2**attempt)
     return await change()

@@ -90,3 +90,21 @@ async def test_other_office_and_department_cannot_see_the_case(system: System, k
     assert sign.headers["content-type"] == "application/problem+json"
     assert read.status_code == 404
     assert opinion.status_code == 404
+
+
+async def test_every_service_reports_health_readiness_and_metrics(
+    system: System, keys: Keys
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        opinion_id = await submit(http, system, keys.office)
+        await case_of(http, system, keys.office, opinion_id)
+        for service in ("intake", "routing", "followup", "notification"):
+            assert (await http.get(f"{system.url(service)}/health")).json()["status"] == "ok"
+            assert (await http.get(f"{system.url(service)}/ready")).json()["status"] == "ready"
+        metrics = (await http.get(f"{system.url('routing')}/metrics")).text
+    handled = (
+        'minyi_events_handled_total{outcome="ok",service="routing",'
+        'type="minyi.opinion.received.v1"}'
+    )
+    assert handled in metrics
+    assert "minyi_event_lag_seconds_bucket" in metrics

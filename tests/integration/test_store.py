@@ -14,7 +14,7 @@ from services.routing.handlers import route_opinion
 from shared.events import CloudEvent, OpinionReceived, utcnow
 from shared.messaging import EventBus
 from shared.settings import Settings
-from shared.store import Document, Repository, VersionConflict
+from shared.store import Aggregate, Document, Repository, VersionConflict, retry_on_conflict
 
 from .test_messaging import received
 
@@ -73,18 +73,19 @@ async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
     decision, assigned = decide(opinion, utcnow())
     event = CloudEvent.wrap("/test", assigned)
     event.time = utcnow() - timedelta(minutes=1)
-    # As if the process died after storing but before publishing.
-    doc = decision.model_dump(by_alias=True) | {
-        "version": 1,
-        "outbox": {event.id: event.model_dump(mode="json")},
-    }
-    await collection.insert_one(doc)
+    # The broker is unreachable right after the state is stored: publishing fails, but the
+    # change stands and its event waits in the outbox.
+    unconnected = Repository(collection, Decision, make_bus("routing"))
+    assert await unconnected.add(decision, [event])
+    await asyncio.sleep(0.5)
+    assert got == []
 
     assert await repo.sweep(timedelta(seconds=5)) == 1
     await wait_for(lambda: [e.id for e in got] == [event.id], "the swept event")
     stored = await collection.find_one({"_id": decision.id})
     assert stored is not None and stored["outbox"] == {}
     assert await repo.sweep(timedelta(seconds=5)) == 0
+    assert await repo.pending.count_documents({}) == 0
 
 
 async def test_redelivered_opinion_is_routed_once(
@@ -103,3 +104,26 @@ async def test_redelivered_opinion_is_routed_once(
     await asyncio.sleep(0.5)
     assert len(got) == 1
     assert await mongo[isolated.database("routing")].decisions.count_documents({}) == 1
+    stored = await repo.collection.find_one({"_id": opinion.opinion_id})
+    assert stored is not None and stored["outbox"] == {}
+
+
+class Tally(Aggregate):
+    count: int = 0
+
+
+async def test_concurrent_writers_lose_no_update(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    repo = Repository(mongo[isolated.database("routing")].tallies, Tally, make_bus("routing"))
+    assert await repo.add(Tally(id="t1"), [])
+
+    async def increment() -> None:
+        tally = await repo.get("t1")
+        assert tally is not None
+        tally.count += 1
+        await repo.save(tally, [])
+
+    await asyncio.gather(*(retry_on_conflict(increment, attempts=30) for _ in range(20)))
+    stored = await repo.get("t1")
+    assert stored is not None and stored.count == 20 and stored.version == 21

@@ -58,3 +58,18 @@ def test_unknown_route_and_crash_are_problems_too() -> None:
     crash = client.get("/boom")
     assert crash.status_code == 500
     assert crash.json()["title"].startswith("服务器内部错误")
+
+
+def test_unreachable_database_is_503_with_retry_after() -> None:
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    made = app()
+
+    @made.get("/down")
+    async def down() -> None:
+        raise ServerSelectionTimeoutError("no servers")
+
+    response = TestClient(made).get("/down")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,263 @@
+"""Load benchmark against the running local stack (`make up`), measuring in the same run:
+
+- the raw ceiling: aio-pika publish-with-confirms and consume-and-ack of persistent messages of
+  the size of a real event, on a scratch quorum queue;
+- the pipeline: opinions submitted over HTTP by concurrent office clients until each one is
+  assigned and its department's webhook delivered.
+
+Settings (environment): MINYI_BENCH_OPINIONS (default 1000), MINYI_BENCH_CONCURRENCY (32),
+MINYI_BENCH_RATE (opinions/s; set it for the fixed-rate latency mode), MINYI_BENCH_SECONDS (60,
+with a rate), MINYI_BENCH_WEBHOOK_PORT (8098)."""
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+
+from services.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
+from shared.settings import SERVICES, Settings, get_settings
+
+VAR = Path("var")
+TITLES = ("小区路灯损坏", "公交站台漏雨", "学校门口交通拥堵", "河道垃圾堆积", "医院挂号难")
+
+
+def _env(name: str, default: float) -> float:
+    return float(os.environ.get(f"MINYI_BENCH_{name}", default))
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    cuts = (
+        statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    )
+    return {
+        "p50_ms": round(cuts[49] * 1000, 1),
+        "p95_ms": round(cuts[94] * 1000, 1),
+        "p99_ms": round(cuts[98] * 1000, 1),
+        "max_ms": round(max(values) * 1000, 1),
+    }
+
+
+def _progress(label: str, done: int, total: int) -> None:
+    filled = int(30 * done / max(total, 1))
+    sys.stderr.write(f"\r{label:<10} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _process_usage() -> dict[str, tuple[float, int]]:
+    """CPU seconds and RSS bytes of the services and the infrastructure, by name."""
+    pids: dict[str, int] = {}
+    for name in (*SERVICES, "ferretdb"):
+        pid_file = VAR / "run" / f"{name}.pid"
+        if pid_file.exists():
+            pids[name] = int(pid_file.read_text().strip())
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
+            pids["rabbitmq"] = int(proc.name)
+    usage = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            usage[name] = ((int(fields[11]) + int(fields[12])) / tick, rss)
+        except (FileNotFoundError, IndexError):
+            continue
+    return usage
+
+
+def _usage_report(
+    before: dict[str, tuple[float, int]], after: dict[str, tuple[float, int]], seconds: float
+) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "cpu_percent": round(100 * (after[name][0] - before[name][0]) / seconds, 1),
+            "rss_mb": round(after[name][1] / 2**20, 1),
+        }
+        for name in after
+        if name in before
+    }
+
+
+async def raw_ceiling(settings: Settings, count: int, size: int) -> dict[str, Any]:
+    """Persistent messages through a scratch quorum queue with confirms and acks."""
+    broker_url = (
+        f"amqp://guest:guest@{settings.amqp_host}:{settings.amqp_port}/{settings.amqp_vhost}"
+    )
+    name = f"minyi.bench.scratch.{uuid.uuid4().hex[:8]}"
+    body = b"x" * size
+    publisher = await aio_pika.connect(broker_url)
+    consumer = await aio_pika.connect(broker_url)
+    async with publisher, consumer:
+        pub_channel = await publisher.channel(publisher_confirms=True)
+        queue = await pub_channel.declare_queue(
+            name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        sub_channel = await consumer.channel()
+        await sub_channel.set_qos(prefetch_count=200)
+        consumed = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal seen
+            await message.ack()
+            seen += 1
+            if seen >= count:
+                consumed.set()
+
+        sub_queue = await sub_channel.get_queue(name)
+        await sub_queue.consume(on_message)
+        started = time.perf_counter()
+        window = 200  # confirms outstanding at once
+        for first in range(0, count, window):
+            await asyncio.gather(
+                *(
+                    pub_channel.default_exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=name,
+                    )
+                    for _ in range(min(window, count - first))
+                )
+            )
+            _progress("raw", first + window, count)
+        await consumed.wait()
+        elapsed = time.perf_counter() - started
+        await queue.delete(if_unused=False, if_empty=False)
+    return {
+        "messages": count,
+        "bytes": size,
+        "seconds": round(elapsed, 2),
+        "messages_per_s": round(count / elapsed, 1),
+    }
+
+
+async def pipeline(
+    settings: Settings, count: int, concurrency: int, rate: float | None, port: int
+) -> dict[str, Any]:
+    """Submit opinions over HTTP; wait until each one's department webhook is delivered."""
+    keys = await seed_keys(settings, {})
+    offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]
+    sink = WebhookSink(port)
+    submitted: dict[str, tuple[float, float]] = {}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with sink.running(), httpx.AsyncClient(timeout=60, limits=limits) as http:
+        hooks = f"{url('notification')}/subscriptions/webhooks"
+        for label, key in keys.items():
+            if label.startswith("department:"):
+                response = await http.post(
+                    hooks,
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={"url": sink.url, "event_names": ["opinion.assigned"]},
+                )
+                response.raise_for_status()
+                sink.secrets.append(response.json()["secret"])
+        gate = asyncio.Semaphore(concurrency)
+        failures: list[str] = []
+
+        async def submit(i: int) -> None:
+            async with gate:
+                topic = TITLES[i % len(TITLES)]
+                opinion = {
+                    "title": f"{topic} {i}",
+                    "content": f"{topic}，影响居民生活，希望有关部门尽快处理。编号{i}",
+                    "channel": "网络",
+                    "submitter": {"kind": "群众", "name": "测试"},
+                    "location": {"district": "示范区", "street": "幸福街道"},
+                }
+                key = offices[i % len(offices)]
+                sent = time.time()
+                response = await http.post(
+                    f"{url('intake')}/opinions",
+                    json=opinion,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                if response.status_code != 201:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                    return
+                submitted[response.json()["id"]] = (sent, time.time())
+                _progress("submitted", len(submitted), count)
+
+        before = _process_usage()
+        started = time.time()
+        tasks = []
+        for i in range(count):
+            if rate:
+                await asyncio.sleep(max(0.0, started + i / rate - time.time()))
+            tasks.append(asyncio.create_task(submit(i)))
+        await asyncio.gather(*tasks)
+
+        def delivered() -> dict[str, Any]:
+            return {
+                r.event["subject"]: r
+                for r in sink.of_type("opinion.assigned")
+                if r.event["subject"] in submitted
+            }
+
+        deadline = time.time() + 120 + count / 20
+        while len(arrived := delivered()) < len(submitted) and time.time() < deadline:
+            _progress("delivered", len(arrived), len(submitted))
+            await asyncio.sleep(0.5)
+        _progress("delivered", len(arrived), len(submitted))
+        elapsed = max(r.at for r in arrived.values()) - started if arrived else 0.0
+        after = _process_usage()
+
+    end_to_end, accept, routed, delivery = [], [], [], []
+    for opinion_id, hook in arrived.items():
+        sent, accepted = submitted[opinion_id]
+        assigned_at = _epoch(hook.event["time"])
+        end_to_end.append(hook.at - sent)
+        accept.append(accepted - sent)
+        routed.append(assigned_at - _epoch(hook.event["data"]["received_at"]))
+        delivery.append(hook.at - assigned_at)
+    duplicates = len(sink.of_type("opinion.assigned")) - len(
+        {r.delivery_id for r in sink.of_type("opinion.assigned")}
+    )
+    return {
+        "opinions": count,
+        "accepted": len(submitted),
+        "rejected": failures[:5],
+        "delivered": len(arrived),
+        "lost": len(submitted) - len(arrived),
+        "duplicate_deliveries": duplicates,
+        "concurrency": concurrency,
+        "target_rate_per_s": rate,
+        "seconds": round(elapsed, 2),
+        "opinions_per_s": round(len(arrived) / elapsed, 1) if elapsed else 0.0,
+        "end_to_end": _quantiles(end_to_end) if end_to_end else {},
+        "stages": {
+            "http_accept": _quantiles(accept) if accept else {},
+            "received_to_assigned": _quantiles(routed) if routed else {},
+            "assigned_to_webhook": _quantiles(delivery) if delivery else {},
+        },
+        "processes": _usage_report(before, after, elapsed or 1.0),
+    }
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def run(output: Path) -> dict[str, Any]:
+    """`minyi bench pipeline`: raw ceiling and pipeline in one run, and their ratio."""
+    settings = get_settings()
+    rate = _env("RATE", 0) or None
+    count = int(_env("SECONDS", 60) * rate) if rate else int(_env("OPINIONS", 1000))
+    concurrency = int(_env("CONCURRENCY", 32))
+    port = int(_env("WEBHOOK_PORT", 8098))
+
+    async def both() -> dict[str, Any]:
+        raw = await raw_ceiling(settings, max(count, 5000), 1500)
+        flow = await pipeline(settings, count, concurrency, rate, port)
+        ratio = flow["opinions_per_s"] / raw["messages_per_s"] if raw["messages_per_s"] else 0
+        return {"raw_ceiling": raw, "pipeline": flow, "ratio_pipeline_to_raw": round(ratio, 4)}
+
+    return asyncio.run(both())
