@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from pydantic import ValidationError
 
 from .domain import STATUS_LABELS, Opinion, OpinionSubmission, mask_phone
@@ -242,7 +243,8 @@ def write_xlsx(rows: Iterable[list[str]]) -> bytes:
     sheet = book.create_sheet("社情民意")
     sheet.append(list(EXPORT_COLUMNS))
     for row in rows:
-        sheet.append(row)
+        # XML cannot carry most control characters; CSV keeps them.
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", cell) for cell in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

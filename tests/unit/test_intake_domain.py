@@ -177,12 +177,15 @@ def test_files_that_are_not_tables_are_refused() -> None:
 
 def test_exported_cells_cannot_run_as_formulas() -> None:
     bad = opinion("x", 9)
-    bad.submission = submission(title='=HYPERLINK("http://evil.example","点我")', content="@SUM(1)")
+    bad.submission = submission(
+        title='=HYPERLINK("http://evil.example","点我")', content="@SUM(1)\x00\x1b end"
+    )
     row = sheets.export_row(bad, mask=True)
     book = load_workbook(io.BytesIO(sheets.write_xlsx([row])))
     cells = [c for c in next(book.active.iter_rows(min_row=2))]
     title = cells[sheets.EXPORT_COLUMNS.index("标题")]
     assert title.value == '\'=HYPERLINK("http://evil.example","点我")' and title.data_type == "s"
     assert cells[sheets.EXPORT_COLUMNS.index("联系电话")].value == "139****5678"
+    assert cells[sheets.EXPORT_COLUMNS.index("内容")].value == "'@SUM(1) end"
     exported = list(csv.reader(io.StringIO(sheets.write_csv([row]).decode("utf-8-sig"))))
-    assert exported[1][sheets.EXPORT_COLUMNS.index("内容")] == "'@SUM(1)"
+    assert exported[1][sheets.EXPORT_COLUMNS.index("内容")] == "'@SUM(1)\x00\x1b end"
