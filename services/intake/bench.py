@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from .duplicates import DuplicateIndex, signature
+from .main import IntakeSettings
 
 # The briefs folder beside the checkout, not part of the project.
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "opinions-dev.csv"
 SEED = 7
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
-DEFAULT_THRESHOLD = 0.4
+DEFAULT_THRESHOLD = IntakeSettings().duplicate_threshold
 OPEN_OPINIONS = 100_000
 TIMED_QUERIES = 500
 

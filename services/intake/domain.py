@@ -253,6 +253,36 @@ class Opinion(Aggregate):
         return True
 
 
+# Attachments: images, PDF and Office files, recognised by their first bytes, not their name.
+MEDIA_TYPES = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF8": "image/gif",
+    b"%PDF-": "application/pdf",
+    b"PK\x03\x04": "application/zip",  # docx, xlsx, pptx
+    b"\xd0\xcf\x11\xe0": "application/x-ole-storage",  # doc, xls, ppt
+}
+OFFICE_SUFFIXES = {
+    "application/zip": (".docx", ".xlsx", ".pptx"),
+    "application/x-ole-storage": (".doc", ".xls", ".ppt"),
+}
+MAX_ATTACHMENTS = 20
+
+
+def media_type_of(filename: str, data: bytes) -> str:
+    """The file's type from its content; OpinionError if it is not an accepted kind."""
+    for magic, media_type in MEDIA_TYPES.items():
+        if data.startswith(magic):
+            suffixes = OFFICE_SUFFIXES.get(media_type)
+            if suffixes is None or filename.lower().endswith(suffixes):
+                return media_type
+    raise OpinionError(
+        415,
+        "Only images (PNG/JPEG/GIF), PDF and Office files can be attached "
+        "仅支持图片、PDF 和 Office 文件.",
+    )
+
+
 def tracking_number(year: int, sequence: int) -> str:
     """Readable tracking number (受理编号), e.g. SQ-2026-000123."""
     return f"SQ-{year}-{sequence:06d}"
