@@ -20,6 +20,8 @@ dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_arg
 docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
 for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
     app.add_typer(sub, name=name)
+departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
+app.add_typer(departments, name="departments")
 
 ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
 
@@ -76,6 +78,35 @@ def create_key(
     typer.echo(asyncio.run(run()))
 
 
+@departments.command("provision")
+def departments_provision(
+    code: Annotated[str, typer.Argument(help="Department code, e.g. housing")],
+    password: Annotated[
+        str | None, typer.Option(help="Set this password (default: generate for a new user)")
+    ] = None,
+) -> None:
+    """Give a department its own RabbitMQ user and queue of its events (read-only)."""
+    try:
+        made = broker_admin.provision_department(get_settings(), code, password)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"ok  user {made.user}, queue {made.queue} bound to {made.binding}")
+    if made.password is None:
+        typer.echo("    password unchanged (give --password to set a new one)")
+    else:
+        typer.echo(f"    password (shown once): {made.password}")
+    typer.echo(f"    connect: {made.amqp_url}")
+
+
+@departments.command("revoke")
+def departments_revoke(
+    code: Annotated[str, typer.Argument(help="Department code, e.g. housing")],
+) -> None:
+    """Take a department's RabbitMQ user and queue away."""
+    broker_admin.revoke_department(get_settings(), code)
+    typer.echo(f"ok  revoked {broker_admin.department_user(code)}")
+
+
 @dlq.command("list")
 def dlq_list(service: ServiceName, limit: int = 20) -> None:
     """Show parked messages of a service with the reason each was parked."""
@@ -110,6 +141,8 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
 # returns a summary dict (also written there as <name>.json).
 BENCHMARKS: dict[str, str] = {
     "pipeline": "services.loadtest:run",
+    "notification": "services.notification.bench:run",
+    "followup": "services.followup.bench:run",
     "intake-duplicates": "services.intake.bench:run",
 }
 

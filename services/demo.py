@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from services.notification.domain import signature
 from services.routing.domain import DEPARTMENTS
@@ -101,19 +102,24 @@ class WebhookSink:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["WebhookSink"]:
         app = Starlette(routes=[Route("/hook", self._post, methods=["POST"])])
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        try:
+        async with serving(app, self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, port: int) -> AsyncIterator[None]:
+    """Run an ASGI app on 127.0.0.1:``port`` in this event loop while the block runs."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
 
 
 def url(service: str) -> str:

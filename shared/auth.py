@@ -31,7 +31,7 @@ class Role(StrEnum):
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
     Role.DEPARTMENT: frozenset({"cases:read", "cases:work", "subscriptions"}),
-    Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read"}),
+    Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read", "subscriptions"}),
     Role.EDITOR: frozenset({"opinions:read", "opinions:edit", "routing:read", "routing:triage"}),
     Role.ADMIN: frozenset({"*"}),
 }

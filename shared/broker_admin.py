@@ -1,7 +1,10 @@
 """RabbitMQ administration through the management HTTP API: the vhost, one user per service
-with permissions limited to its own queues, and the parking-lot tools (inspect, replay)."""
+with permissions limited to its own queues, per-department users that can only read their own
+events, and the parking-lot tools (inspect, replay)."""
 
 import re
+import secrets
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -9,6 +12,7 @@ import aio_pika
 import httpx
 
 from shared import topology
+from shared.events import DEPARTMENT_CODE
 from shared.messaging import ATTEMPT_HEADER, REASON_HEADER, ROUTING_KEY_HEADER
 from shared.settings import SERVICES, Settings
 
@@ -45,6 +49,87 @@ def setup(settings: Settings) -> list[str]:
             http.put(f"/api/permissions/{vhost}/{user}", json=perms).raise_for_status()
             done.append(f"user {user}")
     return done
+
+
+def department_user(code: str) -> str:
+    return f"minyi-dept-{code}"
+
+
+def department_permissions(code: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Vhost and topic permissions of a department's user: it reads its own queue and nothing
+    else, declares and writes nothing, and on the event exchange may read only keys ending
+    with its code (checked by RabbitMQ when a queue is bound)."""
+    queue = re.escape(topology.department_queue_name(code))
+    vhost = {"configure": "^$", "write": "^$", "read": f"^{queue}$"}
+    topic = {
+        "exchange": topology.EVENTS.name,
+        "write": "^$",
+        "read": rf"^[^.]+\.[^.]+\.{re.escape(code)}$",
+    }
+    return vhost, topic
+
+
+@dataclass
+class ProvisionedDepartment:
+    user: str
+    password: str | None  # None when an existing user kept its password
+    queue: str
+    binding: str
+    amqp_url: str
+
+
+def provision_department(
+    settings: Settings, code: str, password: str | None = None
+) -> ProvisionedDepartment:
+    """Idempotently create a department's RabbitMQ user, its quorum queue bound to its routing
+    keys on the event exchange, and its permissions. A new user gets a generated password
+    (returned once); an existing one keeps its own unless ``password`` is given. Users are
+    broker-wide; queue and permissions belong to the settings' vhost."""
+    if not re.fullmatch(DEPARTMENT_CODE, code):
+        raise ValueError(f"department code {code!r} must match {DEPARTMENT_CODE}")
+    vhost = quote(settings.amqp_vhost, safe="")
+    user = department_user(code)
+    queue = topology.department_queue_name(code)
+    binding = topology.department_binding(code)
+    with _client(settings) as http:
+        exists = http.get(f"/api/users/{user}").status_code == 200
+        if password is None and not exists:
+            password = secrets.token_urlsafe(24)
+        if password is not None:
+            http.put(
+                f"/api/users/{user}", json={"password": password, "tags": ""}
+            ).raise_for_status()
+        # Declared by the administrator: the department may not configure anything itself.
+        http.put(
+            f"/api/exchanges/{vhost}/{quote(topology.EVENTS.name)}",
+            json={"type": "topic", "durable": True},
+        ).raise_for_status()
+        http.put(
+            f"/api/queues/{vhost}/{quote(queue)}",
+            json={"durable": True, "arguments": {"x-queue-type": "quorum"}},
+        ).raise_for_status()
+        http.post(
+            f"/api/bindings/{vhost}/e/{quote(topology.EVENTS.name)}/q/{quote(queue)}",
+            json={"routing_key": binding},
+        ).raise_for_status()
+        perms, topic = department_permissions(code)
+        http.put(f"/api/permissions/{vhost}/{user}", json=perms).raise_for_status()
+        http.put(f"/api/topic-permissions/{vhost}/{user}", json=topic).raise_for_status()
+    url = f"amqp://{user}:<password>@{settings.amqp_host}:{settings.amqp_port}/{vhost}"
+    return ProvisionedDepartment(user, password, queue, binding, url)
+
+
+def revoke_department(settings: Settings, code: str) -> None:
+    """Delete a department's RabbitMQ user (users are broker-wide) and its queue here."""
+    vhost = quote(settings.amqp_vhost, safe="")
+    with _client(settings) as http:
+        for path in (
+            f"/api/users/{department_user(code)}",
+            f"/api/queues/{vhost}/{quote(topology.department_queue_name(code))}",
+        ):
+            response = http.delete(path)
+            if response.status_code not in (204, 404):
+                response.raise_for_status()
 
 
 def delete_vhost(settings: Settings) -> None:

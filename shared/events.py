@@ -151,6 +151,9 @@ class AssignmentSigned(DepartmentEvent):
     name = "assignment.signed"
     office_id: str
     signed_at: datetime
+    # The sign deadline (签收期限) and whether it was met, for the 及时签收率 KPI.
+    sign_due_at: datetime | None = None
+    on_time: bool | None = None
 
 
 class AssignmentReplied(DepartmentEvent):
@@ -162,6 +165,9 @@ class AssignmentReplied(DepartmentEvent):
     result: ReplyResult
     text: str
     replied_at: datetime
+    # The due date (办理期限) and whether it was met, for the 按时办结率 KPI.
+    due_at: datetime | None = None
+    on_time: bool | None = None
 
 
 class AssignmentReturned(DepartmentEvent):
@@ -201,6 +207,8 @@ class FeedbackReceived(EventData):
     office_id: str
     rating: Rating
     comment: str
+    # The submitter's judgement whether the problem was solved, for the 解决率 KPI.
+    resolved: bool | None = None
 
 
 class CaseClosed(EventData):
@@ -211,6 +219,139 @@ class CaseClosed(EventData):
     tracking_no: str
     outcome: str
     closed_at: datetime
+
+
+class NotificationDelivered(EventData):
+    """通知送达 — a notification reached a recipient (the notification service never delivers
+    these itself)."""
+
+    name = "notification.delivered"
+    office_id: str
+    recipient: str = Field(description="<role>:<code> of the recipient")
+    channel: str
+    source_event_id: str = Field(description="Id of the event the notification was about")
+    source_event_type: str
+    delivery_id: str
+
+
+class NotificationFailed(EventData):
+    """通知失败 — a notification could not be delivered for good; the event is parked."""
+
+    name = "notification.failed"
+    office_id: str
+    recipient: str = Field(description="<role>:<code> of the recipient")
+    channel: str
+    source_event_id: str = Field(description="Id of the event the notification was about")
+    source_event_type: str
+    delivery_id: str
+    reason: str
+
+
+class AssignmentInputGiven(DepartmentEvent):
+    """协办意见 — a co-handler gave its input; addressed to the lead department (主办)."""
+
+    name = "assignment.input_given"
+    office_id: str
+    tracking_no: str
+    from_department: str
+    text: str
+    given_at: datetime
+
+
+class AssignmentExtensionRequested(DepartmentEvent):
+    """申请延期 — a department asks for a later due date, with a reason."""
+
+    name = "assignment.extension_requested"
+    office_id: str
+    tracking_no: str
+    reason: str
+    due_at: datetime
+    requested_due_at: datetime
+
+
+class AssignmentExtensionApproved(DepartmentEvent):
+    """延期批准 — a supervisor approved the extension; the new due date applies."""
+
+    name = "assignment.extension_approved"
+    office_id: str
+    tracking_no: str
+    due_at: datetime
+    decided_by: str
+
+
+class AssignmentExtensionRefused(DepartmentEvent):
+    """延期驳回 — a supervisor refused the extension; the old due date stays."""
+
+    name = "assignment.extension_refused"
+    office_id: str
+    tracking_no: str
+    reason: str
+    decided_by: str
+
+
+class DeadlineWarning(DepartmentEvent):
+    """到期提醒 — the due date is near and the assignment is not done."""
+
+    name = "deadline.warning"
+    office_id: str
+    tracking_no: str
+    kind: Literal["sign", "reply"]
+    due_at: datetime
+
+
+class DeadlineBreached(DepartmentEvent):
+    """超期 — a sign or reply deadline passed before the department acted."""
+
+    name = "deadline.breached"
+    office_id: str
+    tracking_no: str
+    kind: Literal["sign", "reply"]
+    due_at: datetime
+
+
+class CaseEscalated(DepartmentEvent):
+    """催办 (level 0) or 督办 level 1 / 2 — overdue work is pressed, by timer or by a supervisor."""
+
+    name = "case.escalated"
+    office_id: str
+    tracking_no: str
+    level: int = Field(ge=0, le=2)
+    label: str
+    reason: str
+    actor: str
+    due_at: datetime
+
+
+class AdoptionLevel(StrEnum):
+    """采用 level."""
+
+    DISTRICT = "区"
+    CITY = "市"
+    PROVINCE = "省"
+    NATIONAL = "全国"
+
+
+class OpinionInstructed(EventData):
+    """批示 — a leader gave an instruction on the opinion."""
+
+    name = "opinion.instructed"
+    office_id: str
+    tracking_no: str
+    leader: str
+    text: str
+    instructed_at: datetime
+
+
+class OpinionAdopted(EventData):
+    """采用 — the opinion was adopted at a level (区/市/省/全国)."""
+
+    name = "opinion.adopted"
+    office_id: str
+    tracking_no: str
+    level: AdoptionLevel
+    adopted_by: str
+    note: str
+    adopted_at: datetime
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
@@ -228,6 +369,17 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         FeedbackRequested,
         FeedbackReceived,
         CaseClosed,
+        NotificationDelivered,
+        NotificationFailed,
+        AssignmentInputGiven,
+        AssignmentExtensionRequested,
+        AssignmentExtensionApproved,
+        AssignmentExtensionRefused,
+        DeadlineWarning,
+        DeadlineBreached,
+        CaseEscalated,
+        OpinionInstructed,
+        OpinionAdopted,
     )
 }
 

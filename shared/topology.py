@@ -19,12 +19,32 @@ INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.DIRECT, durable=True)
 # Binding keys of each consuming service's work queue.
 BINDINGS: dict[str, tuple[str, ...]] = {
     "routing": ("opinion.received", "assignment.returned.*", "case.reopened"),
-    "followup": ("opinion.assigned.*",),
+    "followup": (
+        "opinion.assigned.*",
+        # Its own events feed the KPI projections (统计).
+        "assignment.*.*",
+        "deadline.*.*",
+        "case.escalated.*",
+        "case.closed",
+        "feedback.received",
+        "opinion.adopted",
+        "opinion.instructed",
+    ),
     # Closed cases leave intake's duplicate index; its own 附议 events repair a crashed link.
     "intake": ("case.closed", "opinion.supported"),
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
 }
+
+
+def department_queue_name(code: str) -> str:
+    """The AMQP queue a department's own system consumes (部门订阅)."""
+    return f"minyi.dept.{code}"
+
+
+def department_binding(code: str) -> str:
+    """Every department-addressed routing key ``<aggregate>.<event>.<code>`` of one department."""
+    return f"*.*.{code}"
 
 
 def work_queue_name(service: str) -> str:

@@ -1,15 +1,24 @@
-"""Follow-up adapters: signed feedback links and case queries."""
+"""Follow-up adapters: signed feedback links, the clock, timers with an atomic claim, the
+loaded holiday years, KPI projections and case queries, on MongoDB/FerretDB."""
 
 import base64
+import contextlib
+import csv
 import hashlib
 import hmac
-from datetime import datetime
+import io
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
 
+from openpyxl import Workbook
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
+from shared.events import utcnow
 from shared.store import Document
 
-from .domain import Case, CaseError
+from .domain import Case, CaseError, Timer
+from .workdays import BEIJING, WorkCalendar, YearCalendar
 
 
 class FeedbackTokens:
@@ -45,8 +54,202 @@ class FeedbackTokens:
         return case_id, round_no
 
 
-async def department_inbox(cases: AsyncCollection[Document], department: str) -> list[Case]:
-    """Cases assigned to a department, newest first."""
-    cursor = cases.find({f"assignments.{department}": {"$exists": True}})
-    found = [Case.model_validate(doc) async for doc in cursor]
-    return sorted(found, key=lambda c: c.opened_at, reverse=True)
+class Clock(Protocol):
+    """Where use cases and timers get the time from."""
+
+    async def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Real time."""
+
+    async def now(self) -> datetime:
+        return utcnow()
+
+
+class MovableClock:
+    """Real time plus an offset kept in the followup database (``_id: "clock"``), so tests can
+    move the time of every replica at once. Only used when MINYI_TEST_CLOCK is set."""
+
+    def __init__(self, settings: AsyncCollection[Document]) -> None:
+        self.settings = settings
+
+    async def now(self) -> datetime:
+        doc = await self.settings.find_one({"_id": "clock"})
+        offset = timedelta(seconds=doc["offset_seconds"]) if doc else timedelta()
+        return utcnow() + offset
+
+    async def set(self, now: datetime) -> None:
+        """From now on, the clock reads ``now`` and runs on from there."""
+        offset = (now - utcnow()).total_seconds()
+        await self.settings.update_one(
+            {"_id": "clock"}, {"$set": {"offset_seconds": offset}}, upsert=True
+        )
+
+
+class Calendars:
+    """Holiday years loaded by an administrator for years the library does not know yet."""
+
+    def __init__(self, collection: AsyncCollection[Document], office_opens: time) -> None:
+        self.collection = collection
+        self.office_opens = office_opens
+
+    async def put(self, year: YearCalendar) -> None:
+        await self.collection.replace_one(
+            {"_id": year.year}, {"_id": year.year, **year.model_dump(mode="json")}, upsert=True
+        )
+
+    async def get(self, year: int) -> YearCalendar | None:
+        doc = await self.collection.find_one({"_id": year})
+        return None if doc is None else YearCalendar.model_validate(doc)
+
+    async def around(self, now: datetime) -> WorkCalendar:
+        """The calendar for deadlines starting at ``now``: this year and the next two,
+        read by ``_id``."""
+        year = now.astimezone(BEIJING).year
+        found = [y for y in [await self.get(n) for n in (year, year + 1, year + 2)] if y]
+        return WorkCalendar(found, self.office_opens)
+
+
+class Timers:
+    """Pending timers, one small document each (``_id`` = timer id), checked by every replica.
+
+    Claims are inserts of ``<timer id>#<attempt>`` into a claims collection: a unique ``_id``
+    is the one compare-and-set FerretDB 1.24 on SQLite does atomically (its conditional
+    ``update_one`` is a read-modify-write that two clients can both win). A claim holds for a
+    lease of real time; if its holder dies, the next attempt can be claimed after the lease.
+    The action itself is idempotent (the case records the timer id), so a retried timer never
+    acts twice."""
+
+    def __init__(
+        self,
+        timers: AsyncCollection[Document],
+        claims: AsyncCollection[Document],
+        lease: timedelta,
+    ) -> None:
+        self.timers = timers
+        self.claims = claims
+        self.lease = lease
+
+    async def schedule(self, timers: list[Timer]) -> None:
+        """Store timers (again): an existing timer keeps its state."""
+        for t in timers:
+            doc = {**t.model_dump(mode="python"), "attempt": 0}
+            with contextlib.suppress(DuplicateKeyError):
+                await self.timers.insert_one({"_id": t.id, **doc})
+
+    async def due(self, now: datetime, limit: int) -> list[Timer]:
+        cursor = self.timers.find({"fire_at": {"$lte": now}}).limit(limit)
+        return [Timer.model_validate(doc) async for doc in cursor]
+
+    async def claim(self, timer: Timer, replica: str) -> int | None:
+        """The attempt number this replica now holds, or None if another replica holds it."""
+        doc = await self.timers.find_one({"_id": timer.id})
+        if doc is None:
+            return None  # done meanwhile
+        attempt = doc["attempt"]
+        while True:
+            now = utcnow()  # leases run on real time, whatever a test clock says
+            try:
+                await self.claims.insert_one(
+                    {"_id": f"{timer.id}#{attempt}", "replica": replica, "until": now + self.lease}
+                )
+            except DuplicateKeyError:
+                held = await self.claims.find_one({"_id": f"{timer.id}#{attempt}"})
+                if held is None or held["until"] > now:
+                    return None
+                attempt += 1
+                await self.timers.update_one({"_id": timer.id}, {"$set": {"attempt": attempt}})
+                continue
+            return attempt
+
+    async def done(self, timer: Timer, attempt: int) -> None:
+        await self.timers.delete_one({"_id": timer.id})
+        claims = [f"{timer.id}#{n}" for n in range(attempt + 1)]
+        await self.claims.delete_many({"_id": {"$in": claims}})
+
+
+class Kpis:
+    """KPI projection: one fact per counted event (``_id`` = the event's key, so a redelivered
+    event is refused as a duplicate) with its month, department, office, category and counter
+    deltas; tables are ``$group``/``$sum`` over the facts of a dimension.
+
+    Facts rather than ``$inc`` on one document per department and month: FerretDB 1.24 on
+    SQLite loses concurrent ``$inc`` updates of one document, while inserts are atomic."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def add(
+        self, key: str, month: str, values: dict[str, str], counters: dict[str, int]
+    ) -> bool:
+        """Count ``counters`` once per ``key``; False if it was counted before."""
+        fact = {"_id": key, "month": month, **values, "counters": counters}
+        try:
+            await self.collection.insert_one(fact)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def table(self, dimension: str, month: str | None) -> list[dict[str, Any]]:
+        """Rows of one dimension ("all": everything together) and month: value, counters."""
+        match: Document = {"month": month} if month else {}
+        facts = [f async for f in self.collection.find(match, {"_id": 0})]
+        totals: dict[tuple[str, str], dict[str, int]] = {}
+        for fact in facts:
+            value = "全部" if dimension == "all" else str(fact.get(dimension, ""))
+            row = totals.setdefault((fact["month"], value), {})
+            for name, n in fact["counters"].items():
+                row[name] = row.get(name, 0) + n
+        return [
+            {"value": value, "month": m, "counters": counters}
+            for (m, value), counters in sorted(totals.items())
+        ]
+
+
+def table_csv(header: list[str], rows: list[list[Any]]) -> bytes:
+    """A table as UTF-8 CSV that Excel opens with its Chinese headers intact."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    # BOM so that Excel opens the Chinese headers correctly.
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+def table_xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
+    """A table as a one-sheet XLSX workbook."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = title[:31]
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def department_inbox(
+    cases: AsyncCollection[Document],
+    department: str,
+    status: str | None,
+    due_before: datetime | None,
+) -> list[Case]:
+    """Cases assigned to a department, by its assignment's status and due date, soonest due
+    first."""
+    query: Document = {f"assignments.{department}": {"$exists": True}}
+    if status:
+        query[f"assignments.{department}.status"] = status
+    if due_before:
+        query[f"assignments.{department}.due_at"] = {"$lte": due_before}
+    found = [Case.model_validate(doc) async for doc in cases.find(query)]
+    return sorted(found, key=lambda c: c.assignments[department].due_at)
+
+
+async def supervised(cases: AsyncCollection[Document], escalated: bool) -> list[Case]:
+    """Open cases that are overdue (超期), or escalated to 督办 (level ≥ 1)."""
+    query: Document = {"escalation_level": {"$gte": 1}} if escalated else {"overdue": True}
+    found = [Case.model_validate(doc) async for doc in cases.find(query)]
+    return sorted(found, key=lambda c: c.opened_at)

@@ -1,30 +1,40 @@
-"""Follow-up HTTP API: the department inbox and actions, case reading, and the submitter's
-feedback link."""
+"""Follow-up HTTP API: the department inbox and actions, case reading, the submitter's feedback
+link, supervision (extensions, escalation, overdue lists, 批示/采用, KPIs and exports), and the
+administrator's holiday years."""
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.auth import Principal, Role, require
-from shared.events import Rating, ReplyResult, utcnow
+from shared.events import DEPARTMENT_CODE, AdoptionLevel, Rating, ReplyResult
 from shared.problems import Problem
-from shared.store import Repository
 
 from . import handlers
-from .adapters import FeedbackTokens, department_inbox
-from .domain import Assignment, Case, CaseError, CaseStatus, TimelineEntry
+from .adapters import MovableClock, department_inbox, supervised, table_csv, table_xlsx
+from .domain import (
+    Adoption,
+    Assignment,
+    AssignmentStatus,
+    Attachment,
+    Case,
+    CaseError,
+    CaseStatus,
+    Feedback,
+    Instruction,
+    TimelineEntry,
+    rates,
+)
+from .handlers import FollowupPorts
+from .workdays import YearCalendar
 
 router = APIRouter(tags=["cases"])
-
-
-@dataclass
-class FollowupPorts:
-    cases: Repository[Case]
-    tokens: FeedbackTokens
+supervision = APIRouter(tags=["supervision"])
+admin = APIRouter(tags=["administration"])
+test_clock = APIRouter(tags=["testing"])
 
 
 def ports(request: Request) -> FollowupPorts:
@@ -34,6 +44,8 @@ def ports(request: Request) -> FollowupPorts:
 Ports = Annotated[FollowupPorts, Depends(ports)]
 Worker = Annotated[Principal, Depends(require("cases:work"))]
 Reader = Annotated[Principal, Depends(require("cases:read"))]
+Supervisor = Annotated[Principal, Depends(require("cases:supervise"))]
+Admin = Annotated[Principal, Depends(require("*"))]
 
 
 class CaseView(BaseModel):
@@ -47,8 +59,17 @@ class CaseView(BaseModel):
     opened_at: datetime
     assignments: dict[str, Assignment]
     timeline: list[TimelineEntry]
+    feedback_round: int
+    feedback_due_at: datetime | None
+    feedback: list[Feedback]
+    reopened: int
     rating: Rating | None
+    outcome: str | None
     closed_at: datetime | None
+    instructions: list[Instruction]
+    adoptions: list[Adoption]
+    overdue: bool
+    escalation_level: int
 
 
 class InboxItem(BaseModel):
@@ -57,23 +78,81 @@ class InboxItem(BaseModel):
     title: str
     role: str
     status: str
+    sign_due_at: datetime
     due_at: datetime
+    overdue: bool
+    escalation_level: int
+
+
+class SupervisedItem(BaseModel):
+    id: str
+    tracking_no: str
+    title: str
+    office_id: str
+    departments: dict[str, Assignment]
+    escalation_level: int
+
+
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class ReplyRequest(BaseModel):
     result: ReplyResult
-    text: str = Field(min_length=1, max_length=4000)
+    text: Text
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class InputRequest(BaseModel):
+    text: Text
+
+
+class ExtensionRequest(BaseModel):
+    reason: Reason
+    new_due: date = Field(description="The requested due day (Beijing time); due at its end")
+
+
+class ReturnRequest(BaseModel):
+    reason: Reason
+
+
+class ExtensionDecision(BaseModel):
+    department: str = Field(pattern=DEPARTMENT_CODE)
+    approve: bool
+    reason: str = Field(default="", max_length=500)
+
+
+class EscalationRequest(BaseModel):
+    department: str = Field(pattern=DEPARTMENT_CODE)
+    level: int | None = Field(default=None, ge=0, le=2, description="0 催办, 1/2 督办")
+    reason: Reason
+
+
+class InstructionRequest(BaseModel):
+    leader: str = Field(min_length=1, max_length=50, description="批示领导")
+    text: Text
+
+
+class AdoptionRequest(BaseModel):
+    level: AdoptionLevel
+    adopted_by: str = Field(min_length=1, max_length=100, description="采用单位")
+    note: str = Field(default="", max_length=500)
 
 
 class FeedbackRequest(BaseModel):
     rating: Rating
     comment: str = Field(default="", max_length=500)
+    resolved: bool | None = Field(default=None, description="问题是否解决 (default: from reply)")
 
 
 class FeedbackForm(BaseModel):
     tracking_no: str
     title: str
     replies: list[Assignment]
+
+
+class ClockSetting(BaseModel):
+    now: AwareDatetime
 
 
 def _view(case: Case) -> CaseView:
@@ -88,17 +167,26 @@ def _may_read(principal: Principal, case: Case) -> bool:
     return principal.sees_all()
 
 
-async def _run(action: Awaitable[Case]) -> Case:
+async def _run(action: Awaitable[Case]) -> CaseView:
     try:
-        return await action
+        return _view(await action)
     except CaseError as exc:
         raise Problem(exc.status, detail=str(exc)) from None
 
 
-@router.get("/inbox", summary="The department's assignments")
-async def inbox(p: Ports, principal: Worker) -> list[InboxItem]:
+# -- departments ----------------------------------------------------------------------------
+
+
+@router.get("/inbox", summary="The department's assignments, soonest due first")
+async def inbox(
+    p: Ports,
+    principal: Worker,
+    status: AssignmentStatus | None = None,
+    due_before: Annotated[AwareDatetime | None, Query(description="due at or before")] = None,
+) -> list[InboxItem]:
+    found = await department_inbox(p.cases.collection, principal.subject, status, due_before)
     items = []
-    for case in await department_inbox(p.cases.collection, principal.subject):
+    for case in found:
         a = case.assignments[principal.subject]
         items.append(
             InboxItem(
@@ -107,7 +195,10 @@ async def inbox(p: Ports, principal: Worker) -> list[InboxItem]:
                 title=case.title,
                 role=a.role,
                 status=a.status,
+                sign_due_at=a.sign_due_at,
                 due_at=a.due_at,
+                overdue=a.overdue,
+                escalation_level=a.escalation_level,
             )
         )
     return items
@@ -121,23 +212,44 @@ async def read_case(case_id: str, p: Ports, principal: Reader) -> CaseView:
     return _view(case)
 
 
-@router.post("/cases/{case_id}/sign", summary="签收 — sign for an assignment")
+@router.post("/cases/{case_id}/sign", summary="签收 — sign for an assignment (idempotent)")
 async def sign_case(case_id: str, p: Ports, principal: Worker) -> CaseView:
-    return _view(await _run(handlers.sign(p.cases, case_id, principal.subject)))
+    return await _run(handlers.sign(p, case_id, principal.subject))
 
 
-@router.post("/cases/{case_id}/reply", summary="答复 — reply with a result")
+@router.post("/cases/{case_id}/reply", summary="答复 — the lead replies with a result")
 async def reply_case(case_id: str, body: ReplyRequest, p: Ports, principal: Worker) -> CaseView:
-    case = await _run(
-        handlers.reply(p.cases, p.tokens, case_id, principal.subject, body.result, body.text)
+    return await _run(
+        handlers.reply(p, case_id, principal.subject, body.result, body.text, body.attachments)
     )
-    return _view(case)
+
+
+@router.post("/cases/{case_id}/input", summary="协办意见 — a co-handler's input to the lead")
+async def give_input(case_id: str, body: InputRequest, p: Ports, principal: Worker) -> CaseView:
+    return await _run(handlers.give_input(p, case_id, principal.subject, body.text))
+
+
+@router.post("/cases/{case_id}/extension", summary="申请延期 — ask for a later due date")
+async def request_extension(
+    case_id: str, body: ExtensionRequest, p: Ports, principal: Worker
+) -> CaseView:
+    return await _run(
+        handlers.request_extension(p, case_id, principal.subject, body.reason, body.new_due)
+    )
+
+
+@router.post("/cases/{case_id}/return", summary="退回 — return a wrong assignment")
+async def return_case(case_id: str, body: ReturnRequest, p: Ports, principal: Worker) -> CaseView:
+    return await _run(handlers.return_assignment(p, case_id, principal.subject, body.reason))
+
+
+# -- the submitter --------------------------------------------------------------------------
 
 
 @router.get("/feedback/{token}", tags=["feedback"], summary="What the submitter is asked to rate")
 async def feedback_form(token: str, p: Ports) -> FeedbackForm:
     try:
-        case_id, _ = p.tokens.verify(token, utcnow())
+        case_id, _ = p.tokens.verify(token, await p.clock.now())
     except CaseError as exc:
         raise Problem(exc.status, detail=str(exc)) from None
     case = await p.cases.get(case_id)
@@ -149,4 +261,194 @@ async def feedback_form(token: str, p: Ports) -> FeedbackForm:
 
 @router.post("/feedback/{token}", tags=["feedback"], summary="评价 — the submitter rates the reply")
 async def give_feedback(token: str, body: FeedbackRequest, p: Ports) -> CaseView:
-    return _view(await _run(handlers.rate(p.cases, p.tokens, token, body.rating, body.comment)))
+    return await _run(handlers.rate(p, token, body.rating, body.comment, body.resolved))
+
+
+# -- supervisors ----------------------------------------------------------------------------
+
+
+@supervision.post("/cases/{case_id}/extension/decision", summary="延期审批 — approve or refuse")
+async def decide_extension(
+    case_id: str, body: ExtensionDecision, p: Ports, principal: Supervisor
+) -> CaseView:
+    if not body.approve and not body.reason:
+        raise Problem(
+            422,
+            detail="Invalid fields 字段有误: reason",
+            errors=[{"field": "reason", "message": "a refusal needs a reason", "code": "missing"}],
+        )
+    return await _run(
+        handlers.decide_extension(
+            p, case_id, body.department, body.approve, body.reason, principal.name
+        )
+    )
+
+
+@supervision.post("/cases/{case_id}/escalate", summary="催办/督办 by hand")
+async def escalate_case(
+    case_id: str, body: EscalationRequest, p: Ports, principal: Supervisor
+) -> CaseView:
+    return await _run(
+        handlers.escalate(p, case_id, body.department, body.level, body.reason, principal.name)
+    )
+
+
+@supervision.post("/cases/{case_id}/instructions", summary="批示 — record a leader's instruction")
+async def instruct_case(
+    case_id: str, body: InstructionRequest, p: Ports, principal: Supervisor
+) -> CaseView:
+    return await _run(handlers.instruct(p, case_id, body.leader, body.text))
+
+
+@supervision.post("/cases/{case_id}/adoptions", summary="采用 — record an adoption by level")
+async def adopt_case(
+    case_id: str, body: AdoptionRequest, p: Ports, principal: Supervisor
+) -> CaseView:
+    return await _run(handlers.adopt(p, case_id, body.level, body.adopted_by, body.note))
+
+
+def _supervised(cases: list[Case]) -> list[SupervisedItem]:
+    return [
+        SupervisedItem(
+            id=c.id,
+            tracking_no=c.tracking_no,
+            title=c.title,
+            office_id=c.office_id,
+            departments={d: a for d, a in c.assignments.items() if a.is_active()},
+            escalation_level=c.escalation_level,
+        )
+        for c in cases
+    ]
+
+
+@supervision.get("/supervision/overdue", summary="Open work past its due date (超期)")
+async def overdue(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
+    return _supervised(await supervised(p.cases.collection, escalated=False))
+
+
+@supervision.get("/supervision/escalated", summary="Work under 督办 (level 1 or 2)")
+async def escalated(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
+    return _supervised(await supervised(p.cases.collection, escalated=True))
+
+
+Dimension = Literal["department", "office", "category", "all"]
+Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+
+
+class KpiRow(BaseModel):
+    dimension: str
+    value: str
+    month: str
+    counters: dict[str, int]
+    rates: dict[str, float | None]
+    points: int = Field(description="履职积分 by the configured weights")
+
+
+async def _kpi_rows(p: FollowupPorts, dimension: str, month: str | None) -> list[KpiRow]:
+    return [
+        KpiRow(
+            dimension=dimension,
+            value=row["value"],
+            month=row["month"],
+            counters=row["counters"],
+            rates=rates(row["counters"]),
+            points=p.points.points(row["counters"]),
+        )
+        for row in await p.kpis.table(dimension, month)
+    ]
+
+
+@supervision.get("/kpis", summary="KPIs by department, office, category or overall, per month")
+async def kpis(
+    p: Ports, principal: Supervisor, dimension: Dimension = "department", month: Month = None
+) -> list[KpiRow]:
+    return await _kpi_rows(p, dimension, month)
+
+
+EXPORT_COLUMNS: list[tuple[str, str]] = [
+    ("timely_sign_rate", "及时签收率"),
+    ("on_time_rate", "按时办结率"),
+    ("resolution_rate", "解决率"),
+    ("satisfaction_rate", "满意率"),
+    ("fully_satisfied_rate", "满意(单项)率"),
+]
+EXPORT_COUNTERS: list[tuple[str, str]] = [
+    ("sign_due", "应签收"),
+    ("signed_on_time", "按时签收"),
+    ("reply_due", "应办结"),
+    ("replied_on_time", "按时办结"),
+    ("overdue", "超期"),
+    ("urged", "催办"),
+    ("escalated", "督办"),
+    ("feedback", "评价数"),
+    ("submitted", "提交"),
+]
+
+
+@supervision.get(
+    "/kpis/export",
+    summary="KPI table as CSV or XLSX (月度通报)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.ms-excel": {}}}},
+)
+async def export_kpis(
+    p: Ports,
+    principal: Supervisor,
+    dimension: Dimension = "department",
+    month: Month = None,
+    format: Literal["csv", "xlsx"] = "csv",
+) -> Response:
+    header = ["维度", "名称", "月份"] + [t for _, t in EXPORT_COLUMNS]
+    header += [t for _, t in EXPORT_COUNTERS] + ["履职积分"]
+    rows: list[list[Any]] = [
+        [r.dimension, r.value, r.month]
+        + [r.rates[k] for k, _ in EXPORT_COLUMNS]
+        + [r.counters.get(k, 0) for k, _ in EXPORT_COUNTERS]
+        + [r.points]
+        for r in await _kpi_rows(p, dimension, month)
+    ]
+    name = f"kpis-{dimension}-{month or 'all'}"
+    if format == "xlsx":
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        content = table_xlsx(name, header, rows)
+    else:
+        media, content = "text/csv; charset=utf-8", table_csv(header, rows)
+    disposition = f'attachment; filename="{name}.{format}"'
+    return Response(content, media_type=media, headers={"Content-Disposition": disposition})
+
+
+# -- administrators -------------------------------------------------------------------------
+
+
+@admin.put("/calendar/{year}", summary="Load a year's holidays and adjusted workdays (调休)")
+async def put_calendar(year: int, body: YearCalendar, p: Ports, principal: Admin) -> YearCalendar:
+    if body.year != year:
+        raise Problem(
+            422,
+            detail="Invalid fields 字段有误: year",
+            errors=[{"field": "year", "message": f"must be {year}", "code": "mismatch"}],
+        )
+    wrong = [d.isoformat() for d in [*body.holidays, *body.workdays] if d.year != year]
+    if wrong:
+        raise Problem(
+            422,
+            detail=f"Invalid fields 字段有误: dates outside {year}: {', '.join(wrong[:10])}",
+            errors=[{"field": "holidays/workdays", "message": "outside the year", "code": "year"}],
+        )
+    await p.calendars.put(body)
+    return body
+
+
+@admin.get("/calendar/{year}", summary="A loaded year, if any")
+async def get_calendar(year: int, p: Ports, principal: Reader) -> YearCalendar:
+    found = await p.calendars.get(year)
+    if found is None:
+        raise Problem(404, detail=f"No loaded calendar for {year} (the built-in one may know it).")
+    return found
+
+
+@test_clock.put("/test-clock", summary="Move the test clock (only with MINYI_TEST_CLOCK=1)")
+async def set_clock(body: ClockSetting, request: Request, principal: Admin) -> dict[str, str]:
+    clock: MovableClock = request.app.state.clock
+    await clock.set(body.now)
+    return {"now": (await clock.now()).isoformat()}

@@ -1,17 +1,33 @@
-"""Follow-up's work queue: message → use case."""
+"""Follow-up's entrypoints besides HTTP: the work queue (assignments, and its own events for
+the KPI projections) and the timer ticker that every replica runs."""
+
+import asyncio
+import logging
 
 from shared.events import CloudEvent, OpinionAssigned
 from shared.messaging import EventBus
-from shared.store import Repository
 
 from . import handlers
-from .domain import Case
+from .handlers import FollowupPorts
+
+log = logging.getLogger("minyi.followup.timers")
 
 
-def subscribe(bus: EventBus, cases: Repository[Case]) -> None:
+def subscribe(bus: EventBus, ports: FollowupPorts) -> None:
     async def on_event(event: CloudEvent) -> None:
         payload = event.payload()
         if isinstance(payload, OpinionAssigned):
-            await handlers.open_case(event.id, payload, cases)
+            await handlers.open_case(event.id, payload, ports)
+        await handlers.project(event, ports)
 
     bus.consume(on_event)
+
+
+async def run_ticker(ports: FollowupPorts, replica: str, interval: float, batch: int) -> None:
+    """Forever: fire the timers that are due (催办/督办 and friends)."""
+    while True:
+        try:
+            await handlers.fire_due_timers(ports, replica, batch)
+        except Exception:
+            log.exception("timer tick failed; will try again")
+        await asyncio.sleep(interval)

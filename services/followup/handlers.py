@@ -1,13 +1,57 @@
-"""Follow-up use cases: each loads the case, lets the domain decide, saves state and events
-together, and retries when another writer changed the case meanwhile."""
+"""Follow-up use cases: each loads the case, lets the domain decide, stores the timers it
+needs, saves state and events together (outbox), and retries when another writer changed the
+case meanwhile.
 
-from shared.events import CloudEvent, EventData, OpinionAssigned, Rating, ReplyResult, utcnow
+Timers are stored before the case is saved: a timer whose case change was lost finds nothing
+to do when it fires (its generation does not match), while the reverse order could lose it."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.events import (
+    AdoptionLevel,
+    CloudEvent,
+    EventData,
+    OpinionAssigned,
+    Rating,
+    ReplyResult,
+)
+from shared.messaging import PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
-from .adapters import FeedbackTokens
-from .domain import FEEDBACK_WINDOW, Case, CaseError
+from .adapters import Calendars, Clock, FeedbackTokens, Kpis, Timers
+from .domain import (
+    Attachment,
+    Case,
+    CaseError,
+    PointWeights,
+    Policy,
+    Rules,
+    Timer,
+    kpi_change,
+    month_of,
+)
 
 SOURCE = "/minyi/followup"
+
+log = logging.getLogger("minyi.followup")
+
+
+@dataclass
+class FollowupPorts:
+    cases: Repository[Case]
+    timers: Timers
+    calendars: Calendars
+    kpis: Kpis
+    clock: Clock
+    tokens: FeedbackTokens
+    policy: Policy
+    points: PointWeights
+
+    async def rules(self, now: datetime) -> Rules:
+        return Rules(await self.calendars.around(now), self.policy)
 
 
 def _wrap(events: list[EventData]) -> list[CloudEvent]:
@@ -21,66 +65,196 @@ async def _load(cases: Repository[Case], case_id: str) -> Case:
     return case
 
 
-async def open_case(event_id: str, assigned: OpinionAssigned, cases: Repository[Case]) -> None:
+async def open_case(event_id: str, assigned: OpinionAssigned, p: FollowupPorts) -> None:
     """A department was assigned: open the case or add the assignment, once per event."""
 
     async def change() -> None:
-        now = utcnow()
-        case = await cases.get(assigned.opinion_id)
+        now = await p.clock.now()
+        rules = await p.rules(now)
+        case = await p.cases.get(assigned.opinion_id)
         if case is None:
-            case = Case.open(assigned, now)
+            case, timers = Case.open(assigned, now, rules)
             case.mark_handled(event_id)
-            if not await cases.add(case, []):
+            await p.timers.schedule(timers)
+            if not await p.cases.add(case, []):
                 raise VersionConflict(f"case {case.id} was opened concurrently")
             return
         if case.has_handled(event_id):
             return
-        case.assign(assigned, now)
+        await p.timers.schedule(case.assign(assigned, now, rules))
         case.mark_handled(event_id)
-        await cases.save(case, [])
+        await p.cases.save(case, [])
 
     await retry_on_conflict(change)
 
 
-async def sign(cases: Repository[Case], case_id: str, department: str) -> Case:
-    async def change() -> Case:
-        case = await _load(cases, case_id)
-        events = case.sign(department, utcnow())
+Change = Callable[[Case, datetime, Rules], tuple[list[EventData], list[Timer]]]
+
+
+async def _act(p: FollowupPorts, case_id: str, change: Change) -> Case:
+    """Load, change, schedule the new timers, save with the events."""
+
+    async def attempt() -> Case:
+        now = await p.clock.now()
+        case = await _load(p.cases, case_id)
+        events, timers = change(case, now, await p.rules(now))
         if events:
-            await cases.save(case, _wrap(events))
+            await p.timers.schedule(timers)
+            await p.cases.save(case, _wrap(events))
         return case
 
-    return await retry_on_conflict(change)
+    return await retry_on_conflict(attempt)
+
+
+def _no_timers(events: list[EventData]) -> tuple[list[EventData], list[Timer]]:
+    return events, []
+
+
+async def sign(p: FollowupPorts, case_id: str, department: str) -> Case:
+    """签收 (idempotent)."""
+    return await _act(p, case_id, lambda c, now, _: _no_timers(c.sign(department, now)))
 
 
 async def reply(
-    cases: Repository[Case],
-    tokens: FeedbackTokens,
+    p: FollowupPorts,
     case_id: str,
     department: str,
     result: ReplyResult,
     text: str,
+    attachments: list[Attachment],
 ) -> Case:
-    async def change() -> Case:
-        now = utcnow()
-        case = await _load(cases, case_id)
-        url = tokens.url(case.id, case.feedback_round + 1, now + FEEDBACK_WINDOW)
-        events = case.reply(department, result, text, now, url)
-        await cases.save(case, _wrap(events))
-        return case
+    """答复 by the lead; the submitter gets a signed single-use feedback link."""
 
-    return await retry_on_conflict(change)
+    def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
+        expires = rules.calendar.due(now, rules.policy.feedback_window)
+        url = p.tokens.url(case.id, case.feedback_round + 1, expires)
+        return case.reply(department, result, text, attachments, now, rules, url)
+
+    return await _act(p, case_id, change)
+
+
+async def give_input(p: FollowupPorts, case_id: str, department: str, text: str) -> Case:
+    """协办意见 to the lead."""
+    return await _act(p, case_id, lambda c, now, _: _no_timers(c.give_input(department, text, now)))
+
+
+async def request_extension(
+    p: FollowupPorts, case_id: str, department: str, reason: str, new_due: date
+) -> Case:
+    """申请延期."""
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, rules: _no_timers(
+            c.request_extension(department, reason, new_due, now, rules)
+        ),
+    )
+
+
+async def decide_extension(
+    p: FollowupPorts, case_id: str, department: str, approve: bool, reason: str, actor: str
+) -> Case:
+    """延期审批 by a supervisor."""
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, rules: c.decide_extension(department, approve, reason, actor, now, rules),
+    )
+
+
+async def return_assignment(p: FollowupPorts, case_id: str, department: str, reason: str) -> Case:
+    """退回."""
+    return await _act(
+        p, case_id, lambda c, now, _: _no_timers(c.return_assignment(department, reason, now))
+    )
+
+
+async def escalate(
+    p: FollowupPorts, case_id: str, department: str, level: int | None, reason: str, actor: str
+) -> Case:
+    """催办/督办 by hand."""
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, _: _no_timers(c.escalate(department, level, reason, actor, now)),
+    )
+
+
+async def instruct(p: FollowupPorts, case_id: str, leader: str, text: str) -> Case:
+    """批示."""
+    return await _act(p, case_id, lambda c, now, _: _no_timers(c.instruct(leader, text, now)))
+
+
+async def adopt(p: FollowupPorts, case_id: str, level: AdoptionLevel, by: str, note: str) -> Case:
+    """采用."""
+    return await _act(p, case_id, lambda c, now, _: _no_timers(c.adopt(level, by, note, now)))
 
 
 async def rate(
-    cases: Repository[Case], tokens: FeedbackTokens, token: str, rating: Rating, comment: str
+    p: FollowupPorts, token: str, rating: Rating, comment: str, resolved: bool | None
 ) -> Case:
-    async def change() -> Case:
-        now = utcnow()
-        case_id, feedback_round = tokens.verify(token, now)
-        case = await _load(cases, case_id)
-        events = case.rate(feedback_round, rating, comment, now)
-        await cases.save(case, _wrap(events))
-        return case
+    """评价 through a signed link; a forged, expired or used link is refused."""
+    case_id, feedback_round = p.tokens.verify(token, await p.clock.now())
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, rules: c.rate(feedback_round, rating, comment, resolved, now, rules),
+    )
 
-    return await retry_on_conflict(change)
+
+async def fire_due_timers(p: FollowupPorts, replica: str, limit: int) -> int:
+    """Claim and act on due timers; returns how many this replica acted on."""
+    acted = 0
+    for timer in await p.timers.due(await p.clock.now(), limit):
+        attempt = await p.timers.claim(timer, replica)
+        if attempt is None:
+            continue  # another replica has it
+        try:
+            await _fire(p, timer)
+        except Exception:
+            # The claim lapses after its lease; the timer is then tried again.
+            log.exception("timer %s failed", timer.id, extra={"opinion_id": timer.case_id})
+            continue
+        await p.timers.done(timer, attempt)
+        acted += 1
+        log.info("timer %s fired by %s", timer.id, replica, extra={"opinion_id": timer.case_id})
+    return acted
+
+
+async def _fire(p: FollowupPorts, timer: Timer) -> None:
+    async def change() -> None:
+        case = await p.cases.get(timer.case_id)
+        if case is None or case.has_handled(timer.id):
+            return
+        events = case.fire(timer, await p.clock.now())
+        case.mark_handled(timer.id)
+        await p.cases.save(case, _wrap(events))
+
+    await retry_on_conflict(change)
+
+
+async def project(event: CloudEvent, p: FollowupPorts) -> None:
+    """Count an event in the KPI projections (by department, office, category, month)."""
+    payload = event.payload()
+    if isinstance(payload, OpinionAssigned):
+        if payload.role != "lead":
+            return
+        # Counted once per opinion however often routing assigns it again (履职积分: submitted).
+        values = {
+            "department": payload.department,
+            "office": payload.office_id,
+            "category": payload.category,
+        }
+        key = f"submitted-{payload.opinion_id}"
+        await p.kpis.add(key, month_of(event.time), values, {"submitted": 1})
+        return
+    found = kpi_change(payload, event.time)
+    if found is None:
+        return
+    case = await p.cases.get(event.subject)
+    if case is None:
+        raise PermanentFailure(f"event {event.id} concerns unknown case {event.subject}")
+    lead = case.lead()
+    department = found.department or (lead.department if lead else "unassigned")
+    values = {"department": department, "office": case.office_id, "category": case.category}
+    await p.kpis.add(event.id, found.month, values, found.counters)

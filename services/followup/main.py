@@ -1,5 +1,14 @@
 """Follow-up composition root."""
 
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
 from fastapi import FastAPI
 
 from shared.messaging import EventBus
@@ -8,20 +17,59 @@ from shared.settings import Settings, get_settings
 from shared.store import Repository, mongo_client
 
 from . import api, consumers
-from .adapters import FeedbackTokens
+from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, SystemClock, Timers
+from .config import FollowupSettings
 from .domain import Case
+from .handlers import FollowupPorts
 
-DESCRIPTION = "承办、跟踪、反馈 — department work on assigned opinions, deadlines and feedback."
+DESCRIPTION = (
+    "承办、跟踪、督办、反馈 — department work on assigned opinions, working-day deadlines, "
+    "催办/督办 escalation, feedback, 批示/采用 and KPIs."
+)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, own: FollowupSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    own = own or FollowupSettings()
     bus = EventBus("followup", settings)
     mongo = mongo_client(settings)
-    cases = Repository(mongo[settings.database("followup")].cases, Case, bus)
-    consumers.subscribe(bus, cases)
-    app = service_app("followup", DESCRIPTION, settings, bus, mongo, [api.router], [cases])
-    app.state.ports = api.FollowupPorts(
-        cases=cases, tokens=FeedbackTokens(settings.secret, settings.followup_public_url)
+    db = mongo[settings.database("followup")]
+    cases = Repository(db.cases, Case, bus)
+    clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
+    ports = FollowupPorts(
+        cases=cases,
+        timers=Timers(db.timers, db.timer_claims, timedelta(seconds=own.timer_lease_seconds)),
+        calendars=Calendars(db.calendars, own.office_opens),
+        kpis=Kpis(db.kpis),
+        clock=clock,
+        tokens=FeedbackTokens(settings.secret, settings.followup_public_url),
+        policy=own.policy,
+        points=own.points,
     )
+    consumers.subscribe(bus, ports)
+    routers = [api.router, api.supervision, api.admin]
+    if isinstance(clock, MovableClock):
+        routers.append(api.test_clock)
+    app = service_app("followup", DESCRIPTION, settings, bus, mongo, routers, [cases])
+    app.state.ports = ports
+    app.state.clock = clock
+
+    service_lifespan = app.router.lifespan_context
+    replica = f"{socket.gethostname()}:{os.getpid()}"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        # The ticker runs only while the bus is up: timer actions publish through the outbox.
+        async with service_lifespan(app) as state:
+            ticker = asyncio.create_task(
+                consumers.run_ticker(ports, replica, own.tick_seconds, own.timers_per_tick)
+            )
+            try:
+                yield state
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+
+    app.router.lifespan_context = lifespan
     return app

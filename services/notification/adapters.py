@@ -1,32 +1,195 @@
-"""Notification channels. The webhook channel posts the CloudEvent with an HMAC signature."""
+"""Notification adapters: the channels (plugins behind one small interface), the stored
+template overrides, and the quiet-hours hold on a RabbitMQ TTL wait queue."""
 
 import time
+from collections.abc import Awaitable
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Protocol
 
+import aiosmtplib
 import httpx
+from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.events import CE_CONTENT_TYPE
+from shared import topology
+from shared.events import CE_CONTENT_TYPE, CloudEvent, utcnow
+from shared.messaging import ROUTING_KEY_HEADER, EventBus
+from shared.store import Document
 
-from .domain import WebhookSubscription, signature
+from .config import ChannelSettings
+from .domain import ChannelKind, Message, RecipientRole, signature
 
 
 class DeliveryError(Exception):
-    """The receiver did not take the delivery."""
+    """The receiver did not take the delivery this time; trying again later may help."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The receiver refused the delivery for good (bad address, 4xx, 410 Gone)."""
+
+    def __init__(self, reason: str, gone: bool = False) -> None:
+        super().__init__(reason)
+        self.gone = gone
+
+
+class Channel(Protocol):
+    """A way to reach a recipient. ``send`` returns when the receiver accepted the message and
+    raises DeliveryError (retry later) or PermanentDeliveryError (do not retry)."""
+
+    kind: ChannelKind
+
+    async def send(self, message: Message) -> None: ...
+
+
+def _check_http_answer(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    reason = f"HTTP {response.status_code}"
+    if response.status_code == 410:
+        raise PermanentDeliveryError(f"{reason} Gone", gone=True)
+    # 408 and 429 say "later"; any other 4xx will not change by asking again.
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        raise PermanentDeliveryError(reason)
+    raise DeliveryError(reason)
+
+
+async def _answer(request: Awaitable[httpx.Response]) -> httpx.Response:
+    """Await an HTTP request; a transport failure or timeout is a DeliveryError."""
+    try:
+        return await request
+    except httpx.TimeoutException as exc:
+        raise DeliveryError(f"timed out ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
 
 
 class WebhookChannel:
+    """POSTs the CloudEvent as JSON, signed with HMAC-SHA256 over ``<timestamp>.<body>``."""
+
+    kind = ChannelKind.WEBHOOK
+
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def send(self, subscription: WebhookSubscription, delivery_id: str, body: bytes) -> None:
+    async def send(self, message: Message) -> None:
         headers = {
             "Content-Type": CE_CONTENT_TYPE,
             # Receivers dedupe on this id: the same delivery always carries the same one.
-            "X-Minyi-Delivery": delivery_id,
-            "X-Minyi-Signature": signature(subscription.secret, int(time.time()), body),
+            "X-Minyi-Delivery": message.delivery_id,
+            "X-Minyi-Signature": signature(message.secret, int(time.time()), message.body),
         }
+        response = await _answer(
+            self.client.post(message.address, content=message.body, headers=headers)
+        )
+        _check_http_answer(response)
+
+
+class EmailChannel:
+    """Sends a plain-text UTF-8 e-mail over SMTP."""
+
+    kind = ChannelKind.EMAIL
+
+    def __init__(self, settings: ChannelSettings) -> None:
+        self.settings = settings
+
+    def compose(self, message: Message) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.settings.smtp_sender
+        mail["To"] = message.address
+        mail["Subject"] = message.subject
+        mail["Message-ID"] = make_msgid(domain="minyi.local")
+        mail["X-Minyi-Delivery"] = message.delivery_id
+        mail.set_content(message.text, charset="utf-8")
+        return mail
+
+    async def send(self, message: Message) -> None:
+        s = self.settings
         try:
-            response = await self.client.post(subscription.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+            await aiosmtplib.send(
+                self.compose(message),
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password,
+                start_tls=s.smtp_starttls,
+                timeout=s.smtp_timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentDeliveryError(f"recipient refused: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            error = f"SMTP {exc.code}: {exc.message}"
+            # 5xx is a final "no" from the server; 4xx asks to try again later.
+            if exc.code >= 500:
+                raise PermanentDeliveryError(error) from exc
+            raise DeliveryError(error) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        if not response.is_success:
-            raise DeliveryError(f"HTTP {response.status_code}")
+
+
+class SmsChannel:
+    """Sends a short message through a provider-neutral HTTP gateway."""
+
+    kind = ChannelKind.SMS
+
+    def __init__(self, client: httpx.AsyncClient, settings: ChannelSettings) -> None:
+        self.client = client
+        self.settings = settings
+
+    async def send(self, message: Message) -> None:
+        s = self.settings
+        # The subject line is the short form of every template.
+        text = f"{s.sms_sign}{message.subject}"
+        body = {"to": message.address, "text": text, "ref": message.delivery_id}
+        headers = {"Authorization": f"Bearer {s.sms_gateway_token}"} if s.sms_gateway_token else {}
+        response = await _answer(
+            self.client.post(
+                s.sms_gateway_url, json=body, headers=headers, timeout=s.sms_timeout_seconds
+            )
+        )
+        _check_http_answer(response)
+
+
+class TemplateOverrides:
+    """Templates an administrator stored for (event, role); id ``<event name>:<role>``."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def get(self, event_name: str, role: RecipientRole) -> str | None:
+        doc = await self.collection.find_one({"_id": f"{event_name}:{role.value}"})
+        return None if doc is None else str(doc["source"])
+
+    async def put(self, event_name: str, role: RecipientRole, source: str, by: str) -> None:
+        await self.collection.replace_one(
+            {"_id": f"{event_name}:{role.value}"},
+            {"source": source, "updated_by": by, "updated_at": utcnow()},
+            upsert=True,
+        )
+
+    async def delete(self, event_name: str, role: RecipientRole) -> bool:
+        result = await self.collection.delete_one({"_id": f"{event_name}:{role.value}"})
+        return result.deleted_count > 0
+
+
+class QuietHoursHold:
+    """Puts an event on a TTL wait queue that returns it to the work queue after
+    ``delay_ms``, so deliveries held by quiet hours are looked at again — surviving restarts
+    and without a timer per delivery."""
+
+    service = "notification"
+
+    def __init__(self, bus: EventBus, delay_ms: int) -> None:
+        self.bus = bus
+        self.delay_ms = delay_ms
+        self._declared = False
+
+    async def __call__(self, event: CloudEvent) -> None:
+        queue = topology.wait_queue_name(self.service, self.delay_ms)
+        if not self._declared:
+            wait = await self.bus.broker.declare_queue(
+                topology.wait_queue(self.service, self.delay_ms)
+            )
+            await wait.bind(topology.INTERNAL.name, routing_key=queue)
+            self._declared = True
+        headers = {ROUTING_KEY_HEADER: event.routing_key()}
+        await self.bus.send_internal(event.model_dump_json().encode(), queue, event.id, headers)

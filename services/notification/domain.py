@@ -1,69 +1,197 @@
-"""Notification domain: who wants which events, where, and what was delivered. No I/O."""
+"""Notification domain: who wants which events, through which channel and address, when they
+must not be disturbed, and what was delivered. No I/O."""
 
 import hashlib
 import hmac
-from datetime import datetime
+import re
+from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_serializer, model_validator
 
 from shared.events import EventData
 from shared.store import Aggregate
 
+# Quiet hours are local office hours in China.
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
-class WebhookSubscription(BaseModel):
+# Events the notification service publishes about its own work: never delivered or re-handled,
+# or every delivery would cause another one.
+OWN_EVENTS_PREFIX = "notification."
+
+# 中国大陆手机号, optionally with the country code.
+MOBILE_PHONE = r"^(\+86)?1[3-9]\d{9}$"
+
+
+class ChannelKind(StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class RecipientRole(StrEnum):
+    OFFICE = "office"  # 区政协/人大办公室 …: every event of the opinions it registered
+    DEPARTMENT = "department"  # 承办单位: events addressed to it
+    SUPERVISOR = "supervisor"  # 督办: any event it subscribes to (breaches, escalations …)
+    MEMBER = "member"  # 委员/代表: events of the opinions they submitted
+
+
+class QuietHours(BaseModel):
+    """免打扰 — local (Beijing) time window in which nothing is sent; may span midnight."""
+
+    start: time
+    end: time
+
+    @field_serializer("start", "end")
+    def as_text(self, moment: time) -> str:
+        # BSON has no time-of-day type; "22:00" reads back as the same time.
+        return moment.isoformat(timespec="minutes")
+
+    @model_validator(mode="after")
+    def not_empty(self) -> "QuietHours":
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end must differ")
+        return self
+
+    def ends_after(self, now: datetime) -> timedelta | None:
+        """How long until the window ends, if ``now`` falls inside it; else None."""
+        local = now.astimezone(LOCAL_TIME)
+        at = local.time().replace(tzinfo=None)
+        inside = (
+            self.start <= at < self.end
+            if self.start < self.end
+            else at >= self.start or at < self.end
+        )
+        if not inside:
+            return None
+        end = datetime.combine(local.date(), self.end, LOCAL_TIME)
+        if end <= local:
+            end += timedelta(days=1)
+        return end - local
+
+
+class Subscription(BaseModel):
+    """One address of a recipient on one channel, and which events it wants there."""
+
+    # After this many permanent failures in a row a subscription is switched off.
+    disable_after: ClassVar[int] = 3
+
     id: str
-    url: str
-    # Event names such as "assignment.replied"; empty means every event addressed to the recipient.
+    channel: ChannelKind = ChannelKind.WEBHOOK
+    # URL, e-mail address or mobile number, by channel.
+    address: str
+    # Event names such as "assignment.replied"; empty means every event the recipient gets.
     event_names: list[str]
-    secret: str
+    # Webhook signing secret; empty for e-mail and SMS.
+    secret: str = ""
+    quiet_hours: QuietHours | None = None
     created_at: datetime
     active: bool = True
+    permanent_failures: int = 0
+    disabled_reason: str | None = None
+
+    def record_success(self) -> None:
+        self.permanent_failures = 0
+
+    def record_permanent_failure(self, reason: str, gone: bool) -> bool:
+        """Count a permanent failure; switch off after repeated ones (at once on 410 Gone).
+        Returns True if this switched the subscription off."""
+        self.permanent_failures += 1
+        if self.active and (gone or self.permanent_failures >= self.disable_after):
+            self.active = False
+            self.disabled_reason = reason
+            return True
+        return False
+
+    def enable(self) -> None:
+        self.active = True
+        self.permanent_failures = 0
+        self.disabled_reason = None
 
 
 class Recipient(Aggregate):
-    """An office or department and its webhook subscriptions; id ``<role>:<code>``."""
+    """An office, department, supervisor or member and its subscriptions; id ``<role>:<code>``."""
 
-    subscriptions: dict[str, WebhookSubscription]
+    subscriptions: dict[str, Subscription]
 
-    def wants(self, event_name: str) -> list[WebhookSubscription]:
+    def wants(self, event_name: str) -> list[Subscription]:
         return [
             s
             for s in self.subscriptions.values()
             if s.active and (not s.event_names or event_name in s.event_names)
         ]
 
+    def has_address(self, channel: ChannelKind, address: str) -> bool:
+        return any(
+            s.active and s.channel == channel and s.address == address
+            for s in self.subscriptions.values()
+        )
+
+
+class Roster(Aggregate):
+    """The recipients of a role that receive events not addressed to them by the event itself
+    (supervisors): read by ``_id`` instead of scanning recipients. Id ``roster:<role>``."""
+
+    members: dict[str, bool] = Field(default_factory=dict)
+
 
 class DeliveryStatus(StrEnum):
-    FAILING = "failing"
+    SENDING = "sending"  # claimed by a consumer that is sending it now
+    HELD = "held"  # quiet hours: sent when they end
+    FAILING = "failing"  # a transient failure; the event is retried
+    FAILED = "failed"  # a permanent failure; the event is parked with the reason
     DELIVERED = "delivered"
 
 
 class Delivery(Aggregate):
-    """One event to one subscription; id ``<event id>:<subscription id>`` makes it unique."""
+    """One event to one address of one recipient on one channel. The id
+    ``<event id>:<recipient>:<channel>:<subscription id>`` makes it unique, so a redelivered
+    event finds it and sends nothing twice."""
 
     event_id: str
     event_type: str
     opinion_id: str
     recipient: str
+    channel: ChannelKind = ChannelKind.WEBHOOK
     subscription_id: str
     status: DeliveryStatus
     attempts: int
+    claimed_at: datetime | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+
+    def claimable(self, now: datetime, lease: timedelta) -> bool:
+        """Another consumer may be sending this right now unless its claim has run out."""
+        if self.status == DeliveryStatus.DELIVERED:
+            return False
+        if self.status == DeliveryStatus.SENDING and self.claimed_at is not None:
+            return now - self.claimed_at > lease
+        return True
+
+
+def delivery_id(event_id: str, recipient: str, subscription: Subscription) -> str:
+    return f"{event_id}:{recipient}:{subscription.channel.value}:{subscription.id}"
 
 
 def recipient_id(role: str, subject: str) -> str:
     return f"{role}:{subject}"
 
 
+def role_of(recipient: str) -> RecipientRole:
+    return RecipientRole(recipient.partition(":")[0])
+
+
 def recipients_of(payload: EventData) -> list[str]:
-    """The office and the department an event concerns."""
+    """The office, department and member an event concerns (supervisors come from the roster)."""
     found = []
     if office := getattr(payload, "office_id", None):
-        found.append(recipient_id("office", office))
+        found.append(recipient_id(RecipientRole.OFFICE, office))
     if department := getattr(payload, "department", None):
-        found.append(recipient_id("department", department))
+        found.append(recipient_id(RecipientRole.DEPARTMENT, department))
+    if member := getattr(payload, "member_id", None):
+        found.append(recipient_id(RecipientRole.MEMBER, member))
     return found
 
 
@@ -71,3 +199,44 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     """``X-Minyi-Signature`` value: HMAC-SHA256 over ``<timestamp>.<body>``."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+# 身份证号 (18 digits, last may be X) before mobile numbers, so a phone-like run inside an
+# ID number is not masked separately.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?![0-9A-Za-z])")
+
+
+def mask_personal_data(text: str) -> str:
+    """Mask mobile numbers (138****5678) and ID numbers (110101********123X) in free text."""
+    text = _ID_NUMBER.sub(lambda m: f"{m[1]}{'*' * 8}{m[2]}", text)
+    return _MOBILE.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[3]}", text)
+
+
+def mask_strings(value: Any) -> Any:
+    """``mask_personal_data`` applied to every string inside a JSON-like value, except ids and
+    links (``*_id``, ``*_url``), whose digits are not personal data."""
+    if isinstance(value, str):
+        return mask_personal_data(value)
+    if isinstance(value, dict):
+        return {k: v if k.endswith(("_id", "_url")) else mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_strings(v) for v in value]
+    return value
+
+
+def mask_address(channel: ChannelKind, address: str) -> str:
+    """How an address is shown back in lists: phone numbers masked, the rest as is."""
+    return mask_personal_data(address) if channel == ChannelKind.SMS else address
+
+
+class Message(BaseModel):
+    """What a channel sends: the rendered subject (the SMS text too) and body, and for webhooks
+    the JSON body to sign."""
+
+    delivery_id: str
+    address: str
+    subject: str
+    text: str
+    body: bytes
+    secret: str = ""

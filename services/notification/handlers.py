@@ -1,104 +1,360 @@
-"""Notification use cases."""
+"""Notification use cases: deliver an event to everyone who wants it, exactly once per
+(event, recipient, channel, address); manage subscriptions and templates."""
 
-from shared.events import CloudEvent, new_id, utcnow
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.events import (
+    CloudEvent,
+    EventData,
+    NotificationDelivered,
+    NotificationFailed,
+    new_id,
+    utcnow,
+)
+from shared.messaging import PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
-from .adapters import DeliveryError, WebhookChannel
-from .domain import Delivery, DeliveryStatus, Recipient, WebhookSubscription, recipients_of
+from . import rendering
+from .adapters import Channel, DeliveryError, PermanentDeliveryError, TemplateOverrides
+from .domain import (
+    OWN_EVENTS_PREFIX,
+    ChannelKind,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    QuietHours,
+    Recipient,
+    RecipientRole,
+    Roster,
+    Subscription,
+    delivery_id,
+    mask_strings,
+    recipients_of,
+    role_of,
+)
+
+SOURCE = "/minyi/notification"
+log = logging.getLogger("minyi.notification")
 
 
-async def deliver_event(
-    event: CloudEvent,
-    recipients: Repository[Recipient],
-    deliveries: Repository[Delivery],
-    webhook: WebhookChannel,
-) -> None:
-    """Deliver an event to every subscription that wants it, each at most once; raise if any
-    failed, so the bus retries later (delivered ones are skipped then)."""
+@dataclass
+class NotificationPorts:
+    recipients: Repository[Recipient]
+    rosters: Repository[Roster]
+    deliveries: Repository[Delivery]
+    templates: TemplateOverrides
+    channels: Mapping[ChannelKind, Channel]
+    # Sends the event round again later, for deliveries held by quiet hours.
+    hold: Callable[[CloudEvent], Awaitable[None]]
+    claim_lease: timedelta = timedelta(seconds=60)
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+
+class AlreadySubscribed(Exception):
+    """The recipient already has an active subscription to this address on this channel."""
+
+
+class Outcome:
+    """What became of the deliveries of one event."""
+
+    def __init__(self) -> None:
+        self.retry: list[str] = []
+        self.permanent: list[str] = []
+        self.held = False
+
+
+async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
+    """Deliver an event to every subscription that wants it, each at most once.
+
+    Raises PermanentFailure (the event is parked with the reason) when a template is broken or
+    a receiver refused for good, and DeliveryError (the bus retries later with backoff) when a
+    receiver failed for now; deliveries already made are skipped on the next round."""
     payload = event.payload()
-    body = event.model_dump_json().encode()
-    failed = []
-    for rid in recipients_of(payload):
-        recipient = await recipients.get(rid)
+    if payload.name.startswith(OWN_EVENTS_PREFIX):
+        return
+    outcome = Outcome()
+    # Personal data never leaves masked-out: webhooks get the masked event too.
+    body = event.model_copy(update={"data": mask_strings(event.data)}).model_dump_json().encode()
+    for rid in await _recipients(payload, ports):
+        recipient = await ports.recipients.get(rid)
         for subscription in recipient.wants(payload.name) if recipient else []:
-            delivery_id = f"{event.id}:{subscription.id}"
-            delivery = await deliveries.get(delivery_id)
-            if delivery is not None and delivery.status == DeliveryStatus.DELIVERED:
-                continue
-            error = None
-            try:
-                await webhook.send(subscription, delivery_id, body)
-            except DeliveryError as exc:
-                error = str(exc)
-                failed.append(f"{rid} {subscription.url}: {error}")
-            await _record(deliveries, delivery, event, rid, subscription, error)
-    if failed:
-        raise DeliveryError("; ".join(failed))
+            await _deliver(event, payload, rid, subscription, body, ports, outcome)
+    if outcome.held:
+        await ports.hold(event)
+    if outcome.retry:
+        raise DeliveryError("; ".join(outcome.retry + outcome.permanent))
+    if outcome.permanent:
+        raise PermanentFailure("; ".join(outcome.permanent))
 
 
-async def _record(
-    deliveries: Repository[Delivery],
-    delivery: Delivery | None,
+async def _recipients(payload: EventData, ports: NotificationPorts) -> list[str]:
+    supervisors = await ports.rosters.get(roster_id(RecipientRole.SUPERVISOR))
+    return recipients_of(payload) + (list(supervisors.members) if supervisors else [])
+
+
+async def _deliver(
     event: CloudEvent,
-    recipient: str,
-    subscription: WebhookSubscription,
-    error: str | None,
+    payload: EventData,
+    rid: str,
+    subscription: Subscription,
+    body: bytes,
+    ports: NotificationPorts,
+    outcome: Outcome,
 ) -> None:
-    status = DeliveryStatus.FAILING if error else DeliveryStatus.DELIVERED
-    if delivery is None:
-        delivery = Delivery(
-            id=f"{event.id}:{subscription.id}",
-            event_id=event.id,
-            event_type=event.type,
-            opinion_id=event.subject,
-            recipient=recipient,
-            subscription_id=subscription.id,
-            status=status,
-            attempts=1,
-            last_error=error,
-            delivered_at=None if error else utcnow(),
+    did = delivery_id(event.id, rid, subscription)
+    where = f"{rid} {subscription.channel.value}"
+    now = ports.clock()
+    quiet = subscription.quiet_hours
+    if quiet is not None and quiet.ends_after(now) is not None:
+        held = _new_delivery(did, event, rid, subscription, now, held=True)
+        if not await ports.deliveries.add(held, []):
+            existing = await ports.deliveries.get(did)
+            if existing is not None and existing.status == DeliveryStatus.DELIVERED:
+                return
+        outcome.held = True
+        return
+    delivery = await _claim(did, event, rid, subscription, now, ports)
+    if delivery == DeliveryStatus.DELIVERED:
+        return
+    if not isinstance(delivery, Delivery):
+        outcome.retry.append(f"{where}: being sent by another consumer")
+        return
+    channel = ports.channels[subscription.channel]
+    try:
+        text = await _render(event, payload, role_of(rid), ports.templates)
+        await channel.send(
+            Message(
+                delivery_id=did,
+                address=subscription.address,
+                subject=text.subject,
+                text=text.text,
+                body=body,
+                secret=subscription.secret,
+            )
         )
-        if await deliveries.add(delivery, []):
-            return
-        delivery = await deliveries.get(delivery.id)
-        assert delivery is not None
-    delivery.status = status
-    delivery.attempts += 1
-    delivery.last_error = error
-    delivery.delivered_at = None if error else utcnow()
-    await deliveries.save(delivery, [])
+    except rendering.TemplateError as exc:
+        reason = f"template error: {exc}"
+        outcome.permanent.append(f"{where}: {reason}")
+        await _finish(delivery, DeliveryStatus.FAILED, reason, payload, ports)
+    except PermanentDeliveryError as exc:
+        outcome.permanent.append(f"{where}: {exc}")
+        await _finish(delivery, DeliveryStatus.FAILED, str(exc), payload, ports)
+        await _count_permanent_failure(ports.recipients, rid, subscription.id, str(exc), exc.gone)
+    except DeliveryError as exc:
+        outcome.retry.append(f"{where}: {exc}")
+        await _finish(delivery, DeliveryStatus.FAILING, str(exc), payload, ports)
+    except Exception as exc:
+        # Give up the claim, so the retry of this event does not wait for the lease to run out.
+        await _finish(
+            delivery, DeliveryStatus.FAILING, f"{type(exc).__name__}: {exc}", payload, ports
+        )
+        raise
+    else:
+        await _finish(delivery, DeliveryStatus.DELIVERED, None, payload, ports)
+        if subscription.permanent_failures:
+            await _reset_failures(ports.recipients, rid, subscription.id)
 
 
-async def subscribe_webhook(
-    recipients: Repository[Recipient], rid: str, url: str, event_names: list[str], secret: str
-) -> WebhookSubscription:
-    subscription = WebhookSubscription(
-        id=new_id(), url=url, event_names=event_names, secret=secret, created_at=utcnow()
+def _new_delivery(
+    did: str,
+    event: CloudEvent,
+    rid: str,
+    subscription: Subscription,
+    now: datetime,
+    held: bool = False,
+) -> Delivery:
+    return Delivery(
+        id=did,
+        event_id=event.id,
+        event_type=event.type,
+        opinion_id=event.subject,
+        recipient=rid,
+        channel=subscription.channel,
+        subscription_id=subscription.id,
+        status=DeliveryStatus.HELD if held else DeliveryStatus.SENDING,
+        attempts=0 if held else 1,
+        claimed_at=None if held else now,
     )
 
+
+async def _claim(
+    did: str,
+    event: CloudEvent,
+    rid: str,
+    subscription: Subscription,
+    now: datetime,
+    ports: NotificationPorts,
+) -> Delivery | DeliveryStatus:
+    """Mark the delivery as being sent by this consumer, so two copies of an event handled at
+    once never both send. Returns the claimed delivery, or what keeps us from sending it:
+    DELIVERED (done before) or SENDING (another consumer has it now)."""
+    # Most events are new: try the insert first, read only when it already exists.
+    fresh = _new_delivery(did, event, rid, subscription, now)
+    if await ports.deliveries.add(fresh, []):
+        return fresh
+    delivery = await ports.deliveries.get(did)
+    if delivery is None:
+        return DeliveryStatus.SENDING
+    if delivery.status == DeliveryStatus.DELIVERED:
+        return DeliveryStatus.DELIVERED
+    if not delivery.claimable(now, ports.claim_lease):
+        return DeliveryStatus.SENDING
+    delivery.status = DeliveryStatus.SENDING
+    delivery.attempts += 1
+    delivery.claimed_at = now
+    try:
+        await ports.deliveries.save(delivery, [])
+    except VersionConflict:
+        return DeliveryStatus.SENDING
+    return delivery
+
+
+async def _render(
+    event: CloudEvent, payload: EventData, role: RecipientRole, templates: TemplateOverrides
+) -> rendering.Rendered:
+    override = await templates.get(payload.name, role)
+    template = (
+        rendering.compile_template(override)
+        if override is not None
+        else rendering.builtin_template(payload.name, role)
+    )
+    return rendering.render(template, event, role)
+
+
+async def _finish(
+    delivery: Delivery,
+    status: DeliveryStatus,
+    error: str | None,
+    payload: EventData,
+    ports: NotificationPorts,
+) -> None:
+    delivery.status = status
+    delivery.last_error = error
+    delivery.delivered_at = ports.clock() if status == DeliveryStatus.DELIVERED else None
+    facts = {
+        "opinion_id": delivery.opinion_id,
+        "office_id": str(getattr(payload, "office_id", "")),
+        "recipient": delivery.recipient,
+        "channel": str(delivery.channel),
+        "source_event_id": delivery.event_id,
+        "source_event_type": delivery.event_type,
+        "delivery_id": delivery.id,
+    }
+    news: list[EventData] = []
+    if status == DeliveryStatus.DELIVERED:
+        news.append(NotificationDelivered(**facts))
+    elif status == DeliveryStatus.FAILED:
+        news.append(NotificationFailed(**facts, reason=error or ""))
+    # We hold the claim, so nobody else writes this delivery meanwhile.
+    await ports.deliveries.save(delivery, [CloudEvent.wrap(SOURCE, e) for e in news])
+
+
+async def _count_permanent_failure(
+    recipients: Repository[Recipient], rid: str, subscription_id: str, reason: str, gone: bool
+) -> None:
     async def change() -> None:
         recipient = await recipients.get(rid)
-        if recipient is None:
-            recipient = Recipient(id=rid, subscriptions={subscription.id: subscription})
-            if not await recipients.add(recipient, []):
-                raise VersionConflict(f"recipient {rid} was created concurrently")
+        if recipient is None or subscription_id not in recipient.subscriptions:
             return
-        recipient.subscriptions[subscription.id] = subscription
+        subscription = recipient.subscriptions[subscription_id]
+        if subscription.record_permanent_failure(reason, gone):
+            log.warning(
+                "subscription switched off after permanent failures",
+                extra={"recipient": rid, "subscription": subscription_id, "reason": reason},
+            )
         await recipients.save(recipient, [])
 
     await retry_on_conflict(change)
+
+
+async def _reset_failures(
+    recipients: Repository[Recipient], rid: str, subscription_id: str
+) -> None:
+    async def change() -> None:
+        recipient = await recipients.get(rid)
+        if recipient is None or subscription_id not in recipient.subscriptions:
+            return
+        recipient.subscriptions[subscription_id].record_success()
+        await recipients.save(recipient, [])
+
+    await retry_on_conflict(change)
+
+
+def roster_id(role: RecipientRole) -> str:
+    return f"roster:{role.value}"
+
+
+async def subscribe(
+    ports: NotificationPorts,
+    rid: str,
+    channel: ChannelKind,
+    address: str,
+    event_names: list[str],
+    quiet_hours: QuietHours | None,
+    secret: str,
+) -> Subscription:
+    """Add a subscription; raises AlreadySubscribed for a second one to the same address."""
+    subscription = Subscription(
+        id=new_id(),
+        channel=channel,
+        address=address,
+        event_names=event_names,
+        secret=secret if channel == ChannelKind.WEBHOOK else "",
+        quiet_hours=quiet_hours,
+        created_at=utcnow(),
+    )
+
+    async def change() -> None:
+        recipient = await ports.recipients.get(rid)
+        if recipient is None:
+            recipient = Recipient(id=rid, subscriptions={subscription.id: subscription})
+            if not await ports.recipients.add(recipient, []):
+                raise VersionConflict(f"recipient {rid} was created concurrently")
+            return
+        if recipient.has_address(channel, address):
+            raise AlreadySubscribed(f"{rid} already receives {channel.value} at this address")
+        recipient.subscriptions[subscription.id] = subscription
+        await ports.recipients.save(recipient, [])
+
+    await retry_on_conflict(change)
+    if role_of(rid) == RecipientRole.SUPERVISOR:
+        await _enrol(ports.rosters, RecipientRole.SUPERVISOR, rid)
     return subscription
 
 
-async def unsubscribe_webhook(
-    recipients: Repository[Recipient], rid: str, subscription_id: str
-) -> bool:
-    async def change() -> bool:
+async def _enrol(rosters: Repository[Roster], role: RecipientRole, rid: str) -> None:
+    async def change() -> None:
+        roster = await rosters.get(roster_id(role))
+        if roster is None:
+            if not await rosters.add(Roster(id=roster_id(role), members={rid: True}), []):
+                raise VersionConflict("roster created concurrently")
+            return
+        if rid not in roster.members:
+            roster.members[rid] = True
+            await rosters.save(roster, [])
+
+    await retry_on_conflict(change)
+
+
+async def set_active(
+    recipients: Repository[Recipient], rid: str, subscription_id: str, active: bool
+) -> Subscription | None:
+    """Switch a subscription off (unsubscribe) or on again (after an automatic switch-off);
+    None if the recipient has no such subscription."""
+
+    async def change() -> Subscription | None:
         recipient = await recipients.get(rid)
         if recipient is None or subscription_id not in recipient.subscriptions:
-            return False
-        recipient.subscriptions[subscription_id].active = False
+            return None
+        subscription = recipient.subscriptions[subscription_id]
+        if active:
+            subscription.enable()
+        else:
+            subscription.active = False
         await recipients.save(recipient, [])
-        return True
+        return subscription
 
     return await retry_on_conflict(change)

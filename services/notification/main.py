@@ -1,5 +1,7 @@
 """Notification composition root."""
 
+from datetime import timedelta
+
 import httpx
 from fastapi import FastAPI
 
@@ -9,23 +11,60 @@ from shared.settings import Settings, get_settings
 from shared.store import Repository, mongo_client
 
 from . import api, consumers
-from .adapters import WebhookChannel
-from .domain import Delivery, Recipient
+from .adapters import (
+    EmailChannel,
+    QuietHoursHold,
+    SmsChannel,
+    TemplateOverrides,
+    WebhookChannel,
+)
+from .config import ChannelSettings
+from .domain import Delivery, Recipient, Roster
+from .handlers import NotificationPorts
 
-DESCRIPTION = "通知 — delivers events to offices and departments by signed webhook."
+DESCRIPTION = (
+    "通知 — tells offices, departments, supervisors and members about their opinions' events "
+    "by signed webhook, e-mail or SMS, once per event, in Chinese."
+)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, channel_settings: ChannelSettings | None = None
+) -> FastAPI:
     settings = settings or get_settings()
+    channel_settings = channel_settings or ChannelSettings()
     bus = EventBus("notification", settings)
     mongo = mongo_client(settings)
     db = mongo[settings.database("notification")]
-    recipients = Repository(db.recipients, Recipient, bus)
     deliveries = Repository(db.deliveries, Delivery, bus)
+    # The client's timeout is what turns a hanging webhook into a retry.
     client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
-    consumers.subscribe(bus, recipients, deliveries, WebhookChannel(client))
-    app = service_app(
-        "notification", DESCRIPTION, settings, bus, mongo, [api.router], on_stop=[client.aclose]
+    ports = NotificationPorts(
+        recipients=Repository(db.recipients, Recipient, bus),
+        rosters=Repository(db.rosters, Roster, bus),
+        deliveries=deliveries,
+        templates=TemplateOverrides(db.templates),
+        channels={
+            channel.kind: channel
+            for channel in (
+                WebhookChannel(client),
+                EmailChannel(channel_settings),
+                SmsChannel(client, channel_settings),
+            )
+        },
+        hold=QuietHoursHold(bus, channel_settings.quiet_recheck_ms),
+        claim_lease=timedelta(seconds=channel_settings.claim_lease_seconds),
     )
-    app.state.ports = api.NotificationPorts(recipients=recipients, deliveries=deliveries)
+    consumers.subscribe(bus, ports)
+    app = service_app(
+        "notification",
+        DESCRIPTION,
+        settings,
+        bus,
+        mongo,
+        [api.router, api.templates],
+        [deliveries],
+        on_stop=[client.aclose],
+    )
+    app.state.ports = ports
     return app

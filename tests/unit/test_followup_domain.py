@@ -1,25 +1,43 @@
-"""The case lifecycle and the feedback link."""
+"""The case lifecycle, its branches (extension, return, reopen, co-handling), timers, and the
+feedback link — pure domain, no I/O."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 import pytest
 
 from services.followup.adapters import FeedbackTokens
-from services.followup.domain import Case, CaseError, CaseStatus
+from services.followup.domain import (
+    AssignmentStatus,
+    Case,
+    CaseError,
+    CaseStatus,
+    Policy,
+    Rules,
+    Timer,
+    TimerKind,
+)
+from services.followup.workdays import WorkCalendar
 from shared.events import (
+    AssignmentInputGiven,
     AssignmentReplied,
     CaseClosed,
+    CaseEscalated,
+    DeadlineBreached,
+    DeadlineWarning,
     FeedbackRequested,
     OpinionAssigned,
     Rating,
     ReplyResult,
 )
 
-NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 Beijing time
+RULES = Rules(WorkCalendar(), Policy())
 
 
-def assigned(department: str = "housing", role: Literal["lead", "co"] = "lead") -> OpinionAssigned:
+def assigned(
+    department: str = "housing", role: Literal["lead", "co"] = "lead", urgency: str = "general"
+) -> OpinionAssigned:
     return OpinionAssigned(
         opinion_id="op1",
         tracking_no="SQ-2026-000001",
@@ -29,20 +47,33 @@ def assigned(department: str = "housing", role: Literal["lead", "co"] = "lead") 
         department_name="区住建局",
         role=role,
         category="城乡建设",
-        urgency="general",
+        urgency=urgency,
         explanation="",
         received_at=NOW,
     )
 
 
+def opened(*co: str) -> Case:
+    case, _ = Case.open(assigned(), NOW, RULES)
+    for department in co:
+        case.assign(assigned(department, "co"), NOW, RULES)
+    return case
+
+
+def replied(case: Case, at: datetime = NOW) -> Case:
+    case.sign("housing", at)
+    case.reply("housing", ReplyResult.RESOLVED, "已修复", [], at, RULES, "http://x/feedback/t")
+    return case
+
+
 def test_lifecycle_from_assignment_to_closed() -> None:
-    case = Case.open(assigned(), NOW)
-    assert case.assignments["housing"].due_at == NOW + timedelta(days=7)
+    case = opened()
     assert len(case.sign("housing", NOW)) == 1
-    events = case.reply("housing", ReplyResult.RESOLVED, "已修复", NOW, "http://x/feedback/t")
+    events, timers = case.reply("housing", ReplyResult.RESOLVED, "已修复", [], NOW, RULES, "u")
     assert [type(e) for e in events] == [AssignmentReplied, FeedbackRequested]
+    assert [t.kind for t in timers] == [TimerKind.FEEDBACK]
     assert case.status == CaseStatus.AWAITING_FEEDBACK
-    closing = case.rate(1, Rating.SATISFIED, "", NOW)
+    closing, _ = case.rate(1, Rating.SATISFIED, "", None, NOW, RULES)
     assert isinstance(closing[-1], CaseClosed)
     assert [t.step for t in case.timeline] == [
         "登记",
@@ -56,31 +87,135 @@ def test_lifecycle_from_assignment_to_closed() -> None:
 
 
 def test_signing_twice_changes_nothing() -> None:
-    case = Case.open(assigned(), NOW)
+    case = opened()
     case.sign("housing", NOW)
     assert case.sign("housing", NOW) == []
     assert [t.step for t in case.timeline].count("签收") == 1
 
 
 def test_illegal_transitions_are_refused() -> None:
-    case = Case.open(assigned(), NOW)
-    case.assign(assigned("ecology", "co"), NOW)
+    case = opened("ecology")
     with pytest.raises(CaseError) as not_signed:
-        case.reply("housing", ReplyResult.RESOLVED, "x", NOW, "u")
+        case.reply("housing", ReplyResult.RESOLVED, "x", [], NOW, RULES, "u")
     assert not_signed.value.status == 409
     case.sign("ecology", NOW)
     with pytest.raises(CaseError, match="lead"):
-        case.reply("ecology", ReplyResult.RESOLVED, "x", NOW, "u")
+        case.reply("ecology", ReplyResult.RESOLVED, "x", [], NOW, RULES, "u")
     with pytest.raises(CaseError) as stranger:
         case.sign("transport", NOW)
     assert stranger.value.status == 403
     with pytest.raises(CaseError):
-        case.rate(1, Rating.SATISFIED, "", NOW)
+        case.rate(1, Rating.SATISFIED, "", None, NOW, RULES)
+    with pytest.raises(CaseError, match="co-handler"):
+        case.give_input("housing", "x", NOW)
+
+
+def test_co_handler_input_goes_to_the_lead() -> None:
+    case = opened("ecology")
+    case.sign("ecology", NOW)
+    [event] = case.give_input("ecology", "噪声监测数据已提供", NOW)
+    assert isinstance(event, AssignmentInputGiven)
+    assert (event.department, event.from_department) == ("housing", "ecology")
+    assert event.routing_key() == "assignment.input_given.housing"
+    assert case.assignments["ecology"].status == AssignmentStatus.REPLIED
+
+
+def test_unsatisfied_reopens_once_with_a_new_deadline_then_closes() -> None:
+    case = replied(opened())
+    first_due = case.assignments["housing"].due_at
+    later = NOW + timedelta(days=3)
+    events, timers = case.rate(1, Rating.UNSATISFIED, "路灯还是不亮", None, later, RULES)
+    assert [e.name for e in events] == ["feedback.received", "case.reopened"]
+    lead = case.assignments["housing"]
+    assert case.status == CaseStatus.OPEN and lead.status == AssignmentStatus.SIGNED
+    assert lead.due_at > first_due and lead.generation == 2
+    assert {t.kind for t in timers} >= {TimerKind.REMINDER, TimerKind.REPLY_DUE}
+    case.reply("housing", ReplyResult.RESOLVED, "已更换灯具", [], later, RULES, "u")
+    with pytest.raises(CaseError):  # the first round's link is spent
+        case.rate(1, Rating.UNSATISFIED, "", None, later, RULES)
+    events, timers = case.rate(2, Rating.UNSATISFIED, "还是不行", None, later, RULES)
+    assert [e.name for e in events] == ["feedback.received", "case.closed"]
+    assert case.status == CaseStatus.CLOSED and timers == []
+
+
+def test_extension_before_due_is_decided_by_a_supervisor() -> None:
+    case = opened()
+    case.sign("housing", NOW)
+    old = case.assignments["housing"]
+    old_due = old.due_at
+    case.request_extension("housing", "需协调供电公司", date(2026, 11, 20), NOW, RULES)
+    with pytest.raises(CaseError, match="waiting"):
+        case.request_extension("housing", "again", date(2026, 11, 21), NOW, RULES)
+    [refused], timers = case.decide_extension("housing", False, "理由不足", "督查室", NOW, RULES)
+    assert refused.name == "assignment.extension_refused"
+    assert case.assignments["housing"].due_at == old_due and timers == []
+    case.request_extension("housing", "需协调供电公司", date(2026, 11, 20), NOW, RULES)
+    _, timers = case.decide_extension("housing", True, "", "督查室", NOW, RULES)
+    assert case.assignments["housing"].due_at == datetime(2026, 11, 20, 16, tzinfo=UTC)
+    assert {t.generation for t in timers} == {2}
+    with pytest.raises(CaseError, match="At most 1"):
+        case.request_extension("housing", "再延", date(2026, 11, 30), NOW, RULES)
+
+
+def test_extension_after_the_due_date_is_refused_with_the_reason() -> None:
+    case = opened()
+    case.sign("housing", NOW)
+    late = case.assignments["housing"].due_at + timedelta(minutes=1)
+    with pytest.raises(CaseError, match="has passed") as refused:
+        case.request_extension("housing", "忘了", date(2026, 12, 30), late, RULES)
+    assert refused.value.status == 409
+    with pytest.raises(CaseError, match="after the current due date"):
+        case.request_extension("housing", "x", date(2026, 11, 3), NOW, RULES)
+
+
+def test_returned_assignment_stays_returned_and_a_new_lead_is_added() -> None:
+    case = opened()
+    case.return_assignment("housing", "不属于本单位职责", NOW)
+    with pytest.raises(CaseError, match="returned"):
+        case.sign("housing", NOW)
+    assert case.lead() is None
+    timers = case.assign(assigned("transport"), NOW, RULES)
+    assert case.assignments["housing"].status == AssignmentStatus.RETURNED
+    assert case.lead() is not None and case.lead().department == "transport"  # type: ignore[union-attr]
+    assert timers
+
+
+def _timer(case: Case, kind: TimerKind, generation: int = 1) -> Timer:
+    return Timer(
+        case_id=case.id, department="housing", kind=kind, generation=generation, fire_at=NOW
+    )
+
+
+def test_timers_act_only_while_the_work_is_owed() -> None:
+    case = opened()
+    assert isinstance(case.fire(_timer(case, TimerKind.SIGN_DUE), NOW)[0], DeadlineBreached)
+    assert isinstance(case.fire(_timer(case, TimerKind.REMINDER), NOW)[0], DeadlineWarning)
+    assert len(case.fire(_timer(case, TimerKind.REPLY_DUE), NOW)) == 1
+    assert case.overdue
+    [urge] = case.fire(_timer(case, TimerKind.URGE), NOW)
+    assert isinstance(urge, CaseEscalated) and urge.level == 0 and urge.label == "催办"
+    case.escalate("housing", 2, "领导关注", "督查室", NOW)
+    assert case.fire(_timer(case, TimerKind.SUPERVISE_1), NOW) == []  # already higher
+    assert case.escalation_level == 2
+    assert case.fire(_timer(case, TimerKind.REMINDER, generation=0), NOW) == []  # stale
+    replied(case)
+    assert not case.overdue and case.escalation_level == -1
+    assert case.fire(_timer(case, TimerKind.REMINDER), NOW) == []
+
+
+def test_no_feedback_within_the_window_closes_the_case() -> None:
+    case = replied(opened())
+    feedback = Timer(
+        case_id=case.id, department="housing", kind=TimerKind.FEEDBACK, generation=1, fire_at=NOW
+    )
+    [closed] = case.fire(feedback, NOW)
+    assert isinstance(closed, CaseClosed) and closed.outcome == "未评价"
+    assert case.fire(feedback, NOW) == []
 
 
 def test_same_assignment_twice_is_one_assignment() -> None:
-    case = Case.open(assigned(), NOW)
-    case.assign(assigned(), NOW)
+    case = opened()
+    case.assign(assigned(), NOW, RULES)
     assert list(case.assignments) == ["housing"]
     assert [t.step for t in case.timeline].count("交办") == 1
 

@@ -1,0 +1,27 @@
+"""Follow-up configuration from environment variables (prefix ``MINYI_FOLLOWUP_``): the SLA
+norms, points weights and timer cadence. JSON values, e.g.
+``MINYI_FOLLOWUP_POLICY='{"extensions_allowed": 2}'``."""
+
+from datetime import time
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .domain import PointWeights, Policy
+
+
+class FollowupSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MINYI_FOLLOWUP_")
+
+    policy: Policy = Field(default_factory=Policy)
+    points: PointWeights = Field(default_factory=PointWeights)
+    office_opens: time = time(9)
+    # How often each replica looks for due timers, and how long a claim holds before another
+    # replica may take over a timer whose claimant died.
+    tick_seconds: float = 1.0
+    timer_lease_seconds: float = 60.0
+    timers_per_tick: int = 200
+    # A clock that tests can move (see adapters.MovableClock); never set in production.
+    test_clock: bool = Field(
+        default=False, validation_alias=AliasChoices("MINYI_TEST_CLOCK", "test_clock")
+    )

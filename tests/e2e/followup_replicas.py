@@ -1,0 +1,196 @@
+"""Two followup replicas as real processes on their own vhost and databases, with a movable
+clock, and a queue that captures every event they publish — for the follow-up e2e tests."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aio_pika
+import httpx
+import pytest
+
+from services.demo import wait_for
+from shared import auth, broker_admin, topology
+from shared.events import CE_CONTENT_TYPE, CloudEvent, EventData
+from shared.settings import Settings
+from shared.store import mongo_client
+
+from .conftest import LOGS, PORT_BASE
+
+REPLICA_PORTS = (PORT_BASE + 101, PORT_BASE + 102)
+DEPARTMENTS = ("housing", "transport", "ecology")
+
+
+@dataclass
+class Replicas:
+    settings: Settings
+    keys: dict[str, str]
+    channel: aio_pika.abc.AbstractChannel
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    captured: list[CloudEvent] = field(default_factory=list)
+
+    def url(self, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{REPLICA_PORTS[replica]}"
+
+    def header(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+    def start(self, replica: int) -> None:
+        env = {
+            **os.environ,
+            "MINYI_DB_PREFIX": self.settings.db_prefix,
+            "MINYI_AMQP_VHOST": self.settings.amqp_vhost,
+            "MINYI_FOLLOWUP_PUBLIC_URL": self.url(0),
+            "MINYI_TEST_CLOCK": "1",
+            "MINYI_FOLLOWUP_TICK_SECONDS": "0.5",
+        }
+        log = (LOGS / f"followup-replica{replica}.log").open("ab")
+        command = [sys.executable, "-m", "services.cli", "serve", "followup"]
+        process = subprocess.Popen(
+            [*command, "--port", str(REPLICA_PORTS[replica])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        if replica < len(self.processes):
+            self.processes[replica] = process
+        else:
+            self.processes.append(process)
+
+    async def wait_ready(self, replica: int) -> None:
+        async def ready() -> bool:
+            if self.processes[replica].poll() is not None:
+                pytest.fail(f"followup replica {replica} exited; see {LOGS}")
+            try:
+                async with httpx.AsyncClient() as http:
+                    r = await http.get(f"{self.url(replica)}/ready", timeout=2)
+                return r.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(ready, f"followup replica {replica}", within=90)
+
+    def kill(self, replica: int) -> None:
+        self.processes[replica].kill()
+        self.processes[replica].wait()
+
+    async def set_clock(self, now: datetime) -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.put(
+                f"{self.url(0)}/test-clock",
+                headers=self.header("admin"),
+                json={"now": now.isoformat()},
+            )
+        assert r.status_code == 200, r.text
+
+    async def publish(self, data: EventData) -> None:
+        """Publish an event as another service would (e.g. routing's opinion.assigned)."""
+        event = CloudEvent.wrap("/minyi/routing", data)
+        exchange = await self.channel.get_exchange(topology.EVENTS.name)
+        message = aio_pika.Message(
+            event.model_dump_json().encode(),
+            message_id=event.id,
+            content_type=CE_CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await exchange.publish(message, routing_key=data.routing_key(), mandatory=True)
+
+    async def case(self, opinion_id: str) -> dict[str, Any] | None:
+        """The case as an administrator reads it, or None while it does not exist."""
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.get(f"{self.url(0)}/cases/{opinion_id}", headers=self.header("admin"))
+        return r.json() if r.status_code == 200 else None
+
+    def of(self, opinion_id: str, name: str) -> list[CloudEvent]:
+        return [
+            e for e in self.captured if e.subject == opinion_id and e.type == f"minyi.{name}.v1"
+        ]
+
+
+@pytest.fixture(scope="module")
+async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
+    run = uuid.uuid4().hex[:6]
+    own = settings.model_copy(
+        update={
+            "amqp_vhost": f"{settings.amqp_vhost}-fu{run}",
+            "db_prefix": f"{settings.db_prefix}fu{run}",
+        }
+    )
+    broker_admin.setup(own)
+    mongo = mongo_client(own)
+    db = mongo[own.database(auth.AUTH_DB)]
+    keys = {
+        "admin": await auth.create_key(db, auth.Role.ADMIN, "admin", "系统管理员"),
+        "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
+        "office": await auth.create_key(db, auth.Role.OFFICE, "office-fu", "测试办公室"),
+    }
+    for code in DEPARTMENTS:
+        keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, code)
+    admin = urlsplit(own.rabbit_admin_url)
+    connection = await aio_pika.connect_robust(
+        f"amqp://{admin.username}:{admin.password}@{own.amqp_host}:{own.amqp_port}/"
+        f"{quote(own.amqp_vhost, safe='')}"
+    )
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        topology.EVENTS.name, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    capture = await channel.declare_queue(exclusive=True)
+    await capture.bind(exchange, routing_key="#")
+    system = Replicas(own, keys, channel)
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async with message.process():
+            event = CloudEvent.model_validate(json.loads(message.body))
+            if event.source == "/minyi/followup":
+                system.captured.append(event)
+
+    await capture.consume(on_message)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    try:
+        for replica in range(len(REPLICA_PORTS)):
+            system.start(replica)
+        await asyncio.gather(*(system.wait_ready(r) for r in range(len(REPLICA_PORTS))))
+        yield system
+    finally:
+        for process in system.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in system.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await connection.close()
+        for name in await mongo.list_database_names():
+            if name.startswith(own.db_prefix + "_"):
+                await mongo.drop_database(name)
+        await mongo.close()
+        broker_admin.delete_vhost(own)
+
+
+def assignment(
+    opinion_id: str, department: str = "housing", role: str = "lead", urgency: str = "general"
+) -> dict[str, Any]:
+    """The fields of routing's opinion.assigned for a test opinion."""
+    return {
+        "opinion_id": opinion_id,
+        "tracking_no": f"SQ-2026-{opinion_id[-6:]}",
+        "office_id": "office-fu",
+        "title": "和平路路灯不亮",
+        "department": department,
+        "department_name": f"区{department}",
+        "role": role,
+        "category": "城乡建设",
+        "urgency": urgency,
+        "explanation": "test",
+        "received_at": "2026-09-29T02:00:00Z",
+    }

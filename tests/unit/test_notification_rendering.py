@@ -1,0 +1,204 @@
+"""Chinese templates per event type and recipient role, with personal data masked."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.notification import rendering
+from services.notification.domain import RecipientRole
+from shared.events import (
+    AdoptionLevel,
+    AssignmentExtensionApproved,
+    AssignmentExtensionRefused,
+    AssignmentReplied,
+    AssignmentReturned,
+    AssignmentSigned,
+    CaseClosed,
+    CaseEscalated,
+    CaseReopened,
+    CloudEvent,
+    DeadlineBreached,
+    DeadlineWarning,
+    EventData,
+    FeedbackReceived,
+    FeedbackRequested,
+    Location,
+    OpinionAdopted,
+    OpinionAssigned,
+    OpinionInstructed,
+    OpinionReceived,
+    OpinionTriage,
+    Rating,
+    ReplyResult,
+)
+
+NOW = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)  # 09:30 in Beijing
+COMMON = {"opinion_id": "op1", "office_id": "office-a"}
+SAMPLES: list[EventData] = [
+    OpinionReceived(
+        **COMMON,
+        tracking_no="SQ-2026-000001",
+        title="和平路公交站台破损",
+        content="站台顶棚漏雨，联系电话 13912345678。",
+        channel="走访",
+        submitter_kind="代表",
+        location=Location(district="示范区", street="和平街道"),
+        received_at=NOW,
+    ),
+    OpinionAssigned(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        title="和平路公交站台破损",
+        department_name="区交通运输局",
+        role="lead",
+        category="交通出行",
+        urgency="general",
+        explanation="关键词：公交、站台",
+        received_at=NOW,
+    ),
+    OpinionTriage(**COMMON, tracking_no="SQ-2026-000001", reason="置信度低"),
+    AssignmentSigned(**COMMON, department="transport", signed_at=NOW),
+    AssignmentReplied(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        result=ReplyResult.RESOLVED,
+        text="已维修。如有问题请联系 13800001234。",
+        replied_at=NOW,
+    ),
+    AssignmentReturned(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        reason="不属于本单位职责",
+        returned_at=NOW,
+    ),
+    CaseReopened(**COMMON, tracking_no="SQ-2026-000001", reason="不满意", reopened_at=NOW),
+    FeedbackRequested(
+        **COMMON,
+        tracking_no="SQ-2026-000001",
+        feedback_url="http://127.0.0.1:8003/feedback/abc.def",
+        expires_at=NOW,
+    ),
+    FeedbackReceived(**COMMON, rating=Rating.SATISFIED, comment="很好"),
+    CaseClosed(**COMMON, tracking_no="SQ-2026-000001", outcome="已解决", closed_at=NOW),
+    DeadlineWarning(
+        **COMMON, department="transport", tracking_no="SQ-2026-000001", kind="reply", due_at=NOW
+    ),
+    DeadlineBreached(
+        **COMMON, department="transport", tracking_no="SQ-2026-000001", kind="sign", due_at=NOW
+    ),
+    CaseEscalated(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        level=1,
+        label="督办（一级）",
+        reason="超期5个工作日",
+        actor="timer",
+        due_at=NOW,
+    ),
+    AssignmentExtensionApproved(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        due_at=NOW,
+        decided_by="督查室",
+    ),
+    AssignmentExtensionRefused(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        reason="理由不充分",
+        decided_by="督查室",
+    ),
+    OpinionAdopted(
+        **COMMON,
+        tracking_no="SQ-2026-000001",
+        level=AdoptionLevel.CITY,
+        adopted_by="市政协",
+        note="",
+        adopted_at=NOW,
+    ),
+    OpinionInstructed(
+        **COMMON,
+        tracking_no="SQ-2026-000001",
+        leader="区长",
+        text="请交通局抓紧落实。",
+        instructed_at=NOW,
+    ),
+]
+
+
+@pytest.mark.parametrize("payload", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("role", list(RecipientRole))
+def test_every_event_renders_in_chinese_for_every_role(
+    payload: EventData, role: RecipientRole
+) -> None:
+    event = CloudEvent.wrap("/test", payload)
+    text = rendering.render(rendering.builtin_template(payload.name, role), event, role)
+    assert text.subject and text.text
+    assert "\n" not in text.subject
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in text.subject)
+    assert "13912345678" not in text.text and "13800001234" not in text.text
+
+
+def test_department_gets_its_own_wording_and_times_are_beijing_time() -> None:
+    event = CloudEvent.wrap("/test", SAMPLES[1])
+    department = rendering.render(
+        rendering.builtin_template("opinion.assigned", RecipientRole.DEPARTMENT),
+        event,
+        RecipientRole.DEPARTMENT,
+    )
+    office = rendering.render(
+        rendering.builtin_template("opinion.assigned", RecipientRole.OFFICE),
+        event,
+        RecipientRole.OFFICE,
+    )
+    assert department.subject.startswith("【交办】请签收：和平路公交站台破损")
+    assert "交你单位主办" in department.text
+    assert office.subject == "【交办】和平路公交站台破损（SQ-2026-000001）已交区交通运输局主办"
+    received = rendering.render(
+        rendering.builtin_template("opinion.received", RecipientRole.OFFICE),
+        CloudEvent.wrap("/test", SAMPLES[0]),
+        RecipientRole.OFFICE,
+    )
+    assert "2026-10-01 09:30" in received.text
+    assert "139****5678" in received.text
+
+
+def test_unknown_events_fall_back_to_the_generic_template() -> None:
+    template = rendering.builtin_template("assignment.input_given", RecipientRole.SUPERVISOR)
+    assert template.name == "default.j2"
+
+
+def test_a_broken_template_is_a_template_error_naming_the_cause() -> None:
+    event = CloudEvent.wrap("/test", SAMPLES[0])
+    with pytest.raises(rendering.TemplateError, match="line 1"):
+        rendering.compile_template("{% if %}")
+    with pytest.raises(rendering.TemplateError, match="nested too deeply"):
+        rendering.compile_template("{{" + "(" * 3000 + "1" + ")" * 3000 + "}}")
+    missing = rendering.compile_template("{{ data.no_such_field }}")
+    with pytest.raises(rendering.TemplateError, match="no_such_field"):
+        rendering.render(missing, event, RecipientRole.OFFICE)
+    with pytest.raises(rendering.TemplateError, match="ZeroDivisionError"):
+        rendering.render(rendering.compile_template("{{ 1 / 0 }}"), event, RecipientRole.OFFICE)
+
+
+def test_templates_are_sandboxed() -> None:
+    event = CloudEvent.wrap("/test", SAMPLES[0])
+    sneaky = rendering.compile_template("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(rendering.TemplateError, match=r"SecurityError|unsafe"):
+        rendering.render(sneaky, event, RecipientRole.OFFICE)
+
+
+def test_escalation_wording_names_the_level_and_the_department() -> None:
+    escalated = next(p for p in SAMPLES if p.name == "case.escalated")
+    text = rendering.render(
+        rendering.builtin_template("case.escalated", RecipientRole.SUPERVISOR),
+        CloudEvent.wrap("/test", escalated),
+        RecipientRole.SUPERVISOR,
+    )
+    assert text.subject == "【督办（一级）】意见 SQ-2026-000001"
+    assert "承办单位：transport" in text.text and "超期5个工作日" in text.text
