@@ -143,6 +143,7 @@ BENCHMARKS: dict[str, str] = {
     "pipeline": "services.loadtest:run",
     "notification": "services.notification.bench:run",
     "followup": "services.followup.bench:run",
+    "intake-duplicates": "services.intake.bench:run",
 }
 
 

@@ -96,6 +96,31 @@ class OpinionReceived(EventData):
     received_at: datetime
 
 
+class OpinionSupported(EventData):
+    """附议 — a new item was linked as support to an open opinion (``opinion_id``) instead of
+    becoming new work; ``office_id`` is the office that registered the supporting item."""
+
+    name = "opinion.supported"
+    tracking_no: str = Field(description="The supported (joined) opinion's tracking number")
+    office_id: str
+    supporter_id: str
+    supporter_tracking_no: str
+    similarity: float | None = Field(default=None, description="None when linked by hand")
+    supported_at: datetime
+
+
+class OpinionMerged(EventData):
+    """并案 — staff merged the opinion ``opinion_id`` into ``into_id``; it is handled there."""
+
+    name = "opinion.merged"
+    tracking_no: str
+    office_id: str
+    into_id: str
+    into_tracking_no: str
+    merged_by: str
+    merged_at: datetime
+
+
 class OpinionAssigned(DepartmentEvent):
     """交办 — routing assigned the opinion to one department (lead 主办 or co-handler 协办)."""
 
@@ -333,6 +358,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     cls.event_type(): cls
     for cls in (
         OpinionReceived,
+        OpinionSupported,
+        OpinionMerged,
         OpinionAssigned,
         OpinionTriage,
         AssignmentSigned,

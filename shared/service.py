@@ -4,7 +4,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,20 +24,29 @@ log = logging.getLogger("minyi.service")
 
 
 class BodySizeLimit:
-    """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+    """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent.
+    Upload endpoints get their own (larger, still bounded) limit by path prefix."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, prefix_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Longest prefix first, so a more specific path wins.
+        self.prefix_limits = sorted((prefix_limits or {}).items(), key=lambda p: -len(p[0]))
+
+    def limit_for(self, path: str) -> int:
+        return next((n for prefix, n in self.prefix_limits if path.startswith(prefix)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit():
-            if int(declared) > self.limit:
-                await self._refuse(scope, receive, send)
+            if int(declared) > limit:
+                await self._refuse(scope, receive, send, limit)
             else:
                 await self.app(scope, receive, send)
             return
@@ -49,8 +58,8 @@ class BodySizeLimit:
                 break
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             more = message.get("more_body", False)
         pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
@@ -60,10 +69,10 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         request = Request(scope, receive)
         response = problems.problem_response(
-            request, 413, "请求过大 / Content too large", f"Body larger than {self.limit} bytes."
+            request, 413, "请求过大 / Content too large", f"Body larger than {limit} bytes."
         )
         await response(scope, receive, send)
 
@@ -77,12 +86,18 @@ def service_app(
     routers: Sequence[APIRouter],
     repositories: Sequence[Repository[Any]] = (),
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+    upload_limits: Mapping[str, int] | None = None,
+    on_start: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> FastAPI:
-    """Assemble one service's HTTP app and process lifespan."""
+    """Assemble one service's HTTP app and process lifespan. ``upload_limits`` maps path
+    prefixes to body limits larger than ``settings.max_body_bytes``; ``on_start`` runs after
+    the bus has started, before requests are served."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bus.start()
+        for start in on_start:
+            await start()
         sweeper = asyncio.create_task(
             run_sweeper(list(repositories), settings.outbox_sweep_seconds)
         )
@@ -107,7 +122,7 @@ def service_app(
     )
     app.state.auth_db = mongo[settings.database(AUTH_DB)]
     problems.install(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, prefix_limits=upload_limits)
 
     ops = APIRouter(tags=["operations"])
 

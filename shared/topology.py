@@ -30,6 +30,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         "opinion.adopted",
         "opinion.instructed",
     ),
+    # Closed cases leave intake's duplicate index; its own 附议 events repair a crashed link.
+    "intake": ("case.closed", "opinion.supported"),
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
 }

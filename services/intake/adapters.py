@@ -1,16 +1,28 @@
-"""Intake storage: opinions and the tracking-number counter."""
+"""Intake storage: tracking numbers, idempotency claims, import jobs, attachments, and the
+reads that rebuild the duplicate index and export an office's opinions."""
 
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared.store import Document
 
+from .domain import AttachmentRef, Opinion, OpinionStatus
+
 
 class TrackingNumbers:
-    """Per-year sequence, one atomic $inc on a counter document."""
+    """Per-year sequence, one atomic $inc on a counter document; and the map from tracking
+    number to opinion id for the public status lookup (read by ``_id``)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.counters = db.counters
+        self.numbers = db.tracking_numbers
 
     async def next(self, year: int) -> int:
         doc = await self.counters.find_one_and_update(
@@ -21,3 +33,111 @@ class TrackingNumbers:
         )
         assert doc is not None  # upsert with ReturnDocument.AFTER always returns one
         return int(doc["seq"])
+
+    async def record(self, tracking_no: str, opinion_id: str) -> None:
+        """Remember which opinion a number belongs to (written before the opinion itself)."""
+        # A retried registration records the same pair again.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.numbers.insert_one({"_id": tracking_no, "opinion_id": opinion_id})
+
+    async def opinion_of(self, tracking_no: str) -> str | None:
+        doc = await self.numbers.find_one({"_id": tracking_no})
+        return None if doc is None else str(doc["opinion_id"])
+
+
+class Claim(BaseModel):
+    """The first request with an Idempotency-Key claims an opinion id and tracking number;
+    a retry finds the claim and answers with the same opinion."""
+
+    opinion_id: str
+    tracking_no: str
+    fingerprint: str
+
+
+class RequestClaims:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.claims = db.request_claims
+
+    async def claim(self, office_id: str, key: str, wanted: Claim) -> Claim:
+        """Store ``wanted`` under the office's key, or return the claim stored first."""
+        _id = f"{office_id}:{key}"
+        try:
+            await self.claims.insert_one({"_id": _id, **wanted.model_dump()})
+            return wanted
+        except DuplicateKeyError:
+            doc = await self.claims.find_one({"_id": _id})
+            assert doc is not None  # claims are never deleted
+            return Claim.model_validate(doc)
+
+    async def find(self, office_id: str, key: str) -> Claim | None:
+        doc = await self.claims.find_one({"_id": f"{office_id}:{key}"})
+        return None if doc is None else Claim.model_validate(doc)
+
+
+async def open_opinions(db: AsyncDatabase[Document], since: datetime) -> AsyncIterator[Opinion]:
+    """Open opinions received since ``since``: what the duplicate index starts from."""
+    query = {"status": OpinionStatus.OPEN.value, "received_at": {"$gte": since}}
+    async for doc in db.opinions.find(query, {"outbox": 0}):
+        yield Opinion.model_validate(doc)
+
+
+async def opinions_of(db: AsyncDatabase[Document], office_id: str | None) -> list[Opinion]:
+    """An office's opinions (all offices' for ``None``), oldest first, for export."""
+    query: Document = {} if office_id is None else {"office_id": office_id}
+    found = [Opinion.model_validate(doc) async for doc in db.opinions.find(query, {"outbox": 0})]
+    return sorted(found, key=lambda o: o.tracking_no)
+
+
+class ImportJobs:
+    """Import jobs (one document each, progress and per-row report inside) and their rows,
+    kept in chunks beside the job so a restarted process can finish it."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.jobs = db.import_jobs
+        self.chunks = db.import_chunks
+
+    async def create(self, job: Document, chunks: list[list[Document]]) -> None:
+        # Rows first: a job document always has all its rows stored.
+        for n, rows in enumerate(chunks):
+            await self.chunks.replace_one({"_id": f"{job['_id']}:{n}"}, {"rows": rows}, upsert=True)
+        await self.jobs.insert_one(job)
+
+    async def get(self, job_id: str) -> Document | None:
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def rows(self, job_id: str, chunk: int) -> list[Document]:
+        doc = await self.chunks.find_one({"_id": f"{job_id}:{chunk}"})
+        return [] if doc is None else list(doc["rows"])
+
+    async def progress(self, job_id: str, fields: dict[str, Any]) -> None:
+        await self.jobs.update_one({"_id": job_id}, {"$set": fields})
+
+    async def unfinished(self) -> list[str]:
+        return [doc["_id"] async for doc in self.jobs.find({"status": "running"}, {"_id": 1})]
+
+
+# FerretDB and MongoDB refuse documents over 16 MB; chunks stay far below.
+CHUNK_BYTES = 1_000_000
+
+
+class Attachments:
+    """Attachment bytes in chunk documents ``<id>:<n>``, read back by ``_id``."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.chunks = db.attachment_chunks
+
+    async def put(self, attachment_id: str, data: bytes) -> None:
+        for n, start in enumerate(range(0, len(data), CHUNK_BYTES)):
+            await self.chunks.replace_one(
+                {"_id": f"{attachment_id}:{n}"},
+                {"data": data[start : start + CHUNK_BYTES]},
+                upsert=True,
+            )
+
+    async def get(self, attachment_id: str, ref: AttachmentRef) -> bytes:
+        parts = []
+        for n in range(-(-ref.size // CHUNK_BYTES)):
+            doc = await self.chunks.find_one({"_id": f"{attachment_id}:{n}"})
+            assert doc is not None  # chunks are written before the reference
+            parts.append(bytes(doc["data"]))
+        return b"".join(parts)

@@ -1,40 +1,94 @@
-"""Intake HTTP API: offices register opinions and read their own."""
+"""Intake HTTP API: offices register opinions (one by one or by importing a sheet), attach
+files, read and export their own; editors read all and merge, split and edit; anyone with a
+receipt looks up its status."""
 
-from dataclasses import dataclass
+import hmac
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from shared.auth import Principal, require
 from shared.problems import Problem
-from shared.store import Repository
 
-from . import handlers
-from .adapters import TrackingNumbers
-from .domain import Opinion, OpinionSubmission, mask_phone
+from . import handlers, sheets
+from .adapters import opinions_of
+from .domain import (
+    STATUS_LABELS,
+    AttachmentRef,
+    Opinion,
+    OpinionError,
+    OpinionStatus,
+    OpinionSubmission,
+    Supporter,
+    Version,
+    mask_phone,
+    tracking_secret,
+)
+from .handlers import Intake
 
 router = APIRouter(prefix="/opinions", tags=["opinions"])
+imports = APIRouter(prefix="/imports", tags=["import"])
+attachments = APIRouter(prefix="/attachments", tags=["attachments"])
+tracking = APIRouter(prefix="/track", tags=["tracking"])
 
 
-@dataclass
-class IntakePorts:
-    opinions: Repository[Opinion]
-    numbers: TrackingNumbers
+def ports(request: Request) -> Intake:
+    return request.app.state.intake
 
 
-def ports(request: Request) -> IntakePorts:
-    return request.app.state.ports
+Ports = Annotated[Intake, Depends(ports)]
+Submitter = Annotated[Principal, Depends(require("opinions:submit"))]
+Reader = Annotated[Principal, Depends(require("opinions:read"))]
+Editor = Annotated[Principal, Depends(require("opinions:edit"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the first result, never a second opinion.",
+    ),
+]
+FileName = Annotated[
+    str, Query(min_length=1, max_length=200, description="The uploaded file's name")
+]
+RAW_FILE = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+T = TypeVar("T")
 
 
-Ports = Annotated[IntakePorts, Depends(ports)]
+async def _run(action: Awaitable[T]) -> T:
+    try:
+        return await action
+    except OpinionError as exc:
+        raise Problem(exc.status, detail=str(exc)) from None
+
+
+class JoinedCase(BaseModel):
+    """The open opinion a new item was linked to as support (附议)."""
+
+    id: str
+    tracking_no: str
+    supporters: int
 
 
 class OpinionAccepted(BaseModel):
     id: str
     tracking_no: str
+    tracking_secret: str = Field(description="With the tracking number, opens /track/{no}")
     received_at: datetime
+    status: OpinionStatus
+    joined: JoinedCase | None
+    message: str
 
 
 class OpinionView(BaseModel):
@@ -42,32 +96,227 @@ class OpinionView(BaseModel):
     tracking_no: str
     office_id: str
     received_at: datetime
+    status: OpinionStatus
+    joined_to: str | None
     submission: OpinionSubmission
+    supporters: dict[str, Supporter]
+    attachments: dict[str, AttachmentRef]
+    versions: list[Version]
+    closed_at: datetime | None
+
+
+class TrackingView(BaseModel):
+    """What the public receipt shows: no personal data."""
+
+    tracking_no: str
+    title: str
+    status: OpinionStatus
+    status_label: str
+    received_at: datetime
+    joined_tracking_no: str | None
+    supporters: int
+
+
+class MergeRequest(BaseModel):
+    into: str = Field(min_length=1, max_length=40, description="Id of the opinion to merge into")
+
+
+class EditRequest(BaseModel):
+    submission: OpinionSubmission
+    note: str = Field(min_length=1, max_length=500, description="Why it was edited / 修改说明")
+
+
+def _mask(submission: OpinionSubmission) -> OpinionSubmission:
+    submitter = submission.submitter.model_copy(
+        update={"phone": mask_phone(submission.submitter.phone)}
+    )
+    return submission.model_copy(update={"submitter": submitter})
+
+
+def _view(opinion: Opinion, principal: Principal) -> OpinionView:
+    view = OpinionView.model_validate(opinion, from_attributes=True)
+    # Staff work on the text; only the registering office needs to call the submitter.
+    if principal.sees_all():
+        view.submission = _mask(view.submission)
+        view.versions = [
+            v.model_copy(update={"submission": _mask(v.submission)}) for v in view.versions
+        ]
+    return view
+
+
+async def _readable(p: Intake, opinion_id: str, principal: Principal) -> Opinion:
+    opinion = await p.opinions.get(opinion_id)
+    if opinion is None or not (principal.sees_all() or opinion.office_id == principal.subject):
+        raise Problem(404, detail=f"No opinion {opinion_id} for this office.")
+    return opinion
 
 
 @router.post("", status_code=201, summary="登记 — register an opinion")
 async def submit_opinion(
     body: OpinionSubmission,
     p: Ports,
-    principal: Annotated[Principal, Depends(require("opinions:submit"))],
+    principal: Submitter,
+    response: Response,
+    key: IdempotencyKey = None,
 ) -> OpinionAccepted:
-    opinion = await handlers.register_opinion(body, principal.subject, p.opinions, p.numbers)
+    reg = await _run(handlers.register_opinion(p, body, principal.subject, key))
+    if reg.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    opinion, joined = reg.opinion, None
+    message = f"已受理，受理编号 {opinion.tracking_no}"
+    target_id = opinion.joined_to if opinion.status == OpinionStatus.SUPPORTING else None
+    target = reg.joined or (await p.opinions.get(target_id) if target_id else None)
+    if target is not None:
+        joined = JoinedCase(
+            id=target.id, tracking_no=target.tracking_no, supporters=len(target.supporters)
+        )
+        message = (
+            f"与在办意见 {target.tracking_no} 内容相近，已作为附议并入该件"
+            f"（现有附议 {joined.supporters} 条），受理编号 {opinion.tracking_no}"
+        )
     return OpinionAccepted(
-        id=opinion.id, tracking_no=opinion.tracking_no, received_at=opinion.received_at
+        id=opinion.id,
+        tracking_no=opinion.tracking_no,
+        tracking_secret=tracking_secret(p.secret, opinion.tracking_no),
+        received_at=opinion.received_at,
+        status=opinion.status,
+        joined=joined,
+        message=message,
     )
 
 
+@router.get("/export", summary="Export the office's opinions (editors: all) as XLSX or CSV")
+async def export_opinions(
+    p: Ports, principal: Reader, format: Literal["xlsx", "csv"] = "xlsx"
+) -> Response:
+    office = None if principal.sees_all() else principal.subject
+    found = await opinions_of(p.opinions.collection.database, office)
+    rows = [sheets.export_row(o, mask=principal.sees_all()) for o in found]
+    if format == "csv":
+        body, media_type = sheets.write_csv(rows), "text/csv; charset=utf-8"
+    else:
+        body = sheets.write_xlsx(rows)
+        media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    disposition = f'attachment; filename="opinions-{principal.subject}.{format}"'
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
 @router.get("/{opinion_id}", summary="Read one opinion (an office sees only its own)")
-async def read_opinion(
-    opinion_id: str,
-    p: Ports,
-    principal: Annotated[Principal, Depends(require("opinions:read"))],
+async def read_opinion(opinion_id: str, p: Ports, principal: Reader) -> OpinionView:
+    return _view(await _readable(p, opinion_id, principal), principal)
+
+
+@router.put("/{opinion_id}", summary="编辑 — edit an opinion; earlier versions are kept")
+async def edit_opinion(
+    opinion_id: str, body: EditRequest, p: Ports, principal: Editor
 ) -> OpinionView:
-    opinion = await p.opinions.get(opinion_id)
-    if opinion is None or not (principal.sees_all() or opinion.office_id == principal.subject):
-        raise Problem(404, detail=f"No opinion {opinion_id} for this office.")
-    view = OpinionView.model_validate(opinion, from_attributes=True)
-    if principal.sees_all():
-        submitter = view.submission.submitter
-        submitter.phone = mask_phone(submitter.phone)
-    return view
+    opinion = await _run(handlers.edit(p, opinion_id, body.submission, principal.name, body.note))
+    return _view(opinion, principal)
+
+
+@router.post("/{opinion_id}/merge", summary="并案 — merge an opinion into another one")
+async def merge_opinion(
+    opinion_id: str, body: MergeRequest, p: Ports, principal: Editor
+) -> OpinionView:
+    target = await _run(handlers.merge(p, opinion_id, body.into, principal.name))
+    return _view(target, principal)
+
+
+@router.post("/{opinion_id}/split", summary="拆分 — detach an opinion from the one it joined")
+async def split_opinion(opinion_id: str, p: Ports, principal: Editor) -> OpinionView:
+    return _view(await _run(handlers.split(p, opinion_id)), principal)
+
+
+def _job_view(job: dict[str, Any]) -> dict[str, Any]:
+    view = {k: v for k, v in job.items() if k not in {"_id", "chunks", "next_chunk"}}
+    return {"id": job["_id"], **view}
+
+
+@imports.post(
+    "",
+    status_code=202,
+    summary="批量导入 — import a CSV or XLSX sheet as a job (body: the file)",
+    openapi_extra=RAW_FILE,
+)
+async def import_sheet(
+    request: Request,
+    p: Ports,
+    principal: Submitter,
+    filename: FileName,
+    district: Annotated[
+        str | None, Query(max_length=50, description="区 for rows that name none")
+    ] = None,
+) -> dict[str, Any]:
+    data = await request.body()
+    if not data:
+        raise Problem(422, detail="The uploaded file is empty 上传文件为空.")
+    try:
+        job = await handlers.start_import(p, principal.subject, filename, data, district)
+    except sheets.SheetError as exc:
+        raise Problem(exc.status, detail=str(exc), **exc.extra) from None
+    return _job_view(job)
+
+
+@imports.get("/{job_id}", summary="Progress and per-row report of an import job")
+async def read_import(job_id: str, p: Ports, principal: Reader) -> dict[str, Any]:
+    job = await p.jobs.get(job_id)
+    if job is None or not (principal.sees_all() or job["office_id"] == principal.subject):
+        raise Problem(404, detail=f"No import job {job_id} for this office.")
+    return _job_view(job)
+
+
+@attachments.post(
+    "/{opinion_id}",
+    status_code=201,
+    summary="Attach an image, PDF or Office file (body: the file)",
+    openapi_extra=RAW_FILE,
+)
+async def upload_attachment(
+    opinion_id: str, request: Request, p: Ports, principal: Submitter, filename: FileName
+) -> dict[str, Any]:
+    office = None if principal.sees_all() else principal.subject
+    data = await request.body()
+    attachment_id, ref = await _run(handlers.attach(p, opinion_id, office, filename, data))
+    return {"id": attachment_id, **ref.model_dump(mode="json")}
+
+
+@attachments.get("/{opinion_id}/{attachment_id}", summary="Download an attachment")
+async def download_attachment(
+    opinion_id: str, attachment_id: str, p: Ports, principal: Reader
+) -> Response:
+    opinion = await _readable(p, opinion_id, principal)
+    ref = opinion.attachments.get(attachment_id)
+    if ref is None:
+        raise Problem(404, detail=f"No attachment {attachment_id} on opinion {opinion_id}.")
+    data = await p.attachments.get(attachment_id, ref)
+    return Response(
+        data,
+        media_type=ref.media_type,
+        headers={"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@tracking.get("/{tracking_no}", summary="查询 — public status lookup by tracking number + code")
+async def track(
+    tracking_no: str,
+    p: Ports,
+    code: Annotated[str, Query(min_length=1, max_length=64, description="The receipt's code")],
+) -> TrackingView:
+    # Same answer for an unknown number and a wrong code: numbers cannot be probed.
+    unknown = Problem(404, detail="No opinion with this tracking number and code 编号或查询码有误.")
+    if not hmac.compare_digest(code.encode(), tracking_secret(p.secret, tracking_no).encode()):
+        raise unknown
+    opinion_id = await p.numbers.opinion_of(tracking_no)
+    opinion = None if opinion_id is None else await p.opinions.get(opinion_id)
+    if opinion is None:
+        raise unknown
+    joined = None if opinion.joined_to is None else await p.opinions.get(opinion.joined_to)
+    return TrackingView(
+        tracking_no=opinion.tracking_no,
+        title=opinion.submission.title,
+        status=opinion.status,
+        status_label=STATUS_LABELS[opinion.status],
+        received_at=opinion.received_at,
+        joined_tracking_no=joined.tracking_no if joined else None,
+        supporters=len(opinion.supporters),
+    )

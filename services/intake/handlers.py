@@ -1,28 +1,353 @@
-"""Intake use cases."""
+"""Intake use cases: register (with idempotency and 附议 detection), import a sheet as a job,
+attach files, and the editors' merge, split and edit. Each saves the opinion and its events
+together; changes to a second opinion are idempotent and retried on conflicts."""
 
-from shared.events import CloudEvent, new_id, utcnow
-from shared.store import Repository
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
-from .adapters import TrackingNumbers
-from .domain import Opinion, OpinionSubmission, tracking_number
+from shared.events import CloudEvent, EventData, new_id, utcnow
+from shared.store import Repository, retry_on_conflict
+
+from . import sheets
+from .adapters import Attachments, Claim, ImportJobs, RequestClaims, TrackingNumbers, open_opinions
+from .domain import (
+    MAX_ATTACHMENTS,
+    AttachmentRef,
+    Opinion,
+    OpinionError,
+    OpinionStatus,
+    OpinionSubmission,
+    media_type_of,
+    tracking_number,
+)
+from .duplicates import DuplicateIndex
 
 SOURCE = "/minyi/intake"
+IMPORT_CHUNK = 100
+
+log = logging.getLogger("minyi.intake")
+
+
+@dataclass
+class Intake:
+    """What the use cases need: storage, the duplicate index, and background import tasks."""
+
+    opinions: Repository[Opinion]
+    numbers: TrackingNumbers
+    claims: RequestClaims
+    jobs: ImportJobs
+    attachments: Attachments
+    index: DuplicateIndex
+    secret: str  # signs the receipts' tracking codes
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass
+class Registration:
+    opinion: Opinion
+    replayed: bool  # an earlier request with the same Idempotency-Key created it
+    joined: Opinion | None = None  # the open opinion it was linked to as support (附议)
+
+
+def _index(p: Intake, opinion: Opinion) -> None:
+    s = opinion.submission
+    p.index.add(opinion.id, s.text(), s.location.district, s.location.street, opinion.received_at)
+
+
+def _wrap(events: list[EventData]) -> list[CloudEvent]:
+    return [CloudEvent.wrap(SOURCE, e) for e in events]
+
+
+async def _load(p: Intake, opinion_id: str) -> Opinion:
+    opinion = await p.opinions.get(opinion_id)
+    if opinion is None:
+        raise OpinionError(404, f"No opinion {opinion_id}.")
+    return opinion
+
+
+async def _new_number(p: Intake) -> str:
+    year = utcnow().year
+    return tracking_number(year, await p.numbers.next(year))
 
 
 async def register_opinion(
-    submission: OpinionSubmission,
-    office_id: str,
-    opinions: Repository[Opinion],
-    numbers: TrackingNumbers,
-) -> Opinion:
-    """登记: store the opinion with its tracking number and announce opinion.received."""
+    p: Intake, submission: OpinionSubmission, office_id: str, key: str | None = None
+) -> Registration:
+    """登记: store the opinion with its tracking number. A near-duplicate of an open opinion
+    of the same area is linked to it as support (opinion.supported); anything else becomes
+    work for routing (opinion.received). With ``key``, a retry returns the first result."""
+    if key is None:
+        opinion_id, tracking_no = new_id(), await _new_number(p)
+    else:
+        claim = await p.claims.find(office_id, key)
+        if claim is None:
+            wanted = Claim(
+                opinion_id=new_id(),
+                tracking_no=await _new_number(p),
+                fingerprint=submission.fingerprint(),
+            )
+            claim = await p.claims.claim(office_id, key, wanted)
+        if claim.fingerprint != submission.fingerprint():
+            raise OpinionError(
+                422, "This Idempotency-Key was used for a different opinion 幂等键已用于其他意见."
+            )
+        if (existing := await p.opinions.get(claim.opinion_id)) is not None:
+            return Registration(existing, replayed=True)
+        opinion_id, tracking_no = claim.opinion_id, claim.tracking_no
+    await p.numbers.record(tracking_no, opinion_id)
     now = utcnow()
+    # The store keeps milliseconds: answer a retry and the first request alike.
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     opinion = Opinion(
-        id=new_id(),
-        tracking_no=tracking_number(now.year, await numbers.next(now.year)),
+        id=opinion_id,
+        tracking_no=tracking_no,
         office_id=office_id,
         received_at=now,
         submission=submission,
     )
-    await opinions.add(opinion, [CloudEvent.wrap(SOURCE, opinion.received_event())])
+    location = submission.location
+    match = p.index.find(submission.text(), location.district, location.street, now)
+    target = None if match is None else await p.opinions.get(match.opinion_id)
+    if match is not None and target is not None and target.status == OpinionStatus.OPEN:
+        similarity: float | None = match.similarity
+        events = opinion.support(target, match.similarity, now)
+    else:
+        target, similarity, events = None, None, opinion.receive()
+        # Indexed before storing: if publishing fails after the insert, later items still
+        # find it; an entry whose opinion was never stored matches nothing (see above).
+        _index(p, opinion)
+    if not await p.opinions.add(opinion, _wrap(events)):
+        # A concurrent request with the same key stored it first.
+        return Registration(await _load(p, opinion_id), replayed=True)
+    if target is None:
+        return Registration(opinion, replayed=False)
+    joined = await add_supporter(p, target.id, opinion, "附议", similarity)
+    return Registration(opinion, replayed=False, joined=joined)
+
+
+async def add_supporter(
+    p: Intake, target_id: str, supporter: Opinion, how: str, similarity: float | None
+) -> Opinion:
+    """Count ``supporter`` on the target opinion once, however often this runs."""
+
+    async def change() -> Opinion:
+        target = await _load(p, target_id)
+        counted = target.add_supporter(
+            supporter.id, supporter.tracking_no, supporter.office_id, how, similarity, utcnow()
+        )
+        if counted:
+            await p.opinions.save(target, [])
+        return target
+
+    return await retry_on_conflict(change)
+
+
+async def on_supported(
+    p: Intake, target_id: str, supporter_id: str, similarity: float | None
+) -> None:
+    """Repairs a link a crash left half-made: the supporter was stored (with its
+    opinion.supported event) but the target had not counted it yet."""
+    supporter = await p.opinions.get(supporter_id)
+    if supporter is not None and await p.opinions.get(target_id) is not None:
+        await add_supporter(p, target_id, supporter, "附议", similarity)
+
+
+async def close_opinion(p: Intake, opinion_id: str) -> None:
+    """办结: the case is closed, so new items no longer join it."""
+
+    async def change() -> None:
+        opinion = await p.opinions.get(opinion_id)
+        if opinion is not None and opinion.close(utcnow()):
+            await p.opinions.save(opinion, [])
+
+    await retry_on_conflict(change)
+    p.index.remove(opinion_id)
+
+
+async def merge(p: Intake, opinion_id: str, into_id: str, by: str) -> Opinion:
+    """并案 by an editor: the opinion becomes a supporter of ``into_id``, which carries on."""
+
+    async def change() -> Opinion:
+        opinion, target = await _load(p, opinion_id), await _load(p, into_id)
+        events = opinion.merge_into(target, by, utcnow())
+        await p.opinions.save(opinion, _wrap(events))
+        return opinion
+
+    opinion = await retry_on_conflict(change)
+    p.index.remove(opinion_id)
+    return await add_supporter(p, into_id, opinion, "并案", None)
+
+
+async def split(p: Intake, opinion_id: str) -> Opinion:
+    """拆分 by an editor: the opinion leaves the one it joined and becomes a case of its own."""
+
+    async def change() -> tuple[Opinion, str]:
+        opinion = await _load(p, opinion_id)
+        joined_to = opinion.joined_to
+        events = opinion.split()
+        assert joined_to is not None  # split() refuses opinions that joined nothing
+        await p.opinions.save(opinion, _wrap(events))
+        return opinion, joined_to
+
+    opinion, joined_to = await retry_on_conflict(change)
+
+    async def uncount() -> None:
+        target = await _load(p, joined_to)
+        if target.supporters.pop(opinion.id, None) is not None:
+            await p.opinions.save(target, [])
+
+    await retry_on_conflict(uncount)
+    _index(p, opinion)
     return opinion
+
+
+async def edit(
+    p: Intake, opinion_id: str, submission: OpinionSubmission, by: str, note: str
+) -> Opinion:
+    """编辑 by an editor; the previous text is kept as a version."""
+
+    async def change() -> Opinion:
+        opinion = await _load(p, opinion_id)
+        opinion.edit(submission, by, note, utcnow())
+        await p.opinions.save(opinion, [])
+        return opinion
+
+    opinion = await retry_on_conflict(change)
+    if opinion.id in p.index:
+        _index(p, opinion)
+    return opinion
+
+
+async def attach(
+    p: Intake, opinion_id: str, office_id: str | None, filename: str, data: bytes
+) -> tuple[str, AttachmentRef]:
+    """Store a file and then reference it from the opinion (bytes first: no dangling ref)."""
+    if not data:
+        raise OpinionError(422, "The attachment is empty 附件为空.")
+    media_type = media_type_of(filename, data)
+    opinion = await _load(p, opinion_id)
+    if office_id is not None and opinion.office_id != office_id:
+        raise OpinionError(404, f"No opinion {opinion_id} for this office.")
+    if len(opinion.attachments) >= MAX_ATTACHMENTS:
+        raise OpinionError(409, f"At most {MAX_ATTACHMENTS} attachments per opinion.")
+    attachment_id = new_id()
+    await p.attachments.put(attachment_id, data)
+    ref = AttachmentRef(
+        filename=filename, media_type=media_type, size=len(data), uploaded_at=utcnow()
+    )
+
+    async def change() -> None:
+        current = await _load(p, opinion_id)
+        current.attachments[attachment_id] = ref
+        await p.opinions.save(current, [])
+
+    await retry_on_conflict(change)
+    return attachment_id, ref
+
+
+def _row_keys(rows: list[sheets.ParsedRow]) -> list[str]:
+    """An Idempotency-Key per row from its content and how often that content came before,
+    so the same rows uploaded again — in this file or another — create nothing twice."""
+    seen: dict[str, int] = {}
+    keys = []
+    for row in rows:
+        fingerprint = row.submission.fingerprint()
+        seen[fingerprint] = seen.get(fingerprint, 0) + 1
+        keys.append(f"import:{fingerprint}:{seen[fingerprint]}")
+    return keys
+
+
+async def start_import(
+    p: Intake, office_id: str, filename: str, data: bytes, default_district: str | None
+) -> dict[str, Any]:
+    """Check the sheet now (a file that is no table is refused at once), store its valid rows
+    and run them as a job; returns the job document to poll."""
+    header, rows = await asyncio.to_thread(sheets.read_table, filename, data)
+    parsed, problems = sheets.parse_rows(header, rows, default_district)
+    keys = _row_keys(parsed)
+    chunks = [
+        [
+            {"row": r.row, "key": k, "submission": r.submission.model_dump(mode="json")}
+            for r, k in zip(parsed[i : i + IMPORT_CHUNK], keys[i : i + IMPORT_CHUNK], strict=True)
+        ]
+        for i in range(0, len(parsed), IMPORT_CHUNK)
+    ]
+    job: dict[str, Any] = {
+        "_id": new_id(),
+        "office_id": office_id,
+        "filename": filename,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "status": "running",
+        "created_at": utcnow(),
+        "finished_at": None,
+        "rows": len(rows),
+        "valid": len(parsed),
+        "failed": len({problem.row for problem in problems}),
+        "chunks": len(chunks),
+        "next_chunk": 0,
+        "processed": 0,
+        "created": 0,
+        "supported": 0,
+        "already_imported": 0,
+        "problems": [vars(problem) for problem in problems],
+        "accepted": {},
+    }
+    await p.jobs.create(job, chunks)
+    run_in_background(p, str(job["_id"]))
+    return job
+
+
+def run_in_background(p: Intake, job_id: str) -> None:
+    task = asyncio.create_task(run_import(p, job_id))
+    # Keep a reference: the event loop holds tasks only weakly.
+    p.tasks.add(task)
+    task.add_done_callback(p.tasks.discard)
+
+
+async def run_import(p: Intake, job_id: str) -> None:
+    """Register the job's rows chunk by chunk, saving progress after each; rerunning it
+    (after a restart) is safe because every row carries its own Idempotency-Key."""
+    job = await p.jobs.get(job_id)
+    if job is None:
+        return
+    try:
+        for chunk in range(job["next_chunk"], job["chunks"]):
+            progress: dict[str, Any] = {"next_chunk": chunk + 1}
+            for row in await p.jobs.rows(job_id, chunk):
+                submission = OpinionSubmission.model_validate(row["submission"])
+                reg = await register_opinion(p, submission, job["office_id"], row["key"])
+                outcome = (
+                    "already_imported"
+                    if reg.replayed
+                    else "supported"
+                    if reg.joined is not None
+                    else "created"
+                )
+                job[outcome] += 1
+                job["processed"] += 1
+                progress[f"accepted.{row['row']}"] = reg.opinion.tracking_no
+            for counter in ("processed", "created", "supported", "already_imported"):
+                progress[counter] = job[counter]
+            await p.jobs.progress(job_id, progress)
+        await p.jobs.progress(job_id, {"status": "done", "finished_at": utcnow()})
+    except Exception:
+        # Left "running": the next start of the service resumes it where it stopped.
+        log.exception("import job failed", extra={"job_id": job_id})
+
+
+async def resume_imports(p: Intake) -> None:
+    """Finish import jobs a stopped process left running."""
+    for job_id in await p.jobs.unfinished():
+        run_in_background(p, job_id)
+
+
+async def load_index(p: Intake, window: timedelta) -> int:
+    """Fill the duplicate index with the open opinions of the window; returns how many."""
+    since = utcnow() - window
+    async for opinion in open_opinions(p.opinions.collection.database, since):
+        _index(p, opinion)
+    return len(p.index)

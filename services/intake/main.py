@@ -1,25 +1,75 @@
 """Intake composition root."""
 
+import logging
+from datetime import timedelta
+
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 from shared.store import Repository, mongo_client
 
-from . import api
-from .adapters import TrackingNumbers
+from . import api, consumers, handlers
+from .adapters import Attachments, ImportJobs, RequestClaims, TrackingNumbers
 from .domain import Opinion
+from .duplicates import DuplicateIndex
 
-DESCRIPTION = "登记 — district offices register opinions; each gets a tracking number at once."
+DESCRIPTION = (
+    "登记、汇总 — district offices register opinions one by one or by importing a sheet; "
+    "each gets a tracking number at once; near-duplicates of open opinions become 附议."
+)
+
+log = logging.getLogger("minyi.intake")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class IntakeSettings(BaseSettings):
+    """Intake's own knobs (environment prefix ``MINYI_INTAKE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MINYI_INTAKE_")
+
+    duplicate_window_days: int = 30
+    # Estimated Jaccard similarity of character 3-grams; see `minyi bench intake-duplicates`.
+    duplicate_threshold: float = 0.4
+    import_max_bytes: int = 20_000_000
+    attachment_max_bytes: int = 10_000_000
+
+
+def create_app(settings: Settings | None = None, own: IntakeSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    own = own or IntakeSettings()
+    window = timedelta(days=own.duplicate_window_days)
     bus = EventBus("intake", settings)
     mongo = mongo_client(settings)
     db = mongo[settings.database("intake")]
     opinions = Repository(db.opinions, Opinion, bus)
-    app = service_app("intake", DESCRIPTION, settings, bus, mongo, [api.router], [opinions])
-    app.state.ports = api.IntakePorts(opinions=opinions, numbers=TrackingNumbers(db))
+    intake = handlers.Intake(
+        opinions=opinions,
+        numbers=TrackingNumbers(db),
+        claims=RequestClaims(db),
+        jobs=ImportJobs(db),
+        attachments=Attachments(db),
+        index=DuplicateIndex(own.duplicate_threshold, window),
+        secret=settings.secret,
+    )
+    consumers.subscribe(bus, intake)
+
+    async def start() -> None:
+        count = await handlers.load_index(intake, window)
+        log.info("duplicate index loaded with %d open opinions", count)
+        await handlers.resume_imports(intake)
+
+    app = service_app(
+        "intake",
+        DESCRIPTION,
+        settings,
+        bus,
+        mongo,
+        [api.router, api.imports, api.attachments, api.tracking],
+        [opinions],
+        upload_limits={"/imports": own.import_max_bytes, "/attachments": own.attachment_max_bytes},
+        on_start=[start],
+    )
+    app.state.intake = intake
     return app

@@ -135,3 +135,14 @@ async def sink(system: System, keys: Keys) -> AsyncIterator[WebhookSink]:
         assert response.status_code == 201, response.text
         receiver.secrets.append(response.json()["secret"])
         yield receiver
+
+
+@pytest.fixture(scope="session")
+async def editor_key(settings: Settings) -> str:
+    """A key of the editing staff (登记、分类、编辑): reads all opinions, merges, splits, edits."""
+    client = mongo_client(settings)
+    try:
+        db = client[settings.database(auth.AUTH_DB)]
+        return await auth.create_key(db, auth.Role.EDITOR, "editor", "编辑甲")
+    finally:
+        await client.close()

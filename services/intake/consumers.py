@@ -1,0 +1,20 @@
+"""Intake's work queue: message → use case."""
+
+from shared.events import CaseClosed, CloudEvent, OpinionSupported
+from shared.messaging import EventBus
+
+from . import handlers
+from .handlers import Intake
+
+
+def subscribe(bus: EventBus, intake: Intake) -> None:
+    async def on_event(event: CloudEvent) -> None:
+        payload = event.payload()
+        if isinstance(payload, CaseClosed):
+            await handlers.close_opinion(intake, payload.opinion_id)
+        elif isinstance(payload, OpinionSupported):
+            await handlers.on_supported(
+                intake, payload.opinion_id, payload.supporter_id, payload.similarity
+            )
+
+    bus.consume(on_event)
