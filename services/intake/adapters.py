@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -17,22 +16,30 @@ from .domain import AttachmentRef, Opinion, OpinionStatus
 
 
 class TrackingNumbers:
-    """Per-year sequence, one atomic $inc on a counter document; and the map from tracking
-    number to opinion id for the public status lookup (read by ``_id``)."""
+    """Per-year sequence of tracking numbers, and the map from tracking number to opinion id for
+    the public status lookup (read by ``_id``)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.counters = db.counters
+        self.taken = db.tracking_sequence
         self.numbers = db.tracking_numbers
 
     async def next(self, year: int) -> int:
-        doc = await self.counters.find_one_and_update(
-            {"_id": f"tracking-{year}"},
-            {"$inc": {"seq": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None  # upsert with ReturnDocument.AFTER always returns one
-        return int(doc["seq"])
+        """The next free number of the year. Each number is taken by inserting it, because a
+        unique ``_id`` is atomic on FerretDB 1.24 and ``$inc`` is not (concurrent increments
+        are lost there). The counter document is only a hint where to start looking."""
+        counter = f"tracking-{year}"
+        hint = await self.counters.find_one({"_id": counter})
+        number = int(hint["seq"]) + 1 if hint else 1
+        while True:
+            try:
+                await self.taken.insert_one({"_id": f"{year}:{number}"})
+                break
+            except DuplicateKeyError:
+                number += 1
+        with contextlib.suppress(DuplicateKeyError):  # two first numbers of a year at once
+            await self.counters.update_one({"_id": counter}, {"$max": {"seq": number}}, upsert=True)
+        return number
 
     async def record(self, tracking_no: str, opinion_id: str) -> None:
         """Remember which opinion a number belongs to (written before the opinion itself)."""
