@@ -2,7 +2,7 @@
 # background under var/; `make down` stops them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv stack up down run test fuzz lint bench docs clean
+.PHONY: help venv stack up down run test fuzz chaos lint bench docs clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,6 +12,7 @@ help:
 	@echo "make run    start everything, seed demo data, walk one opinion through"
 	@echo "make test   run the tests against the local RabbitMQ + FerretDB"
 	@echo "make fuzz   fuzz every HTTP API from its OpenAPI document (longer run)"
+	@echo "make chaos  chaos drill: kill processes under load, check nothing lost or doubled"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  start everything and run minyi bench"
 	@echo "make docs   write docs/asyncapi.json"
@@ -50,6 +51,10 @@ test: stack
 # The API fuzz tests with many more examples per operation than `make test` runs.
 fuzz: stack
 	@MINYI_FUZZ_EXAMPLES=$${MINYI_FUZZ_EXAMPLES:-300} $(BIN)/pytest tests/e2e/test_fuzz.py $(PYTEST_ARGS)
+
+# Kill services, the broker and the store while opinions flow; check nothing is lost or doubled.
+chaos: up
+	@$(BIN)/minyi chaos
 
 lint: venv
 	$(BIN)/ruff check .

@@ -167,6 +167,20 @@ def bench(
 
 
 @app.command()
+def chaos() -> None:
+    """Chaos drill against the running stack (see services/chaos.py); exits 1 if it fails."""
+    from services.chaos import run
+
+    report = run()
+    for line in report.pop("actions"):
+        typer.echo(f"  {line}")
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    typer.echo("chaos drill: " + ("PASSED" if report["passed"] else "FAILED"))
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def seed(keys_file: Path = Path("var/demo-keys.json")) -> None:
     """Create demo API keys for the demo offices, departments and staff (kept in KEYS_FILE)."""
     from services.demo import seed_keys

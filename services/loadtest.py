@@ -26,7 +26,8 @@ from services.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
 from shared.settings import SERVICES, Settings, get_settings
 
 VAR = Path("var")
-TITLES = ("小区路灯损坏", "公交站台漏雨", "学校门口交通拥堵", "河道垃圾堆积", "医院挂号难")
+# Phrases the demo directory routes by keyword rule, so no trained model is needed.
+TITLES = ("公交站台破损", "工地夜间噪音扰民", "企业拖欠工资", "河道偷排污水", "公交线路调整")
 
 
 def _env(name: str, default: float) -> float:
