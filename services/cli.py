@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
 from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
@@ -20,6 +21,7 @@ dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_arg
 docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
 for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
     app.add_typer(sub, name=name)
+app.add_typer(routing_cli.app, name="routing")
 
 ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
 
@@ -108,7 +110,9 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
 
 # Benchmark suites: name → "module:function"; the function takes the output directory and
 # returns a summary dict (also written there as <name>.json).
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "routing": "services.routing.bench:run",
+}
 
 
 @app.command()
