@@ -479,13 +479,19 @@ def _to_triage(decision: Decision, reason: str) -> list[EventData]:
 
 
 def redecide_after_return(
-    decision: Decision, department: str, reason: str, directory: Directory, now: datetime
+    decision: Decision,
+    department: str,
+    reason: str,
+    directory: Directory,
+    prediction: Prediction | None,
+    now: datetime,
 ) -> list[EventData]:
     """退回: decide again without the departments that returned it; triage after two returns.
 
     A co-handler returning only leaves the case. When the lead returns, the next-ranked category
-    whose lead has not returned it takes over (the department's "not ours" is evidence against
-    the category)."""
+    (the first decision's, then the current model's) whose lead has not returned it takes over:
+    the department's "not ours" is evidence against the category. With none left, the fallback
+    owner (兜底) takes it."""
     decision.returns[department] = reason
     decision.decided_at, decision.decided_by = now, "router"
     if len(decision.returns) >= MAX_RETURNS:
@@ -493,19 +499,23 @@ def redecide_after_return(
     if department != decision.lead:
         decision.co = [c for c in decision.co if c != department]
         return []
+    ranked = [*decision.candidates]
+    if prediction is not None:
+        ranked += [Candidate(category=c, confidence=p) for c, p in prediction.ranking]
     path = directory.area_path(decision.location)
-    for candidate in decision.candidates:
+    returned = f"{department} 退回 ({reason})"
+    for candidate in ranked:
         rule = None if path is None else directory.rule_for(candidate.category, path)
         lead = directory.fallback if path is None else rule.lead if rule else None
         if lead is None or lead in decision.returns:
             continue
-        why = (
-            f"{department} 退回 ({reason}), 改派 / re-decided: {candidate.category} "
-            f"({candidate.confidence:.2f})"
-        )
         decision.confidence = candidate.confidence
+        why = f"{returned}, 改派 / re-decided: {candidate.category} ({candidate.confidence:.2f})"
         return _route(decision, directory, candidate.category, why)
-    return _to_triage(decision, f"{department} 退回, 无其他可交办单位 / no other department")
+    if directory.fallback in decision.returns or decision.category is None:
+        return _to_triage(decision, f"{returned}, 无其他可交办单位 / no other department")
+    why = f"{returned}, 兜底交办 / no other department: the fallback owner takes it"
+    return _assign(decision, directory, decision.category, directory.fallback, [], None, why)
 
 
 def staff_decision(

@@ -11,7 +11,13 @@ from shared.messaging import PermanentFailure
 from shared.store import Repository, retry_on_conflict
 
 from .adapters import ModelStore, RoutingViews
-from .classifier import LabelledText, OpinionClassifier, TrainingDataError, evaluate
+from .classifier import (
+    LabelledText,
+    OpinionClassifier,
+    Prediction,
+    TrainingDataError,
+    evaluate,
+)
 from .domain import (
     DEMO_DIRECTORY,
     DIRECTORY_ID,
@@ -60,16 +66,19 @@ async def current_directory(ports: RoutingPorts) -> Directory:
     return directory
 
 
+async def _predict(ports: RoutingPorts, title: str, content: str) -> Prediction | None:
+    active = await ports.models.active()
+    return None if active is None else active.classifier.predict(title, content)
+
+
 async def route_opinion(opinion: OpinionReceived, ports: RoutingPorts) -> None:
     """交办: decide once per opinion; a redelivered opinion.received changes nothing."""
     existing = await ports.decisions.get(opinion.opinion_id)
     if existing is None:
         directory = await current_directory(ports)
         active = await ports.models.active()
-        prediction = (
-            None if active is None else active.classifier.predict(opinion.title, opinion.content)
-        )
         model = "—" if active is None else active.version
+        prediction = await _predict(ports, opinion.title, opinion.content)
         decision, events = decide(opinion, directory, prediction, model, utcnow())
         if await ports.decisions.add(decision, _wrap(events)):
             existing = decision
@@ -95,7 +104,12 @@ async def assignment_returned(
         if returned.department in {decision.lead, *decision.co}:
             directory = await current_directory(ports)
             events = redecide_after_return(
-                decision, returned.department, returned.reason, directory, utcnow()
+                decision,
+                returned.department,
+                returned.reason,
+                directory,
+                await _predict(ports, decision.title, decision.content),
+                utcnow(),
             )
         decision.mark_handled(event_id)
         await ports.decisions.save(decision, _wrap(events))

@@ -147,7 +147,7 @@ def test_urgency_from_text_and_hint(text: str, hint: str | None, expected: str) 
 
 def test_lead_return_re_decides_with_the_next_category_without_it() -> None:
     decision, _ = routed(predicted(("城乡建设", 0.6), ("交通运输", 0.3)))
-    events = redecide_after_return(decision, "housing", "不属于本单位职责", directory(), NOW)
+    events = redecide_after_return(decision, "housing", "不属于本单位职责", directory(), None, NOW)
     assert assigned(events) == [("transport", "lead")]
     assert decision.lead == "transport" and decision.returns == {"housing": "不属于本单位职责"}
     assert "housing 退回" in decision.explanation
@@ -157,14 +157,24 @@ def test_co_handler_return_only_drops_it() -> None:
     decision, _ = routed(
         predicted(("城乡建设", 0.8)), location=Location(district="示范区", street="幸福街道")
     )
-    events = redecide_after_return(decision, "housing", "非本单位", directory(), NOW)
+    events = redecide_after_return(decision, "housing", "非本单位", directory(), None, NOW)
     assert events == [] and decision.lead == "xingfu-street" and decision.co == []
+
+
+def test_lead_return_with_no_other_candidate_goes_to_the_fallback_owner() -> None:
+    decision, _ = routed(None, hint="教育文体")
+    model = predicted(("教育文体", 0.7), ("卫生计生", 0.2))
+    events = redecide_after_return(decision, "education", "非本单位", directory(), model, NOW)
+    assert assigned(events) == [("health", "lead"), ("market", "co")]
+    decision, _ = routed(None, hint="教育文体")
+    events = redecide_after_return(decision, "education", "非本单位", directory(), None, NOW)
+    assert assigned(events) == [("district-gov", "lead")] and "兜底" in decision.explanation
 
 
 def test_second_return_sends_the_opinion_to_triage() -> None:
     decision, _ = routed(predicted(("城乡建设", 0.6), ("交通运输", 0.3)))
-    redecide_after_return(decision, "housing", "非本单位", directory(), NOW)
-    events = redecide_after_return(decision, "transport", "也不是我们", directory(), NOW)
+    redecide_after_return(decision, "housing", "非本单位", directory(), None, NOW)
+    events = redecide_after_return(decision, "transport", "也不是我们", directory(), None, NOW)
     assert [type(e) for e in events] == [OpinionTriage]
     assert decision.status == "triage" and set(decision.returns) == {"housing", "transport"}
 
