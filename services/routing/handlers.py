@@ -3,6 +3,7 @@ triage queue, directory changes, and training / retraining the classifier."""
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,17 +209,16 @@ async def _train_and_store(
     activate: bool,
 ) -> dict[str, Any]:
     corrections = await ports.views.examples()
-    weighted = [LabelledText(e.title, e.content, e.category, EXAMPLE_WEIGHT) for e in corrections]
-    examples = rows + weighted
-    labels: dict[str, int] = {}
-    for example in examples:
-        labels[example.category] = labels.get(example.category, 0) + 1
-    lonely = sorted(label for label, n in labels.items() if n < 2)
-    if len(labels) < 2 or lonely:
+    counts = Counter([*(r.category for r in rows), *(e.category for e in corrections)])
+    # A category staff used only once cannot be learned yet; that example waits for a second.
+    usable = [e for e in corrections if counts[e.category] >= 2]
+    weighted = [LabelledText(e.title, e.content, e.category, EXAMPLE_WEIGHT) for e in usable]
+    examples = [*rows, *weighted]
+    if len({e.category for e in examples}) < 2:
         raise TrainingDataError(
             [
                 "训练样本不足 / not enough labelled examples: need two categories with at least "
-                f"two examples each (single: {', '.join(lonely) or '—'})"
+                "two examples each"
             ]
         )
     classifier, seconds = await asyncio.to_thread(_train, examples)
@@ -227,6 +227,7 @@ async def _train_and_store(
         "dataset_id": dataset_id,
         "rows": len(rows),
         "examples_used": len(corrections),
+        "examples_waiting": len(corrections) - len(usable),
         "train_seconds": seconds,
     }
     version = await ports.models.save(classifier, info)
