@@ -28,6 +28,24 @@ def test_learns_the_labels_the_csv_gives_and_explains_with_terms(model: OpinionC
     assert any("水" in term for term in prediction.terms)
 
 
+def test_single_opinion_path_agrees_with_the_batch_path(model: OpinionClassifier) -> None:
+    held_out = samples(4, seed=5)
+    batch = model.probabilities(held_out)
+    for row, expected in zip(held_out, batch, strict=True):
+        ranking = dict(model.predict(row.title, row.content, top=3).ranking)
+        for label, probability in zip(model.labels, expected, strict=True):
+            assert ranking[label] == pytest.approx(probability, abs=1e-3)
+
+
+def test_two_labels_work_too() -> None:
+    two = OpinionClassifier([r for r in samples(10) if r.category != "学校"])
+    assert two.labels == ["供水", "道路"]
+    prediction = two.predict("井盖缺失", "路口井盖缺失")
+    assert prediction.category == "道路" and len(prediction.ranking) == 2
+    assert sum(p for _, p in prediction.ranking) == pytest.approx(1.0, abs=1e-3)
+    assert two.predict_many(samples(2, seed=3)[2:4]) == ["道路", "道路"]
+
+
 def test_survives_storage_as_bytes(model: OpinionClassifier) -> None:
     restored = OpinionClassifier.from_bytes(model.to_bytes())
     assert restored.predict("井盖缺失", "路口井盖缺失很危险") == model.predict(
