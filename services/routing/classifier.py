@@ -271,7 +271,7 @@ class Evaluation:
 
     def render(self) -> str:
         """A plain-text report for the command line."""
-        width = max(8, *(len(label) * 2 for label in self.labels))
+        width = max(_columns("category 类别"), *(_columns(label) for label in self.labels)) + 2
         lines = [
             f"rows 样本数: {self.rows}",
             f"accuracy 准确率: {self.accuracy:.4f}",
@@ -281,11 +281,10 @@ class Evaluation:
             lines.append(
                 "labels the model does not know 模型未学过的类别: " + ", ".join(self.unknown_labels)
             )
-        lines += ["", f"{'category 类别':<{width}} precision  recall      f1  support"]
+        lines += ["", f"{_padded('category 类别', width)} precision  recall      f1  support"]
         for label, row in self.per_class.items():
-            pad = width - len(label)  # CJK characters take two columns
             lines.append(
-                f"{label}{' ' * max(pad, 1)}{row['precision']:9.4f} {row['recall']:7.4f} "
+                f"{_padded(label, width)}{row['precision']:9.4f} {row['recall']:7.4f} "
                 f"{row['f1']:7.4f} {int(row['support']):8d}"
             )
         lines += ["", "confusion matrix 混淆矩阵 (rows: true 实际, columns: predicted 预测)"]
@@ -295,6 +294,15 @@ class Evaluation:
         for i, counts in enumerate(self.confusion):
             lines.append(f"{i:>3} " + "".join(f"{n:>6}" for n in counts))
         return "\n".join(lines)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _padded(text: str, width: int) -> str:
+    return text + " " * (width - _columns(text))
 
 
 def evaluate(model: OpinionClassifier, examples: list[LabelledText]) -> Evaluation:
