@@ -169,6 +169,11 @@ class ModelStore:
         )
         return claimed is not None
 
+    async def release_retraining(self, owner: str) -> None:
+        await self.db.state.update_one(
+            {"_id": RETRAIN_CLAIM, "owner": owner}, {"$set": {"until": utcnow()}}
+        )
+
 
 class RoutingViews:
     """Triage queue (人工分拣), disputes (退回) and staff-labelled examples."""

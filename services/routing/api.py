@@ -42,7 +42,9 @@ Ports = Annotated[RoutingPorts, Depends(ports)]
 
 
 def _problem(exc: RoutingError) -> Problem:
-    return Problem(exc.status, detail=exc.detail, errors=exc.errors)
+    if exc.errors:
+        return Problem(exc.status, detail=exc.detail, errors=exc.errors)
+    return Problem(exc.status, detail=exc.detail)
 
 
 def _training_problem(exc: TrainingDataError) -> Problem:

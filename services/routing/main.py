@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ from .handlers import RoutingPorts
 DESCRIPTION = "分类、交办 — classifies opinions and assigns the responsible departments."
 
 log = logging.getLogger("minyi.routing")
+# A crashed replica's claim on the scheduled retraining lapses after this long.
+TRAINING_HOLD = timedelta(minutes=30)
 
 
 class RoutingSettings(BaseSettings):
@@ -49,21 +52,32 @@ def routing_ports(db: AsyncDatabase[Document], bus: EventBus, refresh: float) ->
     )
 
 
+async def _corrections_pending(ports: RoutingPorts) -> bool:
+    """Staff examples exist that the active model was not trained with."""
+    version = await ports.models.active_version()
+    info = None if version is None else await ports.models.info(version)
+    used = 0 if info is None else int(info.get("examples_used", 0))
+    return await ports.views.count_examples() > used
+
+
 async def retrain_on_schedule(ports: RoutingPorts, every: float) -> None:
     """Forever: retrain when staff corrections arrived since the active model was trained;
-    one replica claims each round."""
-    owner = f"{socket.gethostname()}-{id(ports)}"
+    one replica at a time claims the round."""
+    owner = f"{socket.gethostname()}-{os.getpid()}-{id(ports)}"
     while True:
         await asyncio.sleep(every)
         try:
-            version = await ports.models.active_version()
-            info = None if version is None else await ports.models.info(version)
-            used = 0 if info is None else info.get("examples_used", 0)
-            if await ports.views.count_examples() <= used:
+            if not await _corrections_pending(ports):
                 continue
-            if await ports.models.claim_retraining(owner, timedelta(seconds=every)):
-                trained = await handlers.retrain("schedule", ports)
-                log.info("retrained on schedule", extra={"version": trained["version"]})
+            if not await ports.models.claim_retraining(owner, TRAINING_HOLD):
+                continue
+            try:
+                # Looked again under the claim: another replica may have just retrained.
+                if await _corrections_pending(ports):
+                    trained = await handlers.retrain("schedule", ports)
+                    log.info("retrained on schedule", extra={"version": trained["version"]})
+            finally:
+                await ports.models.release_retraining(owner)
         except TrainingDataError as exc:
             log.warning("scheduled retraining skipped: %s", exc)
         except Exception:

@@ -1,7 +1,8 @@
 """Routing on the real broker and document store: model versions and their hot swap,
 retraining with staff corrections, and returns (退回) arriving as events."""
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from services.routing import handlers
 from services.routing.consumers import subscribe
 from services.routing.domain import DEMO_DIRECTORY, Category, Directory, Rule
 from services.routing.handlers import RoutingPorts
-from services.routing.main import routing_ports
+from services.routing.main import retrain_on_schedule, routing_ports
 from shared.events import AssignmentReturned, CloudEvent, Location, OpinionReceived
 from shared.messaging import EventBus
 from shared.settings import Settings
@@ -108,6 +109,34 @@ async def test_activating_an_older_version_is_picked_up_without_restart(
     assert (await ports.models.active()).version == "v2"  # type: ignore[union-attr]
     await ports.models.activate("v1")
     assert (await ports.models.active()).version == "v1"  # type: ignore[union-attr]
+
+
+async def test_scheduled_retraining_picks_up_corrections_once(
+    routing: tuple[RoutingPorts, list[CloudEvent]],
+) -> None:
+    ports, _ = routing
+    await handlers.train_model(samples(10), "test", ports)
+    await handlers.route_opinion(opinion(8, "路灯不亮", "小区门口路灯坏了"), ports)
+    await handlers.decide_by_staff(
+        "op-8", "道路", "transport", [], None, "编辑", ports, from_triage=False
+    )
+    replicas = [asyncio.create_task(retrain_on_schedule(ports, 0.2)) for _ in range(2)]
+    try:
+        await wait_for(lambda: ports.models.active_version(), "a model", within=5)
+        await wait_for(
+            lambda: _is(ports.models.active_version(), "v2"), "scheduled retraining", within=60
+        )
+        await asyncio.sleep(1)  # both replicas had their turn: nothing new, no v3
+    finally:
+        for task in replicas:
+            task.cancel()
+    assert [v["_id"] for v in await ports.models.versions()] == ["v2", "v1"]
+    v2 = await ports.models.info("v2")
+    assert v2 is not None and (v2["source"], v2["examples_used"]) == ("schedule", 1)
+
+
+async def _is(value: Awaitable[str | None], expected: str) -> bool:
+    return await value == expected
 
 
 async def test_return_events_re_decide_then_send_to_triage(
