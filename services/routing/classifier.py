@@ -28,7 +28,10 @@ from sklearn.svm import LinearSVC
 
 # A training file is at most this big; larger ones are refused before parsing.
 MAX_TRAINING_BYTES = 30_000_000
-MAX_TEXT_CHARS = 4_100  # title (≤100) + content (≤4,000) as intake allows
+# The classifier reads the opening of each message (title first): it names the matter, while
+# the rest of a long letter is narrative that dilutes it and costs time. Chosen among 600,
+# 1,000, 1,500 and all 4,100 on the development splits: 600 scored best and is the fastest.
+MAX_TEXT_CHARS = 600
 COLUMNS_REQUIRED = ("content", "category")
 COLUMNS_KNOWN = ("id", "title", "content", "category", "time")
 # Words shown as the explanation of a prediction.
@@ -200,12 +203,10 @@ class OpinionClassifier:
 
     def predict(self, title: str, content: str, top: int = 3) -> Prediction:
         """The best ``top`` categories with probabilities, and the terms behind the best."""
-        vocabulary = self.vectorizer.vocabulary_
-        counts = Counter(
-            index
-            for gram in self.vectorizer.build_analyzer()(opinion_text(title, content))
-            if (index := vocabulary.get(gram)) is not None
-        )
+        grams = self.vectorizer.build_analyzer()(opinion_text(title, content))
+        # Counted in C: n-grams outside the vocabulary fall under the key None.
+        counts: Counter[int | None] = Counter(map(self.vectorizer.vocabulary_.get, grams))
+        counts.pop(None, None)
         if not counts:
             uniform = round(1.0 / len(self.labels), 4)
             return Prediction([(label, uniform) for label in self.labels[:top]], [])

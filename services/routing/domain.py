@@ -161,6 +161,13 @@ class Directory(Aggregate):
                     bad(f"{where}.{role}", f"unknown department {code!r} 未知部门")
             if rule.lead in rule.co:
                 bad(f"{where}.co", "the lead department cannot also co-handle")
+            for role, code in [("lead", rule.lead), *(("co", c) for c in rule.co)]:
+                serves = self.departments[code].areas if code in self.departments else []
+                if serves and not self._within(rule.area, serves):
+                    bad(
+                        f"{where}.{role}",
+                        f"{code} serves only {', '.join(serves)}, not {rule.area} 超出辖区",
+                    )
             if (rule.category, rule.area) in seen:
                 bad(where, f"second rule for {rule.category} × {rule.area}")
             seen.add((rule.category, rule.area))
@@ -171,6 +178,17 @@ class Directory(Aggregate):
             if key not in Urgency.__members__.values():
                 bad(f"urgency_words.{key}", f"not an urgency class: {', '.join(Urgency)}")
         return found
+
+    def _within(self, area: str, served: list[str]) -> bool:
+        """Whether ``area`` is one of ``served`` or lies inside one of them."""
+        seen: set[str] = set()
+        current: str | None = area
+        while current is not None and current in self.areas and current not in seen:
+            if current in served:
+                return True
+            seen.add(current)
+            current = self.areas[current].parent
+        return False
 
     def area_path(self, location: Location) -> list[Area] | None:
         """The location's areas from district down (as far as the directory knows them);

@@ -202,6 +202,7 @@ def test_directory_problems_name_unknown_departments_areas_and_categories() -> N
     bad = directory()
     bad.rules.append(Rule(category="交通运输", area="moon", lead="nasa", co=["transport"]))
     bad.rules.append(Rule(category="无此类", lead="transport"))
+    bad.rules.append(Rule(category="教育文体", area="heping-east", lead="xingfu-street"))
     fields = {p["field"] for p in bad.problems()}
-    assert {"rules.10.area", "rules.10.lead", "rules.11.category"} <= fields
+    assert {"rules.10.area", "rules.10.lead", "rules.11.category", "rules.12.lead"} <= fields
     assert DEMO_DIRECTORY.problems() == []
