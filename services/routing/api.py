@@ -56,10 +56,6 @@ def _training_problem(exc: TrainingDataError) -> Problem:
     )
 
 
-async def _read_upload(file: UploadFile) -> bytes:
-    return await file.read()
-
-
 class StaffDecision(BaseModel):
     """A person's routing decision."""
 
@@ -166,7 +162,7 @@ async def import_directory(
         DirectoryTable | None, Query(description="For CSV: which table the file replaces")
     ] = None,
 ) -> Directory:
-    data = await _read_upload(file)
+    data = await file.read()
     name = (file.filename or "").lower()
     try:
         if name.endswith((".yaml", ".yml")):
@@ -209,7 +205,7 @@ async def train(
     file: Annotated[UploadFile, File(description="CSV with columns title, content, category")],
 ) -> dict[str, Any]:
     try:
-        rows = read_labelled_csv(await _read_upload(file))
+        rows = read_labelled_csv(await file.read())
         return await handlers.train_model(rows, "api", p)
     except TrainingDataError as exc:
         raise _training_problem(exc) from None
@@ -239,7 +235,7 @@ async def evaluate(
     file: Annotated[UploadFile, File(description="CSV with columns title, content, category")],
 ) -> dict[str, Any]:
     try:
-        rows = read_labelled_csv(await _read_upload(file), for_training=False)
+        rows = read_labelled_csv(await file.read(), for_training=False)
         return await handlers.evaluate_active(rows, p)
     except TrainingDataError as exc:
         raise _training_problem(exc) from None
