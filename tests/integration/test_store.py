@@ -89,12 +89,15 @@ async def test_redelivered_opinion_is_routed_once(
     routing = make_bus("routing")
     await routing.start()
     ports = routing_ports(mongo[isolated.database("routing")], routing, 3.0)
+    repo = ports.decisions
     opinion = OpinionReceived.model_validate(received("重复投递").data)
     # The office's category hint makes the router assign without a trained model.
     opinion = opinion.model_copy(update={"category_hint": "交通运输"})
 
     await asyncio.gather(route_opinion(opinion, ports), route_opinion(opinion, ports))
     await route_opinion(opinion, ports)
+    routed = await repo.get(opinion.opinion_id)
+    assert routed is not None and routed.lead == "transport"
 
     await wait_for(lambda: got, "the assignment")
     await asyncio.sleep(0.5)
