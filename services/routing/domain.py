@@ -27,6 +27,7 @@ from .classifier import Prediction
 DIRECTORY_ID = "directory"
 AREA_CODE = DEPARTMENT_CODE
 ANYWHERE = "*"
+UNCLASSIFIED = "未分类"
 # After this many returns (退回) a person decides, not the router.
 MAX_RETURNS = 2
 
@@ -406,7 +407,12 @@ def decide(
     )
     choice = choose_category(opinion, directory, prediction, model)
     if choice is None:
-        return decision, _to_triage(decision, "尚无分类模型 / no classifier trained yet")
+        # Cold start: until a classifier is trained the fallback owner (兜底) dispatches by
+        # hand; its returns and staff corrections then become the first labelled examples.
+        why = "尚无分类模型, 兜底交办 / no classifier yet: the fallback owner takes it"
+        return decision, _assign(
+            decision, directory, UNCLASSIFIED, directory.fallback, [], None, why
+        )
     decision.category, decision.confidence = choice.category, choice.confidence
     decision.candidates, decision.explanation = choice.candidates, choice.explanation
     if choice.confidence < directory.confidence_threshold:

@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -13,12 +14,13 @@ from services.routing import handlers
 from services.routing.consumers import subscribe
 from services.routing.domain import DEMO_DIRECTORY, Category, Directory, Rule
 from services.routing.handlers import RoutingPorts
-from services.routing.main import retrain_on_schedule, routing_ports
+from services.routing.main import create_app, retrain_on_schedule, routing_ports
+from shared import auth
 from shared.events import AssignmentReturned, CloudEvent, Location, OpinionReceived
 from shared.messaging import EventBus
 from shared.settings import Settings
-from shared.store import Document
-from tests.routing_samples import TOPICS, samples
+from shared.store import Document, mongo_client
+from tests.routing_samples import TOPICS, samples, to_csv
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -137,6 +139,28 @@ async def test_scheduled_retraining_picks_up_corrections_once(
 
 async def _is(value: Awaitable[str | None], expected: str) -> bool:
     return await value == expected
+
+
+async def test_training_api_keeps_the_active_model_when_a_file_is_bad(isolated: Settings) -> None:
+    app = create_app(isolated)
+    client = mongo_client(isolated)
+    admin = await auth.create_key(
+        client[isolated.database(auth.AUTH_DB)], auth.Role.ADMIN, "admin", "管理员"
+    )
+    headers = {"Authorization": f"Bearer {admin}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as http:
+        trained = await http.post(
+            "/models", headers=headers, files={"file": ("a.csv", to_csv(samples(8)), "text/csv")}
+        )
+        assert trained.status_code == 201, trained.text
+        for bad in (b"", to_csv(samples(2), ("title", "body", "category"))):
+            r = await http.post("/models", headers=headers, files={"file": ("b.csv", bad, "")})
+            assert r.status_code == 422 and "unchanged" in r.json()["detail"]
+        models = (await http.get("/models", headers=headers)).json()
+    await client.close()
+    assert models["active"] == trained.json()["version"] == "v1"
+    assert len(models["versions"]) == 1
 
 
 async def test_return_events_re_decide_then_send_to_triage(

@@ -105,8 +105,14 @@ def test_low_confidence_goes_to_triage() -> None:
     assert "0.31" in events[0].reason  # type: ignore[attr-defined]
 
 
-def test_no_model_and_no_rule_hit_goes_to_triage() -> None:
+def test_without_a_model_the_fallback_owner_takes_what_no_rule_places() -> None:
     decision, events = routed(None)
+    assert assigned(events) == [("district-gov", "lead")]
+    assert (decision.category, decision.status) == ("未分类", "assigned")
+
+
+def test_a_category_without_a_rule_waits_for_a_person() -> None:
+    decision, events = routed(None, hint="其他")
     assert decision.status == "triage" and isinstance(events[0], OpinionTriage)
 
 
@@ -193,7 +199,7 @@ def test_staff_decision_assigns_and_reassigning_withdraws_the_old_departments() 
 
 
 def test_staff_decision_naming_unknown_things_is_refused() -> None:
-    decision, _ = routed(None)
+    decision, _ = routed(None, hint="其他")
     with pytest.raises(ValueError, match=r"unknown category .* unknown department .nowhere"):
         staff_decision(decision, directory(), "不存在", "nowhere", [], None, "编辑", NOW)
 
