@@ -215,12 +215,10 @@ class RoutingViews:
             )
 
     async def triage_queue(self, limit: int) -> list[Document]:
-        found = [doc async for doc in self.db.triage.find({}).limit(limit)]
-        return sorted(found, key=lambda doc: doc["since"])
+        return [doc async for doc in self.db.triage.find({}).sort("since", 1).limit(limit)]
 
     async def disputes(self, limit: int) -> list[Document]:
-        found = [doc async for doc in self.db.disputes.find({}).limit(limit)]
-        return sorted(found, key=lambda doc: doc["updated_at"], reverse=True)
+        return [doc async for doc in self.db.disputes.find({}).sort("updated_at", -1).limit(limit)]
 
     async def add_example(
         self, opinion_id: str, example: LabelledText, staff: str, at: datetime

@@ -123,7 +123,9 @@ class Directory(Aggregate):
     categories: list[Category]
     rules: list[Rule]
     keyword_rules: list[KeywordRule] = Field(default_factory=list)
-    urgency_words: dict[str, list[str]] = Field(default_factory=lambda: DEFAULT_URGENCY_WORDS)
+    urgency_words: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_URGENCY_WORDS.items()}
+    )
 
     def problems(self) -> list[dict[str, str]]:
         """Every inconsistency, as ``{field, message}``: unknown departments, areas, categories."""
