@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
 from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
@@ -22,6 +23,7 @@ for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs
     app.add_typer(sub, name=name)
 departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
 app.add_typer(departments, name="departments")
+app.add_typer(routing_cli.app, name="routing")
 
 ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
 
@@ -144,6 +146,7 @@ BENCHMARKS: dict[str, str] = {
     "notification": "services.notification.bench:run",
     "followup": "services.followup.bench:run",
     "intake-duplicates": "services.intake.bench:run",
+    "routing": "services.routing.bench:run",
 }
 
 

@@ -145,6 +145,15 @@ class OpinionTriage(EventData):
     reason: str
 
 
+class OpinionWithdrawn(DepartmentEvent):
+    """改派 — staff moved the opinion away from this department; its assignment ends."""
+
+    name = "opinion.withdrawn"
+    tracking_no: str
+    office_id: str
+    reason: str
+
+
 class AssignmentSigned(DepartmentEvent):
     """签收 — a department signed for its assignment."""
 
@@ -362,6 +371,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OpinionMerged,
         OpinionAssigned,
         OpinionTriage,
+        OpinionWithdrawn,
         AssignmentSigned,
         AssignmentReplied,
         AssignmentReturned,

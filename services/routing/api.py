@@ -1,36 +1,243 @@
-"""Routing HTTP API: read decisions and the directory."""
+"""Routing HTTP API: decisions, the triage queue (人工分拣), disputes (退回), the directory and
+the classifier's model versions."""
 
-from typing import Annotated
+import csv
+import io
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+import yaml
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.auth import Principal, require
+from shared.events import DEPARTMENT_CODE
 from shared.problems import Problem
-from shared.store import Repository
 
-from .domain import DEPARTMENTS, Decision, Department
+from . import handlers
+from .classifier import TrainingDataError, read_labelled_csv
+from .domain import (
+    Decision,
+    Department,
+    Directory,
+    DirectoryTable,
+    Rule,
+    Urgency,
+    directory_from_yaml,
+    directory_with_table,
+)
+from .handlers import RoutingError, RoutingPorts
 
 router = APIRouter(tags=["routing"])
 
 Reader = Annotated[Principal, Depends(require("routing:read"))]
+Triager = Annotated[Principal, Depends(require("routing:triage"))]
+Admin = Annotated[Principal, Depends(require("routing:admin"))]
 
 
-def decisions(request: Request) -> Repository[Decision]:
-    return request.app.state.decisions
+def ports(request: Request) -> RoutingPorts:
+    return request.app.state.ports
+
+
+Ports = Annotated[RoutingPorts, Depends(ports)]
+
+
+def _problem(exc: RoutingError) -> Problem:
+    if exc.errors:
+        return Problem(exc.status, detail=exc.detail, errors=exc.errors)
+    return Problem(exc.status, detail=exc.detail)
+
+
+def _training_problem(exc: TrainingDataError) -> Problem:
+    return Problem(
+        422,
+        "训练数据有误 / Invalid training data",
+        detail="; ".join(exc.problems) + " — the active model is unchanged 当前模型未变",
+        errors=[{"field": "file", "message": p} for p in exc.problems],
+    )
+
+
+class StaffDecision(BaseModel):
+    """A person's routing decision."""
+
+    category: str = Field(min_length=1, max_length=50, description="类别")
+    lead: str = Field(pattern=DEPARTMENT_CODE, description="主办单位")
+    co: list[str] = Field(default_factory=list, max_length=10, description="协办单位")
+    urgency: Urgency | None = None
 
 
 @router.get("/decisions/{opinion_id}", summary="How an opinion was routed")
-async def read_decision(
-    opinion_id: str,
-    repo: Annotated[Repository[Decision], Depends(decisions)],
-    _: Reader,
-) -> Decision:
-    decision = await repo.get(opinion_id)
+async def read_decision(opinion_id: str, p: Ports, _: Reader) -> Decision:
+    decision = await p.decisions.get(opinion_id)
     if decision is None:
         raise Problem(404, detail=f"No routing decision for opinion {opinion_id} yet.")
     return decision
 
 
+@router.post("/decisions/{opinion_id}/reassign", summary="改派 — a person changes the routing")
+async def reassign(opinion_id: str, body: StaffDecision, p: Ports, staff: Triager) -> Decision:
+    try:
+        return await handlers.decide_by_staff(
+            opinion_id,
+            body.category,
+            body.lead,
+            body.co,
+            body.urgency,
+            staff.name,
+            p,
+            from_triage=False,
+        )
+    except RoutingError as exc:
+        raise _problem(exc) from None
+
+
+@router.get("/triage", summary="人工分拣 — opinions waiting for a person, oldest first")
+async def triage_queue(
+    p: Ports, _: Triager, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    return await p.views.triage_queue(limit)
+
+
+@router.post("/triage/{opinion_id}", summary="人工分拣 — decide an opinion from the queue")
+async def decide_triage(opinion_id: str, body: StaffDecision, p: Ports, staff: Triager) -> Decision:
+    try:
+        return await handlers.decide_by_staff(
+            opinion_id,
+            body.category,
+            body.lead,
+            body.co,
+            body.urgency,
+            staff.name,
+            p,
+            from_triage=True,
+        )
+    except RoutingError as exc:
+        raise _problem(exc) from None
+
+
+@router.get("/disputes", summary="退回 — opinions departments returned, for supervisors")
+async def disputes(
+    p: Ports, _: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    return await p.views.disputes(limit)
+
+
 @router.get("/departments", summary="The department directory")
-async def list_departments(_: Reader) -> list[Department]:
-    return list(DEPARTMENTS.values())
+async def list_departments(p: Ports, _: Reader) -> list[Department]:
+    return list((await handlers.current_directory(p)).departments.values())
+
+
+@router.get("/directory", summary="Departments, areas, categories and rules")
+async def read_directory(p: Ports, _: Reader) -> Directory:
+    return await handlers.current_directory(p)
+
+
+async def _replace(directory: Directory, p: RoutingPorts) -> Directory:
+    try:
+        return await handlers.replace_directory(directory, p)
+    except RoutingError as exc:
+        raise _problem(exc) from None
+
+
+@router.put("/directory", summary="Replace the whole directory")
+async def put_directory(directory: Directory, p: Ports, _: Admin) -> Directory:
+    return await _replace(directory, p)
+
+
+@router.post("/directory/rules", summary="Add or replace the rule for a category × area")
+async def put_rule(rule: Rule, p: Ports, _: Admin) -> Directory:
+    current = await handlers.current_directory(p)
+    rules = [r for r in current.rules if (r.category, r.area) != (rule.category, rule.area)]
+    return await _replace(current.model_copy(update={"rules": [*rules, rule]}), p)
+
+
+@router.post(
+    "/directory/import",
+    summary="Import a directory file: YAML (the whole directory) or CSV (one table)",
+)
+async def import_directory(
+    p: Ports,
+    _: Admin,
+    file: Annotated[UploadFile, File(description="directory.yaml, or a CSV of one table")],
+    table: Annotated[
+        DirectoryTable | None, Query(description="For CSV: which table the file replaces")
+    ] = None,
+) -> Directory:
+    data = await file.read()
+    name = (file.filename or "").lower()
+    try:
+        if name.endswith((".yaml", ".yml")):
+            directory = directory_from_yaml(data.decode("utf-8-sig"))
+        elif name.endswith(".csv"):
+            if table is None:
+                raise Problem(
+                    422,
+                    detail="Say which table the CSV holds 请指定表: ?table="
+                    + "|".join(DirectoryTable),
+                )
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+            directory = directory_with_table(await handlers.current_directory(p), table, rows)
+        else:
+            raise Problem(415, detail="Send a .yaml/.yml or .csv file 仅支持 YAML 或 CSV 文件")
+    except (UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            errors = [
+                {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()
+            ]
+            fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+            raise Problem(
+                422, detail=f"Invalid directory 目录有误: {fields}", errors=errors
+            ) from None
+        raise Problem(422, detail=f"Unreadable file 文件无法读取: {exc}") from None
+    return await _replace(directory, p)
+
+
+@router.get("/models", summary="Classifier versions, newest first")
+async def list_models(p: Ports, _: Reader) -> dict[str, Any]:
+    return {"active": await p.models.active_version(), "versions": await p.models.versions()}
+
+
+@router.post(
+    "/models", status_code=201, summary="Train a model on a CSV (title, content, category)"
+)
+async def train(
+    p: Ports,
+    _: Admin,
+    file: Annotated[UploadFile, File(description="CSV with columns title, content, category")],
+) -> dict[str, Any]:
+    try:
+        rows = read_labelled_csv(await file.read())
+        return await handlers.train_model(rows, "api", p)
+    except TrainingDataError as exc:
+        raise _training_problem(exc) from None
+
+
+@router.post("/models/retrain", status_code=201, summary="Retrain with the staff corrections")
+async def retrain(p: Ports, _: Triager) -> dict[str, Any]:
+    try:
+        return await handlers.retrain("api", p)
+    except TrainingDataError as exc:
+        raise _training_problem(exc) from None
+
+
+@router.post("/models/{version}/activate", summary="Make a stored version the active model")
+async def activate(version: str, p: Ports, _: Admin) -> dict[str, str]:
+    try:
+        await p.models.activate(version)
+    except LookupError:
+        raise Problem(404, detail=f"No model version {version!r}.") from None
+    return {"active": version}
+
+
+@router.post("/models/evaluate", summary="Score the active model on labelled rows (CSV)")
+async def evaluate(
+    p: Ports,
+    _: Reader,
+    file: Annotated[UploadFile, File(description="CSV with columns title, content, category")],
+) -> dict[str, Any]:
+    try:
+        rows = read_labelled_csv(await file.read(), for_training=False)
+        return await handlers.evaluate_active(rows, p)
+    except TrainingDataError as exc:
+        raise _training_problem(exc) from None
+    except RoutingError as exc:
+        raise _problem(exc) from None

@@ -1,24 +1,117 @@
 """Routing composition root."""
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.store import Repository, mongo_client
+from shared.store import Document, Repository, mongo_client
 
-from . import api, consumers
-from .domain import Decision
+from . import api, consumers, handlers
+from .adapters import ModelStore, RoutingViews
+from .classifier import MAX_TRAINING_BYTES, TrainingDataError
+from .domain import Decision, Directory
+from .handlers import RoutingPorts
 
 DESCRIPTION = "分类、交办 — classifies opinions and assigns the responsible departments."
+
+log = logging.getLogger("minyi.routing")
+# A crashed replica's claim on the scheduled retraining lapses after this long.
+TRAINING_HOLD = timedelta(minutes=30)
+
+
+class RoutingSettings(BaseSettings):
+    """Routing's own knobs (prefix ``MINYI_ROUTING_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MINYI_ROUTING_")
+
+    # How often a replica looks for a newly activated model version.
+    model_refresh_seconds: float = 3.0
+    # Scheduled retraining: how often to look for new staff corrections (0 turns it off).
+    retrain_every_seconds: float = 3600.0
+
+
+def routing_ports(db: AsyncDatabase[Document], bus: EventBus, refresh: float) -> RoutingPorts:
+    """The routing repositories and stores on the service's own database."""
+    return RoutingPorts(
+        decisions=Repository(db.decisions, Decision, bus),
+        directories=Repository(db.directory, Directory, bus),
+        models=ModelStore(db, refresh),
+        views=RoutingViews(db),
+    )
+
+
+async def _corrections_pending(ports: RoutingPorts) -> bool:
+    """Staff examples exist that the active model was not trained with."""
+    version = await ports.models.active_version()
+    info = None if version is None else await ports.models.info(version)
+    used = 0 if info is None else int(info.get("examples_used", 0))
+    return await ports.views.count_examples() > used
+
+
+async def retrain_on_schedule(ports: RoutingPorts, every: float) -> None:
+    """Forever: retrain when staff corrections arrived since the active model was trained;
+    one replica at a time claims the round."""
+    owner = f"{socket.gethostname()}-{os.getpid()}-{id(ports)}"
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if not await _corrections_pending(ports):
+                continue
+            if not await ports.models.claim_retraining(owner, TRAINING_HOLD):
+                continue
+            try:
+                # Looked again under the claim: another replica may have just retrained.
+                if await _corrections_pending(ports):
+                    trained = await handlers.retrain("schedule", ports)
+                    log.info("retrained on schedule", extra={"version": trained["version"]})
+            finally:
+                await ports.models.release_retraining(owner)
+        except TrainingDataError as exc:
+            log.warning("scheduled retraining skipped: %s", exc)
+        except Exception:
+            log.exception("scheduled retraining failed; will try again")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Training files are uploaded here, so this service accepts bodies up to their limit.
+    settings = settings.model_copy(
+        update={"max_body_bytes": max(settings.max_body_bytes, MAX_TRAINING_BYTES)}
+    )
+    routing = RoutingSettings()
     bus = EventBus("routing", settings)
     mongo = mongo_client(settings)
-    decisions = Repository(mongo[settings.database("routing")].decisions, Decision, bus)
-    consumers.subscribe(bus, decisions)
-    app = service_app("routing", DESCRIPTION, settings, bus, mongo, [api.router], [decisions])
-    app.state.decisions = decisions
+    ports = routing_ports(mongo[settings.database("routing")], bus, routing.model_refresh_seconds)
+    consumers.subscribe(bus, ports)
+    app = service_app("routing", DESCRIPTION, settings, bus, mongo, [api.router], [ports.decisions])
+    app.state.ports = ports
+    if routing.retrain_every_seconds > 0:
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with inner(app):
+                task = asyncio.create_task(
+                    retrain_on_schedule(ports, routing.retrain_every_seconds)
+                )
+                try:
+                    yield
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+        app.router.lifespan_context = lifespan
     return app

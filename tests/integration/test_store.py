@@ -9,8 +9,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.demo import wait_for
-from services.routing.domain import Decision, decide
+from services.routing.domain import DEMO_DIRECTORY, Decision, decide
 from services.routing.handlers import route_opinion
+from services.routing.main import routing_ports
 from shared.events import CloudEvent, OpinionReceived, utcnow
 from shared.messaging import EventBus
 from shared.settings import Settings
@@ -38,26 +39,19 @@ async def test_second_writer_with_a_stale_version_gets_a_conflict(
     bus = make_bus("routing")
     await bus.start()
     repo = Repository(mongo[isolated.database("routing")].decisions, Decision, bus)
-    decision = Decision(
-        id="op-1",
-        category="城乡建设",
-        confidence=1.0,
-        department="housing",
-        urgency="general",
-        explanation="",
-        decided_at=utcnow(),
-    )
+    opinion = OpinionReceived.model_validate(received("并发").data)
+    decision, _ = decide(opinion, DEMO_DIRECTORY, None, "—", utcnow())
     assert await repo.add(decision, [])
     assert not await repo.add(decision, [])
-    first, second = await repo.get("op-1"), await repo.get("op-1")
+    first, second = await repo.get(decision.id), await repo.get(decision.id)
     assert first is not None and second is not None
-    first.department = "ecology"
+    first.lead = "ecology"
     await repo.save(first, [])
-    second.department = "transport"
+    second.lead = "transport"
     with pytest.raises(VersionConflict):
         await repo.save(second, [])
-    stored = await repo.get("op-1")
-    assert stored is not None and stored.department == "ecology"
+    stored = await repo.get(decision.id)
+    assert stored is not None and stored.lead == "ecology"
 
 
 async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
@@ -69,9 +63,10 @@ async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
     collection = mongo[isolated.database("routing")].decisions
     repo = Repository(collection, Decision, routing)
     opinion = OpinionReceived.model_validate(received("遗留").data)
+    opinion = opinion.model_copy(update={"category_hint": "交通运输"})
 
-    decision, assigned = decide(opinion, utcnow())
-    event = CloudEvent.wrap("/test", assigned)
+    decision, events = decide(opinion, DEMO_DIRECTORY, None, "—", utcnow())
+    event = CloudEvent.wrap("/test", events[0])
     event.time = utcnow() - timedelta(minutes=1)
     # The broker is unreachable right after the state is stored: publishing fails, but the
     # change stands and its event waits in the outbox.
@@ -94,11 +89,16 @@ async def test_redelivered_opinion_is_routed_once(
     got = await collecting(make_bus)
     routing = make_bus("routing")
     await routing.start()
-    repo = Repository(mongo[isolated.database("routing")].decisions, Decision, routing)
+    ports = routing_ports(mongo[isolated.database("routing")], routing, 3.0)
+    repo = ports.decisions
     opinion = OpinionReceived.model_validate(received("重复投递").data)
+    # The office's category hint makes the router assign without a trained model.
+    opinion = opinion.model_copy(update={"category_hint": "交通运输"})
 
-    await asyncio.gather(route_opinion(opinion, repo), route_opinion(opinion, repo))
-    await route_opinion(opinion, repo)
+    await asyncio.gather(route_opinion(opinion, ports), route_opinion(opinion, ports))
+    await route_opinion(opinion, ports)
+    routed = await repo.get(opinion.opinion_id)
+    assert routed is not None and routed.lead == "transport"
 
     await wait_for(lambda: got, "the assignment")
     await asyncio.sleep(0.5)

@@ -1,0 +1,247 @@
+"""Routing storage: model versions (chunked bytes) with an ``_id``-addressed active pointer,
+training datasets, staff-labelled examples, and the triage and dispute views.
+
+Every read on a hot path is by ``_id``; the triage queue and the dispute list are small
+projections kept beside the decisions, so listing them never scans all decisions."""
+
+import asyncio
+import contextlib
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.events import utcnow
+from shared.store import Document
+
+from .classifier import LabelledText, OpinionClassifier
+from .domain import Decision
+
+# Documents stay far below MongoDB's 16 MB limit.
+CHUNK_BYTES = 4_000_000
+ACTIVE_MODEL = "active_model"
+MODEL_COUNTER = "model_counter"
+RETRAIN_CLAIM = "retrain_claim"
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version: str
+    classifier: OpinionClassifier
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+
+
+class ModelStore:
+    """Model versions and training datasets in the routing database.
+
+    The running service keeps the active model in memory and looks at the active pointer at
+    most every ``refresh_seconds``, so a newly activated model is picked up without restart."""
+
+    def __init__(self, db: AsyncDatabase[Document], refresh_seconds: float = 3.0) -> None:
+        self.db = db
+        self.refresh_seconds = refresh_seconds
+        self._cached: ActiveModel | None = None
+        self._checked = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def _write_chunks(self, prefix: str, data: bytes) -> int:
+        parts = _chunks(data)
+        for i, part in enumerate(parts):
+            await self.db.chunks.replace_one(
+                {"_id": f"{prefix}:{i}"}, {"_id": f"{prefix}:{i}", "data": part}, upsert=True
+            )
+        return len(parts)
+
+    async def _read_chunks(self, prefix: str, count: int) -> bytes:
+        parts = []
+        for i in range(count):
+            doc = await self.db.chunks.find_one({"_id": f"{prefix}:{i}"})
+            if doc is None:
+                raise LookupError(f"{prefix} is missing chunk {i}")
+            parts.append(bytes(doc["data"]))
+        return b"".join(parts)
+
+    async def save_dataset(self, rows: list[LabelledText]) -> str:
+        """Keep the training rows so retraining can add staff corrections to them."""
+        dataset_id = f"dataset-{utcnow():%Y%m%d%H%M%S%f}"
+        data = zlib.compress(
+            json.dumps(
+                [[r.title, r.content, r.category] for r in rows], ensure_ascii=False
+            ).encode()
+        )
+        chunks = await self._write_chunks(dataset_id, data)
+        await self.db.datasets.insert_one({"_id": dataset_id, "rows": len(rows), "chunks": chunks})
+        return dataset_id
+
+    async def load_dataset(self, dataset_id: str) -> list[LabelledText]:
+        meta = await self.db.datasets.find_one({"_id": dataset_id})
+        if meta is None:
+            raise LookupError(f"dataset {dataset_id} not found")
+        rows = json.loads(zlib.decompress(await self._read_chunks(dataset_id, meta["chunks"])))
+        return [LabelledText(title, content, category) for title, content, category in rows]
+
+    async def save(self, classifier: OpinionClassifier, info: dict[str, Any]) -> str:
+        """Store a new model version (not yet active); returns its name, e.g. ``v3``."""
+        counter = await self.db.state.find_one_and_update(
+            {"_id": MODEL_COUNTER},
+            {"$inc": {"n": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None  # upsert=True always returns the document
+        version = f"v{counter['n']}"
+        data = await asyncio.to_thread(classifier.to_bytes)
+        chunks = await self._write_chunks(f"model-{version}", data)
+        await self.db.models.insert_one(
+            {
+                "_id": version,
+                "number": counter["n"],
+                "labels": classifier.labels,
+                "bytes": len(data),
+                "chunks": chunks,
+                "created_at": utcnow(),
+                **info,
+            }
+        )
+        return version
+
+    async def activate(self, version: str) -> None:
+        if await self.db.models.find_one({"_id": version}, {"_id": 1}) is None:
+            raise LookupError(f"model {version} not found")
+        await self.db.state.replace_one(
+            {"_id": ACTIVE_MODEL},
+            {"_id": ACTIVE_MODEL, "version": version, "since": utcnow()},
+            upsert=True,
+        )
+        self._checked = float("-inf")
+
+    async def active_version(self) -> str | None:
+        pointer = await self.db.state.find_one({"_id": ACTIVE_MODEL})
+        return None if pointer is None else str(pointer["version"])
+
+    async def info(self, version: str) -> Document | None:
+        return await self.db.models.find_one({"_id": version})
+
+    async def versions(self) -> list[Document]:
+        """Every stored model version, newest first (a handful of small documents)."""
+        found = [doc async for doc in self.db.models.find({})]
+        return sorted(found, key=lambda doc: doc["number"], reverse=True)
+
+    async def load(self, version: str) -> OpinionClassifier:
+        meta = await self.info(version)
+        if meta is None:
+            raise LookupError(f"model {version} not found")
+        data = await self._read_chunks(f"model-{version}", meta["chunks"])
+        return await asyncio.to_thread(OpinionClassifier.from_bytes, data)
+
+    async def active(self) -> ActiveModel | None:
+        """The active model, reloaded when the pointer has moved since the last look."""
+        if time.monotonic() - self._checked < self.refresh_seconds:
+            return self._cached
+        async with self._lock:
+            if time.monotonic() - self._checked < self.refresh_seconds:
+                return self._cached
+            version = await self.active_version()
+            if version is None:
+                self._cached = None
+            elif self._cached is None or self._cached.version != version:
+                self._cached = ActiveModel(version, await self.load(version))
+            self._checked = time.monotonic()
+        return self._cached
+
+    async def claim_retraining(self, owner: str, hold: timedelta) -> bool:
+        """Atomically claim the scheduled retraining for ``hold``, so N replicas retrain once."""
+        now = utcnow()
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db.state.insert_one({"_id": RETRAIN_CLAIM, "until": now - hold})
+        claimed = await self.db.state.find_one_and_update(
+            {"_id": RETRAIN_CLAIM, "until": {"$lt": now}},
+            {"$set": {"owner": owner, "until": now + hold}},
+        )
+        return claimed is not None
+
+    async def release_retraining(self, owner: str) -> None:
+        await self.db.state.update_one(
+            {"_id": RETRAIN_CLAIM, "owner": owner}, {"$set": {"until": utcnow()}}
+        )
+
+
+class RoutingViews:
+    """Triage queue (人工分拣), disputes (退回) and staff-labelled examples."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+
+    async def sync(self, decision: Decision) -> None:
+        """Bring the views in line with a stored decision (idempotent)."""
+        if decision.status == "triage":
+            await self.db.triage.replace_one(
+                {"_id": decision.id},
+                {
+                    "_id": decision.id,
+                    "tracking_no": decision.tracking_no,
+                    "office_id": decision.office_id,
+                    "title": decision.title,
+                    "reason": decision.triage_reason,
+                    "candidates": [c.model_dump() for c in decision.candidates],
+                    "since": decision.decided_at,
+                },
+                upsert=True,
+            )
+        else:
+            await self.db.triage.delete_one({"_id": decision.id})
+        if decision.returns:
+            await self.db.disputes.replace_one(
+                {"_id": decision.id},
+                {
+                    "_id": decision.id,
+                    "tracking_no": decision.tracking_no,
+                    "title": decision.title,
+                    "status": decision.status,
+                    "lead": decision.lead,
+                    "returns": decision.returns,
+                    "updated_at": decision.decided_at,
+                },
+                upsert=True,
+            )
+
+    async def triage_queue(self, limit: int) -> list[Document]:
+        return [doc async for doc in self.db.triage.find({}).sort("since", 1).limit(limit)]
+
+    async def disputes(self, limit: int) -> list[Document]:
+        return [doc async for doc in self.db.disputes.find({}).sort("updated_at", -1).limit(limit)]
+
+    async def add_example(
+        self, opinion_id: str, example: LabelledText, staff: str, at: datetime
+    ) -> None:
+        """A person's decision is a labelled example; a later correction replaces it."""
+        await self.db.examples.replace_one(
+            {"_id": opinion_id},
+            {
+                "_id": opinion_id,
+                "title": example.title,
+                "content": example.content,
+                "category": example.category,
+                "by": staff,
+                "at": at,
+            },
+            upsert=True,
+        )
+
+    async def examples(self) -> list[LabelledText]:
+        return [
+            LabelledText(doc["title"], doc["content"], doc["category"])
+            async for doc in self.db.examples.find({})
+        ]
+
+    async def count_examples(self) -> int:
+        return await self.db.examples.count_documents({})

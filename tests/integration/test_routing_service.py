@@ -1,0 +1,214 @@
+"""Routing on the real broker and document store: model versions and their hot swap,
+retraining with staff corrections, and returns (退回) arriving as events."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.demo import wait_for
+from services.routing import handlers
+from services.routing.consumers import subscribe
+from services.routing.domain import DEMO_DIRECTORY, Category, Directory, Rule
+from services.routing.handlers import RoutingPorts
+from services.routing.main import create_app, retrain_on_schedule, routing_ports
+from shared import auth
+from shared.events import AssignmentReturned, CloudEvent, Location, OpinionReceived
+from shared.messaging import EventBus
+from shared.settings import Settings
+from shared.store import Document, mongo_client
+from tests.routing_samples import TOPICS, samples, to_csv
+
+NOW = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def opinion(number: int, title: str, content: str, **changes: object) -> OpinionReceived:
+    return OpinionReceived(
+        opinion_id=f"op-{number}",
+        tracking_no=f"SQ-2026-{number:06d}",
+        office_id="office-a",
+        title=title,
+        content=content,
+        channel="热线",
+        submitter_kind="群众",
+        location=Location(district="示范区", street="和平街道"),
+        received_at=NOW,
+        **changes,
+    )
+
+
+def topic_directory() -> Directory:
+    """The demo directory with the made-up topics of the samples as its categories."""
+    directory = DEMO_DIRECTORY.model_copy(deep=True)
+    directory.categories = [Category(name=name, group="测试") for name in TOPICS]
+    directory.keyword_rules = []
+    leads = {"供水": "housing", "道路": "transport", "学校": "education"}
+    directory.rules = [Rule(category=c, lead=lead) for c, lead in leads.items()]
+    return directory
+
+
+@pytest.fixture
+async def routing(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> tuple[RoutingPorts, list[CloudEvent]]:
+    """Routing consuming its queue in-process, a recorder of every event, the test directory."""
+    seen: list[CloudEvent] = []
+
+    async def record(event: CloudEvent) -> None:
+        seen.append(event)
+
+    recorder = make_bus("notification")
+    recorder.consume(record)
+    await recorder.start()
+    bus = make_bus("routing")
+    ports = routing_ports(mongo[isolated.database("routing")], bus, refresh=0.0)
+    subscribe(bus, ports)
+    await bus.start()
+    await handlers.replace_directory(topic_directory(), ports)
+    return ports, seen
+
+
+async def test_retraining_with_staff_corrections_changes_the_decision(
+    routing: tuple[RoutingPorts, list[CloudEvent]],
+) -> None:
+    ports, _ = routing
+    first = await handlers.train_model(samples(15), "test", ports)
+    assert (first["version"], first["rows"], first["examples_used"]) == ("v1", 45, 0)
+    drain = ("雨水篦子堵塞", "雨水篦子被树叶堵塞，下雨天水漫到路上")
+
+    await handlers.route_opinion(opinion(1, *drain), ports)
+    before = await ports.decisions.get("op-1")
+    assert before is not None and before.category != "道路"
+
+    # Editors put three such opinions under 道路; each decision becomes a labelled example.
+    for number in (2, 3, 4):
+        await handlers.route_opinion(opinion(number, *drain), ports)
+        await handlers.decide_by_staff(
+            f"op-{number}", "道路", "transport", [], None, "编辑", ports, from_triage=False
+        )
+    second = await handlers.retrain("test", ports)
+    assert (second["version"], second["rows"], second["examples_used"]) == ("v2", 45, 3)
+    assert await ports.models.active_version() == "v2"
+
+    await handlers.route_opinion(opinion(5, *drain), ports)
+    after = await ports.decisions.get("op-5")
+    assert after is not None
+    assert (after.category, after.lead, after.status) == ("道路", "transport", "assigned")
+    assert "v2" in after.explanation
+    versions = [v["_id"] for v in await ports.models.versions()]
+    assert versions == ["v2", "v1"]
+
+
+async def test_activating_an_older_version_is_picked_up_without_restart(
+    routing: tuple[RoutingPorts, list[CloudEvent]],
+) -> None:
+    ports, _ = routing
+    await handlers.train_model(samples(10), "test", ports)
+    await handlers.train_model(samples(10, seed=2), "test", ports)
+    assert (await ports.models.active()).version == "v2"  # type: ignore[union-attr]
+    await ports.models.activate("v1")
+    assert (await ports.models.active()).version == "v1"  # type: ignore[union-attr]
+
+
+async def test_scheduled_retraining_picks_up_corrections_once(
+    routing: tuple[RoutingPorts, list[CloudEvent]],
+) -> None:
+    ports, _ = routing
+    await handlers.train_model(samples(10), "test", ports)
+    await handlers.route_opinion(opinion(8, "路灯不亮", "小区门口路灯坏了"), ports)
+    await handlers.decide_by_staff(
+        "op-8", "道路", "transport", [], None, "编辑", ports, from_triage=False
+    )
+    replicas = [asyncio.create_task(retrain_on_schedule(ports, 0.2)) for _ in range(2)]
+    try:
+        await wait_for(lambda: ports.models.active_version(), "a model", within=5)
+        await wait_for(
+            lambda: _is(ports.models.active_version(), "v2"), "scheduled retraining", within=60
+        )
+        await asyncio.sleep(1)  # both replicas had their turn: nothing new, no v3
+    finally:
+        for task in replicas:
+            task.cancel()
+    assert [v["_id"] for v in await ports.models.versions()] == ["v2", "v1"]
+    v2 = await ports.models.info("v2")
+    assert v2 is not None and (v2["source"], v2["examples_used"]) == ("schedule", 1)
+
+
+async def _is(value: Awaitable[str | None], expected: str) -> bool:
+    return await value == expected
+
+
+async def test_training_api_keeps_the_active_model_when_a_file_is_bad(isolated: Settings) -> None:
+    app = create_app(isolated)
+    client = mongo_client(isolated)
+    admin = await auth.create_key(
+        client[isolated.database(auth.AUTH_DB)], auth.Role.ADMIN, "admin", "管理员"
+    )
+    headers = {"Authorization": f"Bearer {admin}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as http:
+        trained = await http.post(
+            "/models", headers=headers, files={"file": ("a.csv", to_csv(samples(8)), "text/csv")}
+        )
+        assert trained.status_code == 201, trained.text
+        for bad in (b"", to_csv(samples(2), ("title", "body", "category"))):
+            r = await http.post("/models", headers=headers, files={"file": ("b.csv", bad, "")})
+            assert r.status_code == 422 and "unchanged" in r.json()["detail"]
+        models = (await http.get("/models", headers=headers)).json()
+    await client.close()
+    assert models["active"] == trained.json()["version"] == "v1"
+    assert len(models["versions"]) == 1
+
+
+async def test_return_events_re_decide_then_send_to_triage(
+    routing: tuple[RoutingPorts, list[CloudEvent]], make_bus: Callable[[str], EventBus]
+) -> None:
+    ports, seen = routing
+    await handlers.train_model(samples(15), "test", ports)
+    await handlers.route_opinion(opinion(7, "水管漏水", "楼下自来水水管漏水，水压太低"), ports)
+    decision = await ports.decisions.get("op-7")
+    assert decision is not None and decision.lead == "housing"
+
+    followup = make_bus("followup")
+    await followup.start()
+
+    async def give_back(department: str) -> CloudEvent:
+        event = CloudEvent.wrap(
+            "/minyi/followup",
+            AssignmentReturned(
+                opinion_id="op-7",
+                department=department,
+                office_id="office-a",
+                tracking_no="SQ-2026-000007",
+                reason="不属于本单位职责",
+                returned_at=NOW,
+            ),
+        )
+        await followup.publish(event)
+        return event
+
+    returned = await give_back("housing")
+    await followup.publish(returned)  # redelivered: changes nothing twice
+
+    def assigned_to(department: str) -> list[CloudEvent]:
+        key = f"minyi.opinion.assigned.v1:{department}"
+        return [e for e in seen if f"{e.type}:{e.data.get('department')}" == key]
+
+    await wait_for(lambda: assigned_to("transport") or assigned_to("education"), "re-decision")
+    decision = await ports.decisions.get("op-7")
+    assert decision is not None and decision.lead in {"transport", "education"}
+    assert list(decision.returns) == ["housing"]
+
+    await give_back(decision.lead)
+    triaged = await wait_for(
+        lambda: [e for e in seen if e.type == "minyi.opinion.triage.v1"], "triage"
+    )
+    assert "returned twice" in triaged[0].data["reason"]
+    queue = await ports.views.triage_queue(10)
+    assert [item["_id"] for item in queue] == ["op-7"]
+    disputes = await ports.views.disputes(10)
+    assert set(disputes[0]["returns"]) == {"housing", decision.lead}
+    assert len(assigned_to("transport") + assigned_to("education")) == 1
