@@ -143,12 +143,13 @@ async def run_demo(keys: dict[str, str], webhook_port: int) -> None:
     office = {"Authorization": f"Bearer {keys['office:cppcc-office']}"}
     sink = WebhookSink(webhook_port)
     async with sink.running(), httpx.AsyncClient(timeout=10) as http:
-        hooks = f"{url('notification')}/subscriptions/webhooks"
+        subscriptions = f"{url('notification')}/subscriptions"
         # A previous demo's subscription to the same address has a secret we no longer know.
-        for old in (await http.get(hooks, headers=office)).raise_for_status().json():
-            if old["url"] == sink.url and old["active"]:
-                (await http.delete(f"{hooks}/{old['id']}", headers=office)).raise_for_status()
-        r = await http.post(hooks, headers=office, json={"url": sink.url})
+        for old in (await http.get(subscriptions, headers=office)).raise_for_status().json():
+            if old["address"] == sink.url and old["active"]:
+                gone = await http.delete(f"{subscriptions}/{old['id']}", headers=office)
+                gone.raise_for_status()
+        r = await http.post(f"{subscriptions}/webhooks", headers=office, json={"url": sink.url})
         r.raise_for_status()
         sink.secrets.append(r.json()["secret"])
         print(f"1. 区政协办公室 subscribed a webhook at {sink.url}")
