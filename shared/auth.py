@@ -3,6 +3,7 @@ the document ids, so checking a key is one read by ``_id``."""
 
 import hashlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated
@@ -65,6 +66,11 @@ async def create_key(db: AsyncDatabase[Document], role: Role, subject: str, name
     return key
 
 
+# Valid keys are remembered for a short while: one database read less on every request.
+# A revoked key therefore works for at most this long in a process that has seen it.
+KEY_CACHE_SECONDS = 30.0
+_known: dict[str, tuple[float, Principal]] = {}
+
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer mny_...`")
 
 
@@ -76,11 +82,19 @@ async def _principal(
         raise Problem(
             401, "缺少凭据 / Missing credentials", "Send an API key: Authorization: Bearer <key>"
         )
+    key_id = hash_key(credentials.credentials)
+    cached = _known.get(key_id)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
     db: AsyncDatabase[Document] = request.app.state.auth_db
-    doc = await db.api_keys.find_one({"_id": hash_key(credentials.credentials)})
+    doc = await db.api_keys.find_one({"_id": key_id})
     if doc is None or doc.get("revoked"):
         raise Problem(401, "凭据无效 / Invalid credentials", "The API key is unknown or revoked.")
-    return Principal.model_validate(doc)
+    principal = Principal.model_validate(doc)
+    if len(_known) > 10_000:
+        _known.clear()
+    _known[key_id] = (time.monotonic() + KEY_CACHE_SECONDS, principal)
+    return principal
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
