@@ -1,6 +1,8 @@
 """The event contract: envelope, versioned types, routing keys, topology coverage."""
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -70,3 +72,10 @@ def test_asyncapi_document_lists_every_event_with_its_payload_schema() -> None:
     assert "opinion.assigned.{department}" in addresses
     assert len(doc["components"]["messages"]) == len(EVENT_TYPES)
     assert "tracking_no" in doc["components"]["schemas"]["OpinionReceived"]["properties"]
+
+
+def test_committed_asyncapi_document_is_current() -> None:
+    committed = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
+    assert json.loads(committed.read_text(encoding="utf-8")) == json.loads(
+        json.dumps(asyncapi.document(), ensure_ascii=False)
+    ), "docs/asyncapi.json is stale: run `make docs`"
