@@ -21,6 +21,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
     "routing": ("opinion.received", "assignment.returned.*", "case.reopened"),
     "followup": (
         "opinion.assigned.*",
+        # 改派: staff moved an opinion away from a department; its assignment ends.
+        "opinion.withdrawn.*",
         # Its own events feed the KPI projections (统计).
         "assignment.*.*",
         "deadline.*.*",

@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.events import utcnow
 from shared.store import Document
 
-from .domain import Case, CaseError, Timer
+from .domain import AssignmentStatus, Case, CaseError, Timer
 from .workdays import BEIJING, WorkCalendar, YearCalendar
 
 
@@ -238,10 +238,9 @@ async def department_inbox(
     due_before: datetime | None,
 ) -> list[Case]:
     """Cases assigned to a department, by its assignment's status and due date, soonest due
-    first."""
+    first. Withdrawn assignments (改派) are listed only when asked for by status."""
     query: Document = {f"assignments.{department}": {"$exists": True}}
-    if status:
-        query[f"assignments.{department}.status"] = status
+    query[f"assignments.{department}.status"] = status or {"$ne": AssignmentStatus.WITHDRAWN.value}
     if due_before:
         query[f"assignments.{department}.due_at"] = {"$lte": due_before}
     found = [Case.model_validate(doc) async for doc in cases.find(query)]

@@ -1,10 +1,10 @@
-"""Follow-up's entrypoints besides HTTP: the work queue (assignments, and its own events for
-the KPI projections) and the timer ticker that every replica runs."""
+"""Follow-up's entrypoints besides HTTP: the work queue (assignments and their withdrawal
+(改派), and its own events for the KPI projections) and the timer ticker that every replica runs."""
 
 import asyncio
 import logging
 
-from shared.events import CloudEvent, OpinionAssigned
+from shared.events import CloudEvent, OpinionAssigned, OpinionWithdrawn
 from shared.messaging import EventBus
 
 from . import handlers
@@ -18,6 +18,8 @@ def subscribe(bus: EventBus, ports: FollowupPorts) -> None:
         payload = event.payload()
         if isinstance(payload, OpinionAssigned):
             await handlers.open_case(event.id, payload, ports)
+        elif isinstance(payload, OpinionWithdrawn):
+            await handlers.withdraw(event.id, payload, ports)
         await handlers.project(event, ports)
 
     bus.consume(on_event)

@@ -2,8 +2,9 @@
 co-handlers), deadlines on the working-day calendar, timers, escalation, feedback and the
 timeline. No I/O: methods change the case and return the events to publish.
 
-Assignment lifecycle: assigned → signed (签收) → replied (答复), or returned (退回); a lead's
-due date moves by an approved extension (延期) or by a reopening (重办) after 不满意.
+Assignment lifecycle: assigned → signed (签收) → replied (答复), or returned (退回) by the
+department, or withdrawn (改派) when staff move the opinion elsewhere; a lead's due date
+moves by an approved extension (延期) or by a reopening (重办) after 不满意.
 Case lifecycle: open → awaiting_feedback (回访) → closed (办结), or back to open once."""
 
 from datetime import date, datetime
@@ -94,6 +95,7 @@ class AssignmentStatus(StrEnum):
     SIGNED = "signed"
     REPLIED = "replied"
     RETURNED = "returned"
+    WITHDRAWN = "withdrawn"  # 改派: staff moved the opinion to another department
 
 
 class CaseStatus(StrEnum):
@@ -167,10 +169,16 @@ class Assignment(BaseModel):
     overdue: bool = False
     escalation_level: int = NOT_ESCALATED
     return_reason: str | None = None
+    withdrawn_at: datetime | None = None
+    withdraw_reason: str | None = None
 
     def is_active(self) -> bool:
-        """Still owes work: assigned or signed, not replied or returned."""
+        """Still owes work: assigned or signed, not replied, returned or withdrawn."""
         return self.status in (AssignmentStatus.ASSIGNED, AssignmentStatus.SIGNED)
+
+    def has_ended(self) -> bool:
+        """Returned (退回) or withdrawn (改派): the department no longer holds the case."""
+        return self.status in (AssignmentStatus.RETURNED, AssignmentStatus.WITHDRAWN)
 
 
 class TimelineEntry(BaseModel):
@@ -259,9 +267,10 @@ class Case(Aggregate):
     # -- department work ------------------------------------------------------------------
 
     def assign(self, assigned: OpinionAssigned, now: datetime, rules: Rules) -> list[Timer]:
-        """交办 to one department; a department that returned it may be assigned again."""
+        """交办 to one department; a department that returned it or had it withdrawn may be
+        assigned again."""
         existing = self.assignments.get(assigned.department)
-        if existing is not None and existing.status != AssignmentStatus.RETURNED:
+        if existing is not None and not existing.has_ended():
             return []
         profile = rules.policy.profile(self.urgency)
         assignment = Assignment(
@@ -292,9 +301,10 @@ class Case(Aggregate):
         return self.assignments[department]
 
     def lead(self) -> Assignment | None:
-        """The active (or replied) lead assignment; None while routing re-decides a return."""
+        """The active (or replied) lead assignment; None while routing re-decides a return or
+        a withdrawn lead's successor is on its way."""
         for a in self.assignments.values():
-            if a.role == "lead" and a.status != AssignmentStatus.RETURNED:
+            if a.role == "lead" and not a.has_ended():
                 return a
         return None
 
@@ -303,6 +313,8 @@ class Case(Aggregate):
         assignment = self.assignment_of(department)
         if assignment.status == AssignmentStatus.RETURNED:
             raise CaseError(409, "This assignment was returned (退回); it cannot be signed.")
+        if assignment.status == AssignmentStatus.WITHDRAWN:
+            raise CaseError(409, "This assignment was withdrawn (已改派); it cannot be signed.")
         if assignment.status != AssignmentStatus.ASSIGNED:
             return []
         assignment.status = AssignmentStatus.SIGNED
@@ -336,6 +348,8 @@ class Case(Aggregate):
             raise CaseError(409, "Only a co-handler (协办) gives input; the lead replies.")
         if assignment.status == AssignmentStatus.RETURNED:
             raise CaseError(409, "This assignment was returned (退回).")
+        if assignment.status == AssignmentStatus.WITHDRAWN:
+            raise CaseError(409, "This assignment was withdrawn (已改派) to another department.")
         if assignment.status == AssignmentStatus.ASSIGNED:
             raise CaseError(409, "Sign for the assignment (签收) first.")
         if assignment.status == AssignmentStatus.REPLIED:
@@ -469,6 +483,8 @@ class Case(Aggregate):
     ) -> tuple[list[EventData], list[Timer]]:
         """A supervisor approves (the new due date applies, timers start again) or refuses."""
         assignment = self.assignment_of(department)
+        if assignment.has_ended():
+            raise CaseError(409, f"{department} no longer holds this case (退回/改派).")
         extension = assignment.extension
         if extension is None or extension.status != "requested":
             raise CaseError(409, f"{department} has no extension request waiting for a decision.")
@@ -513,6 +529,8 @@ class Case(Aggregate):
         assignment = self.assignment_of(department)
         if assignment.status == AssignmentStatus.RETURNED:
             raise CaseError(409, "This assignment was already returned.")
+        if assignment.status == AssignmentStatus.WITHDRAWN:
+            raise CaseError(409, "This assignment was withdrawn (已改派); nothing to return.")
         if not assignment.is_active() or self.status == CaseStatus.CLOSED:
             raise CaseError(409, "Only work not yet replied to can be returned.")
         assignment.status = AssignmentStatus.RETURNED
@@ -530,6 +548,22 @@ class Case(Aggregate):
                 returned_at=now,
             )
         ]
+
+    def withdraw(self, department: str, reason: str, now: datetime) -> bool:
+        """改派: staff moved the opinion away from the department; its assignment ends (no
+        timer acts on it any more). False when there is nothing to withdraw: the department
+        already returned it or had it withdrawn. A withdrawn lead's successor arrives as a new
+        assignment (交办)."""
+        assignment = self.assignment_of(department)
+        if assignment.has_ended():
+            return False
+        assignment.status = AssignmentStatus.WITHDRAWN
+        assignment.withdrawn_at = now
+        assignment.withdraw_reason = reason
+        assignment.overdue = False
+        self._refresh()
+        self._log(now, "改派", "routing", f"{assignment.department_name} 不再承办: {reason}")
+        return True
 
     # -- supervision ----------------------------------------------------------------------
 
@@ -722,7 +756,7 @@ class Case(Aggregate):
         if (
             assignment is None
             or assignment.generation != timer.generation
-            or assignment.status == AssignmentStatus.RETURNED
+            or assignment.has_ended()
         ):
             return []
         if timer.kind == TimerKind.SIGN_DUE:

@@ -15,6 +15,7 @@ from shared.events import (
     CloudEvent,
     EventData,
     OpinionAssigned,
+    OpinionWithdrawn,
     Rating,
     ReplyResult,
 )
@@ -82,6 +83,29 @@ async def open_case(event_id: str, assigned: OpinionAssigned, p: FollowupPorts) 
         if case.has_handled(event_id):
             return
         await p.timers.schedule(case.assign(assigned, now, rules))
+        case.mark_handled(event_id)
+        await p.cases.save(case, [])
+
+    await retry_on_conflict(change)
+
+
+class NotAssignedYet(Exception):
+    """An event about an assignment this service has not stored yet (its ``opinion.assigned``
+    is still in flight): retried with backoff, parked if it never comes."""
+
+
+async def withdraw(event_id: str, withdrawn: OpinionWithdrawn, p: FollowupPorts) -> None:
+    """改派: routing moved the opinion away from a department; its assignment ends, once."""
+
+    async def change() -> None:
+        case = await p.cases.get(withdrawn.opinion_id)
+        if case is not None and case.has_handled(event_id):
+            return
+        if case is None or withdrawn.department not in case.assignments:
+            raise NotAssignedYet(
+                f"case {withdrawn.opinion_id} has no assignment of {withdrawn.department} yet"
+            )
+        case.withdraw(withdrawn.department, withdrawn.reason, await p.clock.now())
         case.mark_handled(event_id)
         await p.cases.save(case, [])
 

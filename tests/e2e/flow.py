@@ -48,12 +48,25 @@ async def case_of(
     return await wait_for(check, f"case {opinion_id} ({status or 'any status'})", within=60)
 
 
+def lead_of(case: dict[str, Any]) -> str | None:
+    """The lead department (主办) still holding the case: not returned (退回), not withdrawn
+    (改派)."""
+    return next(
+        (
+            code
+            for code, a in case["assignments"].items()
+            if a["role"] == "lead" and a["status"] not in ("returned", "withdrawn")
+        ),
+        None,
+    )
+
+
 async def work_and_rate(
     http: httpx.AsyncClient, system: System, keys: Keys, sink: WebhookSink, opinion_id: str
 ) -> dict[str, Any]:
     """The lead department signs and replies; the submitter rates through the webhook's link."""
-    case = await case_of(http, system, keys.office, opinion_id)
-    department = next(c for c, a in case["assignments"].items() if a["role"] == "lead")
+    department = lead_of(await case_of(http, system, keys.office, opinion_id))
+    assert department is not None, f"case {opinion_id} has no working lead"
     worker = Keys.header(keys.departments[department])
     case_url = f"{system.url('followup')}/cases/{opinion_id}"
     assert (await http.post(f"{case_url}/sign", headers=worker)).status_code == 200

@@ -234,3 +234,62 @@ def test_feedback_tokens_are_signed_and_expire() -> None:
     for garbage in ("", "abc", "a.b", token[:-1] + "0"):
         with pytest.raises(CaseError):
             tokens.verify(garbage, NOW)
+
+
+def test_withdrawn_assignment_ends_and_refuses_work() -> None:
+    case = opened("ecology")
+    case.sign("housing", NOW)
+    case.request_extension("housing", "需协调", date(2026, 11, 20), NOW, RULES)
+    assert case.withdraw("housing", "改派 / reassigned by 分拣员", NOW)
+    withdrawn = case.assignments["housing"]
+    assert (withdrawn.status, withdrawn.withdraw_reason) == (
+        AssignmentStatus.WITHDRAWN,
+        "改派 / reassigned by 分拣员",
+    )
+    assert case.timeline[-1].step == "改派" and "分拣员" in case.timeline[-1].summary
+    for act in (
+        lambda: case.sign("housing", NOW),
+        lambda: case.reply("housing", ReplyResult.RESOLVED, "x", [], NOW, RULES, "u"),
+        lambda: case.return_assignment("housing", "x", NOW),
+        lambda: case.escalate("housing", None, "x", "督查室", NOW),
+        lambda: case.request_extension("housing", "x", date(2026, 11, 30), NOW, RULES),
+        lambda: case.decide_extension("housing", True, "", "督查室", NOW, RULES),
+    ):
+        with pytest.raises(CaseError, match=r"withdrawn|no work|no longer holds") as refused:
+            act()
+        assert refused.value.status == 409
+    assert case.lead() is None
+    # A redelivered withdrawal changes nothing.
+    steps = len(case.timeline)
+    assert not case.withdraw("housing", "改派", NOW)
+    assert len(case.timeline) == steps
+
+
+def test_withdrawn_assignment_fires_no_timers() -> None:
+    case = opened()
+    case.fire(_timer(case, TimerKind.REPLY_DUE), NOW)
+    assert case.overdue
+    case.withdraw("housing", "改派", NOW)
+    assert not case.overdue
+    for kind in TimerKind:
+        if kind != TimerKind.FEEDBACK:
+            assert case.fire(_timer(case, kind), NOW) == [], kind
+
+
+def test_new_lead_after_a_withdrawn_lead_works_the_case() -> None:
+    case = opened()
+    case.withdraw("housing", "改派", NOW)
+    timers = case.assign(assigned("transport"), NOW, RULES)
+    assert {t.kind for t in timers} >= {TimerKind.SIGN_DUE, TimerKind.REPLY_DUE}
+    assert case.lead() is not None and case.lead().department == "transport"  # type: ignore[union-attr]
+    case.sign("transport", NOW)
+    case.reply("transport", ReplyResult.RESOLVED, "已修复", [], NOW, RULES, "u")
+    closing, _ = case.rate(1, Rating.SATISFIED, "", None, NOW, RULES)
+    assert isinstance(closing[-1], CaseClosed)
+    assert case.assignments["housing"].status == AssignmentStatus.WITHDRAWN
+    # Reassigned back later, the department gets a fresh assignment of a new generation.
+    case2 = opened()
+    case2.withdraw("housing", "改派", NOW)
+    assert case2.assign(assigned(), NOW, RULES)
+    assert case2.assignments["housing"].status == AssignmentStatus.ASSIGNED
+    assert case2.assignments["housing"].generation == 2
