@@ -92,6 +92,25 @@ class WebhookSink:
         )
         return Response(status_code=204)
 
+    async def subscribe(
+        self, http: httpx.AsyncClient, key: str, event_names: list[str] | None = None
+    ) -> None:
+        """Subscribe this sink for the key's recipient, replacing an earlier subscription to
+        the same address (its secret is not known here)."""
+        auth = {"Authorization": f"Bearer {key}"}
+        subscriptions = f"{url('notification')}/subscriptions"
+        for old in (await http.get(subscriptions, headers=auth)).raise_for_status().json():
+            if old["address"] == self.url and old["active"]:
+                gone = await http.delete(f"{subscriptions}/{old['id']}", headers=auth)
+                gone.raise_for_status()
+        response = await http.post(
+            f"{subscriptions}/webhooks",
+            headers=auth,
+            json={"url": self.url, "event_names": event_names or []},
+        )
+        response.raise_for_status()
+        self.secrets.append(response.json()["secret"])
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
@@ -143,15 +162,7 @@ async def run_demo(keys: dict[str, str], webhook_port: int) -> None:
     office = {"Authorization": f"Bearer {keys['office:cppcc-office']}"}
     sink = WebhookSink(webhook_port)
     async with sink.running(), httpx.AsyncClient(timeout=10) as http:
-        subscriptions = f"{url('notification')}/subscriptions"
-        # A previous demo's subscription to the same address has a secret we no longer know.
-        for old in (await http.get(subscriptions, headers=office)).raise_for_status().json():
-            if old["address"] == sink.url and old["active"]:
-                gone = await http.delete(f"{subscriptions}/{old['id']}", headers=office)
-                gone.raise_for_status()
-        r = await http.post(f"{subscriptions}/webhooks", headers=office, json={"url": sink.url})
-        r.raise_for_status()
-        sink.secrets.append(r.json()["secret"])
+        await sink.subscribe(http, keys["office:cppcc-office"])
         print(f"1. 区政协办公室 subscribed a webhook at {sink.url}")
 
         opinion = {

@@ -157,16 +157,9 @@ async def subscribe_departments(
     http: httpx.AsyncClient, keys: dict[str, str], sink: WebhookSink
 ) -> None:
     """Every demo department subscribes the sink to its assignments."""
-    hooks = f"{url('notification')}/subscriptions/webhooks"
     for label, key in keys.items():
         if label.startswith("department:"):
-            response = await http.post(
-                hooks,
-                headers={"Authorization": f"Bearer {key}"},
-                json={"url": sink.url, "event_names": ["opinion.assigned"]},
-            )
-            response.raise_for_status()
-            sink.secrets.append(response.json()["secret"])
+            await sink.subscribe(http, key, ["opinion.assigned"])
 
 
 async def pipeline(

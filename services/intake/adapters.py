@@ -1,6 +1,7 @@
 """Intake storage: tracking numbers, idempotency claims, import jobs, attachments, and the
 reads that rebuild the duplicate index and export an office's opinions."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -23,20 +24,29 @@ class TrackingNumbers:
         self.counters = db.counters
         self.taken = db.tracking_sequence
         self.numbers = db.tracking_numbers
+        # One allocation at a time per process, continuing from the last number it took, so
+        # concurrent requests do not all race for the same next number.
+        self.lock = asyncio.Lock()
+        self.last: dict[int, int] = {}
 
     async def next(self, year: int) -> int:
         """The next free number of the year. Each number is taken by inserting it, because a
         unique ``_id`` is atomic on FerretDB 1.24 and ``$inc`` is not (concurrent increments
         are lost there). The counter document is only a hint where to start looking."""
         counter = f"tracking-{year}"
-        hint = await self.counters.find_one({"_id": counter})
-        number = int(hint["seq"]) + 1 if hint else 1
-        while True:
-            try:
-                await self.taken.insert_one({"_id": f"{year}:{number}"})
-                break
-            except DuplicateKeyError:
-                number += 1
+        async with self.lock:
+            if year in self.last:
+                number = self.last[year] + 1
+            else:
+                hint = await self.counters.find_one({"_id": counter})
+                number = int(hint["seq"]) + 1 if hint else 1
+            while True:
+                try:
+                    await self.taken.insert_one({"_id": f"{year}:{number}"})
+                    break
+                except DuplicateKeyError:  # another replica took it
+                    number += 1
+            self.last[year] = number
         with contextlib.suppress(DuplicateKeyError):  # two first numbers of a year at once
             await self.counters.update_one({"_id": counter}, {"$max": {"seq": number}}, upsert=True)
         return number
