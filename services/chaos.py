@@ -139,6 +139,7 @@ async def drill(
             await asyncio.sleep(2)
         _progress("notified", len(notified()), len(wanted))
         await asyncio.sleep(10)  # let late duplicates, if any, arrive before counting
+        await sink.unsubscribe(http)
     return await _verify(settings, run, ids, sink, chaos.log)
 
 

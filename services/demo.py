@@ -74,6 +74,7 @@ class WebhookSink:
     secrets: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     fail_next: int = 0  # answer this many posts with 503 first
+    subscriptions: list[tuple[str, str]] = field(default_factory=list)  # (key, id)
 
     async def _post(self, request: Request) -> Response:
         if self.fail_next > 0:
@@ -110,6 +111,17 @@ class WebhookSink:
         )
         response.raise_for_status()
         self.secrets.append(response.json()["secret"])
+        self.subscriptions.append((key, response.json()["id"]))
+
+    async def unsubscribe(self, http: httpx.AsyncClient) -> None:
+        """End the subscriptions ``subscribe`` made: nobody listens once the sink stops."""
+        for key, subscription_id in self.subscriptions:
+            gone = await http.delete(
+                f"{url('notification')}/subscriptions/{subscription_id}",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            gone.raise_for_status()
+        self.subscriptions.clear()
 
     @property
     def url(self) -> str:
@@ -226,6 +238,7 @@ async def run_demo(keys: dict[str, str], webhook_port: int) -> None:
             f"({', '.join(r.event['type'] for r in mine)}); "
             f"signatures valid: {all(r.valid_signature for r in mine)}"
         )
+        await sink.unsubscribe(http)
     office_key = keys["office:cppcc-office"]
     print(f"""
 Try it yourself with the office key of 区政协办公室 (all demo keys: var/demo-keys.json):

@@ -213,6 +213,7 @@ async def pipeline(
             _progress("delivered", len(arrived), len(submitted))
             await asyncio.sleep(0.5)
         _progress("delivered", len(arrived), len(submitted))
+        await sink.unsubscribe(http)
         elapsed = max(r.at for r in arrived.values()) - started if arrived else 0.0
         after = _process_usage()
 
