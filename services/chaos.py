@@ -50,8 +50,10 @@ def _restart_rabbitmq() -> None:
 
 
 def _restart_ferretdb() -> None:
+    pid = int((RUN_DIR / "ferretdb.pid").read_text().strip())
     _kill("ferretdb", signal.SIGTERM)
-    time.sleep(2)
+    while Path(f"/proc/{pid}").exists():  # it drains its connections first
+        time.sleep(0.2)
     _sh("deploy/local/stack.sh", "up")
 
 
