@@ -17,8 +17,10 @@ class FollowupSettings(BaseSettings):
     points: PointWeights = Field(default_factory=PointWeights)
     office_opens: time = time(9)
     # How often each replica looks for due timers, and how long a claim holds before another
-    # replica may take over a timer whose claimant died.
-    tick_seconds: float = 1.0
+    # replica may take over a timer whose claimant died. Looking is a scan of the pending
+    # timers on FerretDB (only _id lookups are indexed there), so not every second: deadlines
+    # count in hours and working days, and 15 s late is on time for them.
+    tick_seconds: float = 15.0
     timer_lease_seconds: float = 60.0
     timers_per_tick: int = 200
     # A clock that tests can move (see adapters.MovableClock); never set in production.
