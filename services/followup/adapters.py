@@ -111,6 +111,12 @@ class Calendars:
         return WorkCalendar(found, self.office_opens)
 
 
+# Timers due within this window are in the hot set each tick looks at; the agenda holds the
+# rest and is moved over every PROMOTE_EVERY of clock time (well inside the window).
+HOT_WINDOW = timedelta(hours=1)
+PROMOTE_EVERY = timedelta(minutes=10)
+
+
 class Timers:
     """Pending timers, one small document each (``_id`` = timer id), checked by every replica.
 
@@ -126,21 +132,42 @@ class Timers:
         timers: AsyncCollection[Document],
         claims: AsyncCollection[Document],
         lease: timedelta,
+        agenda: AsyncCollection[Document],
+        clock: Clock,
     ) -> None:
         self.timers = timers
         self.claims = claims
         self.lease = lease
+        self.agenda = agenda
+        self.clock = clock
+        self.promoted_at: datetime | None = None
 
     async def schedule(self, timers: list[Timer]) -> None:
-        """Store timers (again): an existing timer keeps its state."""
+        """Store timers (again): an existing timer keeps its state. Those due within
+        HOT_WINDOW go to the hot set that every tick looks at; later ones to the agenda."""
+        horizon = await self.clock.now() + HOT_WINDOW
         for t in timers:
-            doc = {**t.model_dump(mode="python"), "attempt": 0}
+            doc = {"_id": t.id, **t.model_dump(mode="python"), "attempt": 0}
             with contextlib.suppress(DuplicateKeyError):
-                await self.timers.insert_one({"_id": t.id, **doc})
+                await (self.timers if t.fire_at <= horizon else self.agenda).insert_one(doc)
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
+        if self.promoted_at is None or not timedelta(0) <= now - self.promoted_at < PROMOTE_EVERY:
+            await self._promote(now)
         cursor = self.timers.find({"fire_at": {"$lte": now}}).limit(limit)
         return [Timer.model_validate(doc) async for doc in cursor]
+
+    async def _promote(self, now: datetime) -> None:
+        """Move agenda timers that come due within HOT_WINDOW into the hot set.
+
+        Finding due timers is a scan on FerretDB (only ``_id`` lookups are indexed there), and
+        a scan of every pending timer each tick kept FerretDB busy with nothing due; the hot set
+        holds only the next hour's timers, and the agenda is scanned every PROMOTE_EVERY."""
+        async for doc in self.agenda.find({"fire_at": {"$lte": now + HOT_WINDOW}}):
+            with contextlib.suppress(DuplicateKeyError):
+                await self.timers.insert_one(doc)
+            await self.agenda.delete_one({"_id": doc["_id"]})
+        self.promoted_at = now
 
     async def claim(self, timer: Timer, replica: str) -> int | None:
         """The attempt number this replica now holds, or None if another replica holds it."""
@@ -165,6 +192,7 @@ class Timers:
 
     async def done(self, timer: Timer, attempt: int) -> None:
         await self.timers.delete_one({"_id": timer.id})
+        await self.agenda.delete_one({"_id": timer.id})  # a copy a crashed promotion left
         claims = [f"{timer.id}#{n}" for n in range(attempt + 1)]
         await self.claims.delete_many({"_id": {"$in": claims}})
 

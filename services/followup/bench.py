@@ -11,7 +11,7 @@ from typing import Any
 from shared.settings import get_settings
 from shared.store import mongo_client
 
-from .adapters import Timers
+from .adapters import SystemClock, Timers
 from .domain import Timer, TimerKind
 from .workdays import Span, WorkCalendar
 
@@ -28,7 +28,9 @@ async def _timers() -> dict[str, Any]:
     settings = get_settings()
     mongo = mongo_client(settings)
     db = mongo[f"{settings.db_prefix}bench{uuid.uuid4().hex[:6]}_followup"]
-    store = Timers(db.timers, db.timer_claims, timedelta(seconds=60))
+    store = Timers(
+        db.timers, db.timer_claims, timedelta(seconds=60), db.timer_agenda, SystemClock()
+    )
     start = datetime(2026, 10, 1, tzinfo=UTC)
     timers = [
         Timer(

@@ -36,9 +36,10 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     db = mongo[settings.database("followup")]
     cases = Repository(db.cases, Case, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
+    lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(
         cases=cases,
-        timers=Timers(db.timers, db.timer_claims, timedelta(seconds=own.timer_lease_seconds)),
+        timers=Timers(db.timers, db.timer_claims, lease, db.timer_agenda, clock),
         calendars=Calendars(db.calendars, own.office_opens),
         kpis=Kpis(db.kpis),
         clock=clock,
