@@ -22,5 +22,7 @@ class ChannelSettings(BaseSettings):
 
     # How often an event held by quiet hours is looked at again (a TTL wait queue).
     quiet_recheck_ms: int = 600_000
-    # A delivery claimed by a consumer that died is taken over after this long.
-    claim_lease_seconds: float = 60.0
+    # A delivery claimed by a consumer that died is taken over after this long. Longer than a
+    # send can take (timeouts are 5 s) and well inside the bus's retry window (1 + 5 + 30 + 30 s
+    # by default), or the event of a killed consumer is parked before the lease runs out.
+    claim_lease_seconds: float = 20.0

@@ -49,7 +49,7 @@ class NotificationPorts:
     channels: Mapping[ChannelKind, Channel]
     # Sends the event round again later, for deliveries held by quiet hours.
     hold: Callable[[CloudEvent], Awaitable[None]]
-    claim_lease: timedelta = timedelta(seconds=60)
+    claim_lease: timedelta = timedelta(seconds=20)
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
