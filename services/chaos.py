@@ -73,10 +73,10 @@ class Chaos:
         broker_done = store_done = False
         while not self.stopped.is_set():
             await asyncio.sleep(self.kill_every * random.uniform(0.5, 1.5))
-            if not broker_done and progress() >= 0.3:
+            if not broker_done and progress() >= 0.2:
                 broker_done = True
                 await self._do("restart RabbitMQ", _restart_rabbitmq)
-            elif not store_done and progress() >= 0.6:
+            elif not store_done and progress() >= 0.4:
                 store_done = True
                 await self._do("restart FerretDB", _restart_ferretdb)
             else:
