@@ -75,19 +75,7 @@ async def read_decision(opinion_id: str, p: Ports, _: Reader) -> Decision:
 
 @router.post("/decisions/{opinion_id}/reassign", summary="改派 — a person changes the routing")
 async def reassign(opinion_id: str, body: StaffDecision, p: Ports, staff: Triager) -> Decision:
-    try:
-        return await handlers.decide_by_staff(
-            opinion_id,
-            body.category,
-            body.lead,
-            body.co,
-            body.urgency,
-            staff.name,
-            p,
-            from_triage=False,
-        )
-    except RoutingError as exc:
-        raise _problem(exc) from None
+    return await _decide_by_staff(opinion_id, body, p, staff, from_triage=False)
 
 
 @router.get("/triage", summary="人工分拣 — opinions waiting for a person, oldest first")
@@ -99,6 +87,12 @@ async def triage_queue(
 
 @router.post("/triage/{opinion_id}", summary="人工分拣 — decide an opinion from the queue")
 async def decide_triage(opinion_id: str, body: StaffDecision, p: Ports, staff: Triager) -> Decision:
+    return await _decide_by_staff(opinion_id, body, p, staff, from_triage=True)
+
+
+async def _decide_by_staff(
+    opinion_id: str, body: StaffDecision, p: RoutingPorts, staff: Principal, from_triage: bool
+) -> Decision:
     try:
         return await handlers.decide_by_staff(
             opinion_id,
@@ -108,7 +102,7 @@ async def decide_triage(opinion_id: str, body: StaffDecision, p: Ports, staff: T
             body.urgency,
             staff.name,
             p,
-            from_triage=True,
+            from_triage=from_triage,
         )
     except RoutingError as exc:
         raise _problem(exc) from None
