@@ -93,7 +93,15 @@ def read_labelled_csv(data: bytes, *, for_training: bool = True) -> list[Labelle
     text = _decode(data)
     if not text.strip():
         raise TrainingDataError(["文件为空 / the file is empty"])
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _labelled_rows(text, for_training)
+    except csv.Error as exc:
+        raise TrainingDataError([f"不是有效的 CSV / not a valid CSV file: {exc}"]) from None
+
+
+def _labelled_rows(text: str, for_training: bool) -> list[LabelledText]:
+    # newline="" lets the csv module itself read \r\n, \n and \r line ends, as it asks.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [(name or "").strip().lower() for name in reader.fieldnames or []]
     problems = []
     unknown = [name for name in header if name not in COLUMNS_KNOWN]

@@ -92,3 +92,11 @@ def test_unusable_training_files_are_refused_naming_the_problem(data: bytes, exp
     with pytest.raises(TrainingDataError) as refused:
         read_labelled_csv(data)
     assert expected in str(refused.value)
+
+
+def test_stray_carriage_returns_are_a_refusal_not_a_crash() -> None:
+    # Found by the API fuzz test: csv raised "new-line character seen in unquoted field".
+    with pytest.raises(TrainingDataError):
+        read_labelled_csv(b"ti\rtle,content\n", for_training=False)
+    rows = read_labelled_csv(b"title,content,category\r\na,b,c\r\nd,e,c\r\n", for_training=False)
+    assert [r.category for r in rows] == ["c", "c"]
