@@ -6,7 +6,7 @@ from collections.abc import Awaitable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.auth import Principal, Role, require
@@ -420,8 +420,14 @@ async def export_kpis(
 # -- administrators -------------------------------------------------------------------------
 
 
+# The years a calendar can be loaded for (as YearCalendar.year).
+CalendarYear = Annotated[int, Path(ge=2000, le=2100)]
+
+
 @admin.put("/calendar/{year}", summary="Load a year's holidays and adjusted workdays (调休)")
-async def put_calendar(year: int, body: YearCalendar, p: Ports, principal: Admin) -> YearCalendar:
+async def put_calendar(
+    year: CalendarYear, body: YearCalendar, p: Ports, principal: Admin
+) -> YearCalendar:
     if body.year != year:
         raise Problem(
             422,
@@ -440,7 +446,7 @@ async def put_calendar(year: int, body: YearCalendar, p: Ports, principal: Admin
 
 
 @admin.get("/calendar/{year}", summary="A loaded year, if any")
-async def get_calendar(year: int, p: Ports, principal: Reader) -> YearCalendar:
+async def get_calendar(year: CalendarYear, p: Ports, principal: Reader) -> YearCalendar:
     found = await p.calendars.get(year)
     if found is None:
         raise Problem(404, detail=f"No loaded calendar for {year} (the built-in one may know it).")

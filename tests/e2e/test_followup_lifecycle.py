@@ -11,6 +11,7 @@ from services.demo import wait_for
 from services.followup.workdays import BEIJING
 from shared.events import OpinionAssigned, new_id
 
+from .conftest import Keys, System
 from .followup_replicas import Replicas, assignment, replicas
 
 __all__ = ["replicas"]
@@ -218,3 +219,13 @@ async def _link(system: Replicas, opinion_id: str, feedback_round: int) -> str:
         )
 
     return str(await wait_for(found, f"feedback link {feedback_round} of {opinion_id}"))
+
+
+async def test_calendar_year_out_of_range_is_422(system: System, keys: Keys) -> None:
+    # Found by the API fuzz test: a 20-digit year reached the database and overflowed there.
+    async with httpx.AsyncClient() as http:
+        response = await http.get(
+            f"{system.url('followup')}/calendar/{10**20}", headers=Keys.header(keys.supervisor)
+        )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
