@@ -24,7 +24,7 @@ pid_of() { cat "$RUN/$1.pid" 2>/dev/null; }
 alive() {
   local pid
   pid=$(pid_of "$1") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "minyi serve $1 "
+    [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *"minyi serve $1 "* ]]
 }
 ready() { curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$1]}/ready"; }
 

@@ -70,9 +70,10 @@ rabbit_down() {
 ferret_ours() {
   local pid
   pid=$(cat "$FERRET_PID" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$FERRET_BIN"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *"$FERRET_BIN"* ]]
 }
-ferret_binary_ok() { [ -x "$FERRET_BIN" ] && "$FERRET_BIN" --version 2>/dev/null | grep -q 'v1\.24'; }
+# Capture, then match: `| grep -q` under pipefail fails when grep exits before the writer (SIGPIPE).
+ferret_binary_ok() { [ -x "$FERRET_BIN" ] && [[ "$("$FERRET_BIN" --version 2>/dev/null)" == *"version: v1.24."* ]]; }
 speaks_mongo() {
   [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c '
 import sys, pymongo
