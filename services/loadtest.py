@@ -21,6 +21,7 @@ from typing import Any
 
 import aio_pika
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
 from shared.settings import SERVICES, Settings, get_settings
@@ -87,6 +88,53 @@ def _usage_report(
         for name in after
         if name in before
     }
+
+
+StoreTotals = dict[tuple[str, str, str], list[float]]
+
+
+async def _store_totals(http: httpx.AsyncClient) -> StoreTotals:
+    """Per (service, command, collection): store round trips and their seconds so far, read from
+    each service's /metrics."""
+    totals: StoreTotals = {}
+    for service in SERVICES:
+        text = (await http.get(f"{url(service)}/metrics")).text
+        for family in text_string_to_metric_families(text):
+            if family.name != "minyi_store_command_seconds":
+                continue
+            for sample in family.samples:
+                key = (service, sample.labels["command"], sample.labels["collection"])
+                if sample.name.endswith("_count"):
+                    totals.setdefault(key, [0.0, 0.0])[0] = sample.value
+                elif sample.name.endswith("_sum"):
+                    totals.setdefault(key, [0.0, 0.0])[1] = sample.value
+    return totals
+
+
+def _store_profile(before: StoreTotals, after: StoreTotals, opinions: int) -> dict[str, Any]:
+    """Store round trips and store time per opinion, by service, the costliest first."""
+    profile: dict[str, Any] = {}
+    for (service, command, collection), (count, seconds) in after.items():
+        was_count, was_seconds = before.get((service, command, collection), [0.0, 0.0])
+        calls = (count - was_count) / opinions
+        if calls <= 0:
+            continue
+        entry = profile.setdefault(service, {"round_trips": 0.0, "store_ms": 0.0, "commands": []})
+        ms = 1000 * (seconds - was_seconds) / opinions
+        entry["round_trips"] += calls
+        entry["store_ms"] += ms
+        entry["commands"].append(
+            {
+                "command": f"{command} {collection}",
+                "per_opinion": round(calls, 2),
+                "ms": round(ms, 2),
+            }
+        )
+    for entry in profile.values():
+        entry["round_trips"] = round(entry["round_trips"], 1)
+        entry["store_ms"] = round(entry["store_ms"], 1)
+        entry["commands"].sort(key=lambda c: -c["ms"])
+    return profile
 
 
 async def raw_ceiling(settings: Settings, count: int, size: int) -> dict[str, Any]:
@@ -192,6 +240,7 @@ async def pipeline(
                 submitted[response.json()["id"]] = (sent, time.time())
                 _progress("submitted", len(submitted), count)
 
+        store_before = await _store_totals(http)
         before = _process_usage()
         started = time.time()
         tasks = []
@@ -216,6 +265,7 @@ async def pipeline(
         await sink.unsubscribe(http)
         elapsed = max(r.at for r in arrived.values()) - started if arrived else 0.0
         after = _process_usage()
+        store = _store_profile(store_before, await _store_totals(http), max(len(arrived), 1))
 
     end_to_end, accept, routed, delivery = [], [], [], []
     for opinion_id, hook in arrived.items():
@@ -246,6 +296,7 @@ async def pipeline(
             "assigned_to_webhook": _quantiles(delivery) if delivery else {},
         },
         "processes": _usage_report(before, after, elapsed or 1.0),
+        "store_per_opinion": store,
     }
 
 

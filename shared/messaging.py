@@ -37,6 +37,11 @@ class PermanentFailure(Exception):
     """Retrying cannot help (bad data, unknown reference): park the message with this reason."""
 
 
+class Busy(Exception):
+    """Another consumer is doing this same work right now: look again shortly. Not a failure,
+    so it does not use up an attempt; the other consumer's claim lease bounds the wait."""
+
+
 async def _raw_body(message: StreamMessage[Any]) -> bytes:
     # Decode ourselves so a malformed body reaches our code and is parked with a reason.
     return message.body
@@ -128,6 +133,12 @@ class EventBus:
         except PermanentFailure as exc:
             await self._park(body, message, headers, _short(exc), event.type)
             return
+        except Busy as exc:
+            delay = self.settings.retry_delays_ms[0]
+            log.info("%s; looking again in %d ms", exc, delay, extra=ctx)
+            await self._wait(body, message, headers, delay)
+            EVENTS_HANDLED.labels(self.service, event.type, "busy").inc()
+            return
         except Exception as exc:
             if attempt >= self.settings.max_attempts:
                 reason = f"failed {attempt} times, last: {_short(exc)}"
@@ -142,14 +153,20 @@ class EventBus:
                 extra={**ctx, "attempt": attempt},
             )
             headers[ATTEMPT_HEADER] = attempt
-            wait = topology.wait_queue_name(self.service, delay)
-            await self.send_internal(body, wait, message.message_id, headers)
+            await self._wait(body, message, headers, delay)
             EVENTS_HANDLED.labels(self.service, event.type, "retried").inc()
             return
         finally:
             HANDLER_SECONDS.labels(self.service, event.type).observe(time.perf_counter() - started)
         EVENTS_HANDLED.labels(self.service, event.type, "ok").inc()
         log.info("handled %s", event.type, extra=ctx)
+
+    async def _wait(
+        self, body: bytes, message: RabbitMessage, headers: dict[str, Any], delay: int
+    ) -> None:
+        """Send the message round again through the wait queue of ``delay`` ms."""
+        wait = topology.wait_queue_name(self.service, delay)
+        await self.send_internal(body, wait, message.message_id, headers)
 
     async def _park(
         self,

@@ -6,10 +6,11 @@ import sys
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
+from pymongo import monitoring
 
 EVENTS_HANDLED = Counter(
     "minyi_events_handled_total",
-    "Events taken off a work queue, by outcome (ok, retried, parked).",
+    "Events taken off a work queue, by outcome (ok, retried, busy, parked).",
     ["service", "type", "outcome"],
 )
 EVENTS_PUBLISHED = Counter(
@@ -24,6 +25,39 @@ QUEUE_LAG_SECONDS = Histogram(
     ["service"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+STORE_SECONDS = Histogram(
+    "minyi_store_command_seconds",
+    "Round trips to the document store, by command and collection.",
+    ["command", "collection"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+)
+
+
+class StoreCommandTimer(monitoring.CommandListener):
+    """Times every command the driver sends, so the store's share of the work shows per
+    collection (on FerretDB, a command that is not a lookup by _id scans the collection)."""
+
+    def __init__(self) -> None:
+        self._collections: dict[tuple[object, int], str] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self._collections[(event.connection_id, event.request_id)] = (
+            target if isinstance(target, str) else ""
+        )
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._observe(event)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._observe(event)
+
+    def _observe(
+        self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent
+    ) -> None:
+        collection = self._collections.pop((event.connection_id, event.request_id), "")
+        STORE_SECONDS.labels(event.command_name, collection).observe(event.duration_micros / 1e6)
+
 
 # Extra attributes copied from a log record into the JSON line; never personal data.
 _CONTEXT_FIELDS = ("service", "event_id", "event_type", "opinion_id", "attempt", "reason")

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.events import CloudEvent, utcnow
 from shared.messaging import EventBus
+from shared.observability import StoreCommandTimer
 from shared.settings import Settings
 
 log = logging.getLogger("minyi.store")
@@ -56,7 +57,12 @@ A = TypeVar("A", bound=Aggregate)
 
 
 def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    return AsyncMongoClient(
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        event_listeners=[StoreCommandTimer()],
+    )
 
 
 class Repository(Generic[A]):

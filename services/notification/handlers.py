@@ -14,7 +14,7 @@ from shared.events import (
     new_id,
     utcnow,
 )
-from shared.messaging import PermanentFailure
+from shared.messaging import Busy, PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
 from . import rendering
@@ -62,6 +62,7 @@ class Outcome:
 
     def __init__(self) -> None:
         self.retry: list[str] = []
+        self.busy: list[str] = []
         self.permanent: list[str] = []
         self.held = False
 
@@ -71,7 +72,8 @@ async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
 
     Raises PermanentFailure (the event is parked with the reason) when a template is broken or
     a receiver refused for good, and DeliveryError (the bus retries later with backoff) when a
-    receiver failed for now; deliveries already made are skipped on the next round."""
+    receiver failed for now; deliveries already made are skipped on the next round. Raises Busy
+    (looked at again later, not counted as an attempt) when another consumer is sending one."""
     payload = event.payload()
     if payload.name.startswith(OWN_EVENTS_PREFIX):
         return
@@ -85,7 +87,9 @@ async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
     if outcome.held:
         await ports.hold(event)
     if outcome.retry:
-        raise DeliveryError("; ".join(outcome.retry + outcome.permanent))
+        raise DeliveryError("; ".join(outcome.retry + outcome.busy + outcome.permanent))
+    if outcome.busy:
+        raise Busy("; ".join(outcome.busy))
     if outcome.permanent:
         raise PermanentFailure("; ".join(outcome.permanent))
 
@@ -120,7 +124,7 @@ async def _deliver(
     if delivery == DeliveryStatus.DELIVERED:
         return
     if not isinstance(delivery, Delivery):
-        outcome.retry.append(f"{where}: being sent by another consumer")
+        outcome.busy.append(f"{where}: being sent by another consumer")
         return
     channel = ports.channels[subscription.channel]
     try:

@@ -12,7 +12,7 @@ from aiormq.exceptions import PublishError
 from services.demo import wait_for
 from shared import broker_admin
 from shared.events import CloudEvent, Location, OpinionReceived
-from shared.messaging import EventBus, PermanentFailure
+from shared.messaging import Busy, EventBus, PermanentFailure
 from shared.settings import Settings
 
 
@@ -82,6 +82,32 @@ async def test_failing_handler_is_retried_with_backoff_until_it_succeeds(
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # the TTL of each wait queue in turn
     await asyncio.sleep(0.5)
     assert len(calls) == 3
+    assert await broker_admin.parked("routing", isolated, 10) == []
+
+
+async def test_busy_is_looked_at_again_without_using_up_attempts(
+    isolated: Settings, make_bus: Callable[[str], EventBus]
+) -> None:
+    calls: list[float] = []
+    busy_rounds = isolated.max_attempts + 2
+
+    async def waits_for_another_consumer(event: CloudEvent) -> None:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) <= busy_rounds:
+            raise Busy("being sent by another consumer")
+
+    routing = make_bus("routing")
+    routing.consume(waits_for_another_consumer)
+    await routing.start()
+    intake = make_bus("intake")
+    await intake.start()
+    await intake.publish(received("别人在办"))
+
+    await wait_for(lambda: len(calls) > busy_rounds, "the round after the busy ones")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
+    assert min(gaps) >= isolated.retry_delays_ms[0] / 1000
+    await asyncio.sleep(0.5)
+    assert len(calls) == busy_rounds + 1
     assert await broker_admin.parked("routing", isolated, 10) == []
 
 
