@@ -229,11 +229,15 @@ async def pipeline(
             async with gate:
                 key = offices[i % len(offices)]
                 sent = time.time()
-                response = await http.post(
-                    f"{url('intake')}/opinions",
-                    json=bench_opinion(run, i),
-                    headers={"Authorization": f"Bearer {key}"},
-                )
+                try:
+                    response = await http.post(
+                        f"{url('intake')}/opinions",
+                        json=bench_opinion(run, i),
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                except httpx.HTTPError as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    return
                 if response.status_code != 201:
                     failures.append(f"{response.status_code} {response.text[:200]}")
                     return
@@ -281,7 +285,8 @@ async def pipeline(
     return {
         "opinions": count,
         "accepted": len(submitted),
-        "rejected": failures[:5],
+        "rejected": len(failures),
+        "rejections": failures[:5],
         "delivered": len(arrived),
         "lost": len(submitted) - len(arrived),
         "duplicate_deliveries": duplicates,

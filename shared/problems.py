@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -81,12 +81,20 @@ def install(app: FastAPI) -> None:
         title = _TITLES.get(exc.status_code, "Error")
         return problem_response(request, exc.status_code, title, str(exc.detail))
 
-    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        response = problem_response(
-            request, 503, _TITLES[503], "The database is unreachable; try again shortly."
-        )
+    def unavailable(request: Request, why: str) -> JSONResponse:
+        response = problem_response(request, 503, _TITLES[503], f"{why}; try again shortly.")
         response.headers["Retry-After"] = "2"
         return response
+
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return unavailable(request, "The database is unreachable")
+
+    async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
+        # FerretDB on SQLite answers "database is locked" when a write could not get the lock
+        # in time: a moment of contention, not a bug. Anything else is a crash (logged, 500).
+        if "SQLITE_BUSY" in str(exc):
+            return unavailable(request, "The database is busy")
+        raise exc
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, 500, _TITLES[500], "The error was logged.")
@@ -95,4 +103,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ConnectionFailure, on_unavailable)
+    app.add_exception_handler(OperationFailure, on_store_error)
     app.add_exception_handler(Exception, on_crash)

@@ -14,6 +14,7 @@ FERRET_MOD=github.com/FerretDB/FerretDB
 FERRET_BIN="$VAR/bin/ferretdb"
 FERRET_PID="$VAR/run/ferretdb.pid"
 FERRET_LOG="$VAR/log/ferretdb.log"
+INDEXER_PID="$VAR/run/ferretdb-index.pid"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 cd "$ROOT"
 
@@ -138,6 +139,30 @@ ferret_up() {
   log "FerretDB ready: mongodb://127.0.0.1:$MONGO_PORT/"
 }
 
+# FerretDB 1.24 on SQLite scans a whole table for every lookup by _id unless this index keeper
+# runs beside it (docs/adr/0005-ferretdb-id-lookup-index.md).
+indexer_ours() {
+  local pid
+  pid=$(cat "$INDEXER_PID" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *ferretdb_id_index.py* ]]
+}
+
+indexer_up() {
+  ferret_ours || return 0 # a store that is not ours (MongoDB, someone's FerretDB) is left alone
+  indexer_ours && return 0
+  python3 "$ROOT/deploy/local/ferretdb_id_index.py" "$VAR/ferretdb" ||
+    die "could not add the _id lookup index to the FerretDB databases in var/ferretdb"
+  nohup setsid python3 "$ROOT/deploy/local/ferretdb_id_index.py" "$VAR/ferretdb" --every 2 \
+    </dev/null >>"$VAR/log/ferretdb-index.log" 2>&1 &
+  echo $! >"$INDEXER_PID"
+  log "FerretDB _id lookup index keeper running (log var/log/ferretdb-index.log)"
+}
+
+indexer_down() {
+  if indexer_ours; then kill -TERM "$(cat "$INDEXER_PID")" 2>/dev/null || true; fi
+  rm -f "$INDEXER_PID"
+}
+
 ferret_down() {
   if ! ferret_ours; then
     rm -f "$FERRET_PID"
@@ -157,6 +182,7 @@ ferret_down() {
 up() {
   rabbit_up
   ferret_up
+  indexer_up
   [ -x "$ROOT/.venv/bin/minyi" ] || die ".venv/bin/minyi not found: run 'make venv' (installs the project) first"
   log "minyi broker setup (vhost, users, permissions)"
   "$ROOT/.venv/bin/minyi" broker setup
@@ -172,6 +198,8 @@ status() {
   fi
   if ferret_ours; then
     echo "ferretdb: running (pid $(cat "$FERRET_PID"), mongodb://127.0.0.1:$MONGO_PORT/)"
+    indexer_ours && echo "ferretdb _id index keeper: running (pid $(cat "$INDEXER_PID"))" ||
+      { echo "ferretdb _id index keeper: not running"; ok=1; }
   elif port_open "$MONGO_PORT"; then
     echo "ferretdb: not ours; port $MONGO_PORT is served by $(port_owner "$MONGO_PORT")"
   else
@@ -182,7 +210,7 @@ status() {
 
 case "${1:-}" in
   up) up ;;
-  down) ferret_down; rabbit_down ;;
+  down) indexer_down; ferret_down; rabbit_down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

@@ -2,8 +2,11 @@
 and idempotent handling of a redelivered event."""
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -127,3 +130,31 @@ async def test_concurrent_writers_lose_no_update(
     await asyncio.gather(*(retry_on_conflict(increment, attempts=30) for _ in range(20)))
     stored = await repo.get("t1")
     assert stored is not None and stored.count == 20 and stored.version == 21
+
+
+async def test_lookups_by_id_use_an_index_on_the_local_ferretdb(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    """FerretDB 1.24 filters by ``_ferretdb_sjson->'$._id'`` but indexes ``->"_id"``; the
+    local stack's index keeper adds the index its lookups can use (ADR 0005)."""
+    name = isolated.database("intake")
+    await mongo[name].opinions.insert_one({"_id": "SQ-1", "title": "路灯不亮"})
+    path = Path(__file__).parents[2] / "var" / "ferretdb" / f"{name}.sqlite"
+    if not path.exists():
+        pytest.skip("the document store is not the local FerretDB on SQLite")
+
+    def plan() -> str | None:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (table,) = db.execute(
+                "SELECT table_name FROM _ferretdb_collections WHERE name = 'opinions'"
+            ).fetchone()
+            # The statement FerretDB's SQLite backend runs for find/update/delete by _id.
+            (*_, detail) = db.execute(
+                f'EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM "{table}" '
+                "WHERE _ferretdb_sjson->'$._id' = ?",
+                ('"SQ-1"',),
+            ).fetchone()
+        return detail if "USING INDEX" in detail else None
+
+    assert "SCAN" not in await wait_for(plan, "the _id lookup index", within=15)
+    assert (await mongo[name].opinions.find_one({"_id": "SQ-1"}) or {})["title"] == "路灯不亮"

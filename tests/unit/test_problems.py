@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from pymongo.errors import OperationFailure
 
 from shared import problems
 from shared.service import BodySizeLimit
@@ -21,6 +22,14 @@ def app() -> FastAPI:
     @made.post("/things")
     async def create(body: Body) -> Body:
         return body
+
+    @made.get("/busy")
+    async def busy() -> None:
+        raise OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1)
+
+    @made.get("/store-bug")
+    async def store_bug() -> None:
+        raise OperationFailure("unknown operator: $foo", code=2)
 
     @made.get("/boom")
     async def boom() -> None:
@@ -73,3 +82,15 @@ def test_unreachable_database_is_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_busy_store_is_503_with_retry_after_and_other_store_errors_are_500() -> None:
+    client = TestClient(app(), raise_server_exceptions=False)
+    busy = client.get("/busy")
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "2"
+    assert busy.headers["content-type"] == "application/problem+json"
+    assert "busy" in busy.json()["detail"]
+    bug = client.get("/store-bug")
+    assert bug.status_code == 500
+    assert bug.headers["content-type"] == "application/problem+json"
