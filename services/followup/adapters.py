@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from openpyxl import Workbook
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.events import utcnow
 from shared.store import Document
@@ -90,18 +90,33 @@ class MovableClock:
 class Calendars:
     """Holiday years loaded by an administrator for years the library does not know yet."""
 
-    def __init__(self, collection: AsyncCollection[Document], office_opens: time) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        office_opens: time,
+        kept_for: timedelta = timedelta(seconds=60),
+    ) -> None:
         self.collection = collection
         self.office_opens = office_opens
+        # Every new assignment needs three years of calendar; they change about once a year.
+        # Another replica sees a newly loaded year after at most ``kept_for``.
+        self.kept_for = kept_for
+        self.kept: dict[int, tuple[datetime, YearCalendar | None]] = {}
 
     async def put(self, year: YearCalendar) -> None:
         await self.collection.replace_one(
             {"_id": year.year}, {"_id": year.year, **year.model_dump(mode="json")}, upsert=True
         )
+        self.kept.pop(year.year, None)
 
     async def get(self, year: int) -> YearCalendar | None:
+        now = utcnow()
+        if (kept := self.kept.get(year)) is not None and now - kept[0] < self.kept_for:
+            return kept[1]
         doc = await self.collection.find_one({"_id": year})
-        return None if doc is None else YearCalendar.model_validate(doc)
+        found = None if doc is None else YearCalendar.model_validate(doc)
+        self.kept[year] = (now, found)
+        return found
 
     async def around(self, now: datetime) -> WorkCalendar:
         """The calendar for deadlines starting at ``now``: this year and the next two,
@@ -146,10 +161,19 @@ class Timers:
         """Store timers (again): an existing timer keeps its state. Those due within
         HOT_WINDOW go to the hot set that every tick looks at; later ones to the agenda."""
         horizon = await self.clock.now() + HOT_WINDOW
-        for t in timers:
-            doc = {"_id": t.id, **t.model_dump(mode="python"), "attempt": 0}
-            with contextlib.suppress(DuplicateKeyError):
-                await (self.timers if t.fire_at <= horizon else self.agenda).insert_one(doc)
+        for collection, due in (
+            (self.timers, [t for t in timers if t.fire_at <= horizon]),
+            (self.agenda, [t for t in timers if t.fire_at > horizon]),
+        ):
+            if not due:
+                continue
+            docs = [{"_id": t.id, **t.model_dump(mode="python"), "attempt": 0} for t in due]
+            try:
+                # One round trip for all; unordered, so a timer stored before skips only itself.
+                await collection.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(e["code"] != 11000 for e in exc.details["writeErrors"]):
+                    raise
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
         if self.promoted_at is None or not timedelta(0) <= now - self.promoted_at < PROMOTE_EVERY:

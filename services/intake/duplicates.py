@@ -69,10 +69,25 @@ class Match:
     similarity: float
 
 
+Buckets = list[dict[int, list[str]]]
+
+
 class _Partition:
+    """One district's open opinions; LSH buckets per street ("" for none), so a new item is
+    compared only with its own street's and street-less items, however big the district."""
+
     def __init__(self) -> None:
         self.entries: dict[str, _Entry] = {}
-        self.buckets: list[dict[int, list[str]]] = [{} for _ in range(BANDS)]
+        self.streets: dict[str, Buckets] = {}
+
+    def buckets(self, street: str | None) -> Buckets:
+        return self.streets.setdefault(street or "", [{} for _ in range(BANDS)])
+
+    def searched_for(self, street: str | None) -> list[Buckets]:
+        """The buckets an item of ``street`` may match: the same street and none, or all."""
+        if not street:
+            return list(self.streets.values())
+        return [b for key in (street, "") if (b := self.streets.get(key)) is not None]
 
 
 def _band_keys(sig: Signature) -> list[int]:
@@ -103,7 +118,7 @@ class DuplicateIndex:
         keys = _band_keys(sig)
         partition = self.partitions.setdefault(district, _Partition())
         partition.entries[opinion_id] = _Entry(sig, street, received_at)
-        for band, key in zip(partition.buckets, keys, strict=True):
+        for band, key in zip(partition.buckets(street), keys, strict=True):
             band.setdefault(key, []).append(opinion_id)
         self.district_of[opinion_id] = district
 
@@ -114,11 +129,14 @@ class DuplicateIndex:
             return
         partition = self.partitions[district]
         entry = partition.entries.pop(opinion_id)
-        for band, key in zip(partition.buckets, _band_keys(entry.signature), strict=True):
+        buckets = partition.buckets(entry.street)
+        for band, key in zip(buckets, _band_keys(entry.signature), strict=True):
             ids = band[key]
             ids.remove(opinion_id)
             if not ids:
                 del band[key]
+        if not any(buckets):
+            del partition.streets[entry.street or ""]
 
     def find(self, text: str, district: str, street: str | None, now: datetime) -> Match | None:
         """The most similar open opinion of the same area within the window, if similar enough.
@@ -127,14 +145,16 @@ class DuplicateIndex:
         if partition is None:
             return None
         sig = signature(text)
+        keys = _band_keys(sig)
         candidates: set[str] = set()
-        for band, key in zip(partition.buckets, _band_keys(sig), strict=True):
-            candidates.update(band.get(key, ()))
+        for buckets in partition.searched_for(street):
+            for band, key in zip(buckets, keys, strict=True):
+                candidates.update(band.get(key, ()))
         since = now - self.window
         best: Match | None = None
         for opinion_id in candidates:
             entry = partition.entries[opinion_id]
-            if entry.received_at < since or (street and entry.street and street != entry.street):
+            if entry.received_at < since:
                 continue
             score = similarity(sig, entry.signature)
             if score >= self.threshold and (best is None or score > best.similarity):

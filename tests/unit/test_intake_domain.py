@@ -45,6 +45,15 @@ def test_a_reworded_complaint_in_the_same_street_is_found() -> None:
     assert index().find(REWORDED, "示范区", None, NOW) is not None  # no street: district
 
 
+def test_an_opinion_without_a_street_matches_any_street_of_its_district() -> None:
+    found = index()
+    found.add("c", NOISE, "示范区", None, NOW - timedelta(days=1))
+    match = found.find(REWORDED, "示范区", "幸福街道", NOW)
+    assert match is not None and match.opinion_id == "c"
+    found.remove("c")
+    assert found.find(REWORDED, "示范区", "幸福街道", NOW) is None
+
+
 def test_other_text_street_district_or_an_old_opinion_is_not_a_duplicate() -> None:
     found = index()
     assert found.find("区图书馆周末开放时间太短，希望延长到晚上九点。", "示范区", None, NOW) is None
