@@ -5,16 +5,23 @@
 - the pipeline: opinions submitted over HTTP by concurrent office clients until each one is
   assigned and its department's webhook delivered.
 
+- the same pipeline again with a second replica of routing, followup and notification each
+  (started by the benchmark on ports 8012-8014, stopped after), for throughput and duplicates.
+
 Settings (environment): MINYI_BENCH_OPINIONS (default 1000), MINYI_BENCH_CONCURRENCY (32),
 MINYI_BENCH_RATE (opinions/s; set it for the fixed-rate latency mode), MINYI_BENCH_SECONDS (60,
-with a rate), MINYI_BENCH_WEBHOOK_PORT (8098)."""
+with a rate), MINYI_BENCH_WEBHOOK_PORT (8098), MINYI_BENCH_REPLICAS (2; 1 skips the scaling run)."""
 
 import asyncio
+import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,8 @@ from services.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
 from shared.settings import SERVICES, Settings, get_settings
 
 VAR = Path("var")
+SCALED = ("routing", "followup", "notification")
+REPLICA_PORT_BASE = 8010  # the second replica of service 800N listens on 801N
 # Phrases the demo directory routes by keyword rule, so no trained model is needed.
 TITLES = ("公交站台破损", "工地夜间噪音扰民", "企业拖欠工资", "河道偷排污水", "公交线路调整")
 
@@ -55,9 +64,10 @@ def _progress(label: str, done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def _process_usage() -> dict[str, tuple[float, int]]:
-    """CPU seconds and RSS bytes of the services and the infrastructure, by name."""
-    pids: dict[str, int] = {}
+def _process_usage(replicas: dict[str, int]) -> dict[str, tuple[float, int]]:
+    """CPU seconds and RSS bytes of the services, their extra replicas (by name and pid) and
+    the infrastructure, by name."""
+    pids: dict[str, int] = dict(replicas)
     for name in (*SERVICES, "ferretdb"):
         pid_file = VAR / "run" / f"{name}.pid"
         if pid_file.exists():
@@ -93,21 +103,21 @@ def _usage_report(
 StoreTotals = dict[tuple[str, str, str], list[float]]
 
 
-async def _store_totals(http: httpx.AsyncClient) -> StoreTotals:
+async def _store_totals(http: httpx.AsyncClient, processes: list[tuple[str, str]]) -> StoreTotals:
     """Per (service, command, collection): store round trips and their seconds so far, read from
-    each service's /metrics."""
+    the /metrics of every (service, base URL) process and added up by service."""
     totals: StoreTotals = {}
-    for service in SERVICES:
-        text = (await http.get(f"{url(service)}/metrics")).text
+    for service, base in processes:
+        text = (await http.get(f"{base}/metrics")).text
         for family in text_string_to_metric_families(text):
             if family.name != "minyi_store_command_seconds":
                 continue
             for sample in family.samples:
                 key = (service, sample.labels["command"], sample.labels["collection"])
                 if sample.name.endswith("_count"):
-                    totals.setdefault(key, [0.0, 0.0])[0] = sample.value
+                    totals.setdefault(key, [0.0, 0.0])[0] += sample.value
                 elif sample.name.endswith("_sum"):
-                    totals.setdefault(key, [0.0, 0.0])[1] = sample.value
+                    totals.setdefault(key, [0.0, 0.0])[1] += sample.value
     return totals
 
 
@@ -210,10 +220,64 @@ async def subscribe_departments(
             await sink.subscribe(http, key, ["opinion.assigned"])
 
 
+@contextlib.asynccontextmanager
+async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, int]]:
+    """A second process of each service (logs var/log/<service>-2.log), ready before it yields
+    their pids by name; stopped with SIGTERM (drained) afterwards."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for service in services:
+            processes[service] = _start_replica(service)
+        async with httpx.AsyncClient(timeout=2) as http:
+            for service, process in processes.items():
+                for _ in range(120):
+                    if process.poll() is not None:
+                        raise RuntimeError(
+                            f"replica of {service} exited; see var/log/{service}-2.log"
+                        )
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(f"{_replica_url(service)}/ready")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.5)
+                else:
+                    raise RuntimeError(f"replica of {service} not ready after 60 s")
+        yield {f"{service}-2": process.pid for service, process in processes.items()}
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            await asyncio.to_thread(process.wait, 30)
+
+
+def _replica_port(service: str) -> int:
+    return REPLICA_PORT_BASE + SERVICES.index(service) + 1
+
+
+def _start_replica(service: str) -> subprocess.Popen[bytes]:
+    port = str(_replica_port(service))
+    command = [sys.executable, "-m", "services.cli", "serve", service, "--port", port]
+    with (VAR / "log" / f"{service}-2.log").open("ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _replica_url(service: str) -> str:
+    return f"http://127.0.0.1:{_replica_port(service)}"
+
+
 async def pipeline(
-    settings: Settings, count: int, concurrency: int, rate: float | None, port: int
+    settings: Settings,
+    count: int,
+    concurrency: int,
+    rate: float | None,
+    port: int,
+    replicas: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Submit opinions over HTTP; wait until each one's department webhook is delivered."""
+    """Submit opinions over HTTP; wait until each one's department webhook is delivered.
+    ``replicas``: the extra service processes running (name → pid), measured too."""
+    replicas = replicas or {}
+    processes = [(s, url(s)) for s in SERVICES] + [
+        (name.removesuffix("-2"), _replica_url(name.removesuffix("-2"))) for name in replicas
+    ]
     keys = await seed_keys(settings, {})
     run = uuid.uuid4().hex[:6]
     offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]
@@ -244,8 +308,8 @@ async def pipeline(
                 submitted[response.json()["id"]] = (sent, time.time())
                 _progress("submitted", len(submitted), count)
 
-        store_before = await _store_totals(http)
-        before = _process_usage()
+        store_before = await _store_totals(http, processes)
+        before = _process_usage(replicas)
         started = time.time()
         tasks = []
         for i in range(count):
@@ -268,8 +332,9 @@ async def pipeline(
         _progress("delivered", len(arrived), len(submitted))
         await sink.unsubscribe(http)
         elapsed = max(r.at for r in arrived.values()) - started if arrived else 0.0
-        after = _process_usage()
-        store = _store_profile(store_before, await _store_totals(http), max(len(arrived), 1))
+        after = _process_usage(replicas)
+        store_after = await _store_totals(http, processes)
+        store = _store_profile(store_before, store_after, max(len(arrived), 1))
 
     end_to_end, accept, routed, delivery = [], [], [], []
     for opinion_id, hook in arrived.items():
@@ -279,9 +344,9 @@ async def pipeline(
         accept.append(accepted - sent)
         routed.append(assigned_at - _epoch(hook.event["data"]["received_at"]))
         delivery.append(hook.at - assigned_at)
-    duplicates = len(sink.of_type("opinion.assigned")) - len(
-        {r.delivery_id for r in sink.of_type("opinion.assigned")}
-    )
+    posts = [r for r in sink.of_type("opinion.assigned") if r.event["subject"] in submitted]
+    distinct = {r.delivery_id: r.event["subject"] for r in posts}
+    per_opinion = Counter(distinct.values())
     return {
         "opinions": count,
         "accepted": len(submitted),
@@ -289,7 +354,10 @@ async def pipeline(
         "rejections": failures[:5],
         "delivered": len(arrived),
         "lost": len(submitted) - len(arrived),
-        "duplicate_deliveries": duplicates,
+        # Two deliveries (distinct ids) of one opinion's assignment: a real duplicate.
+        "duplicate_notifications": sum(n - 1 for n in per_opinion.values()),
+        # The same delivery id posted again (a crash after sending); receivers drop these.
+        "same_delivery_resent": len(posts) - len(distinct),
         "concurrency": concurrency,
         "target_rate_per_s": rate,
         "seconds": round(elapsed, 2),
@@ -317,10 +385,27 @@ def run(output: Path) -> dict[str, Any]:
     concurrency = int(_env("CONCURRENCY", 32))
     port = int(_env("WEBHOOK_PORT", 8098))
 
-    async def both() -> dict[str, Any]:
+    scaled = int(_env("REPLICAS", 2)) > 1
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 4) if b else 0.0
+
+    async def measure() -> dict[str, Any]:
         raw = await raw_ceiling(settings, max(count, 5000), 1500)
         flow = await pipeline(settings, count, concurrency, rate, port)
-        ratio = flow["opinions_per_s"] / raw["messages_per_s"] if raw["messages_per_s"] else 0
-        return {"raw_ceiling": raw, "pipeline": flow, "ratio_pipeline_to_raw": round(ratio, 4)}
+        result = {
+            "raw_ceiling": raw,
+            "pipeline": flow,
+            "ratio_pipeline_to_raw": ratio(flow["opinions_per_s"], raw["messages_per_s"]),
+        }
+        if scaled:
+            async with extra_replicas(SCALED) as pids:
+                two = await pipeline(settings, count, concurrency, rate, port, pids)
+            result["two_replicas"] = {
+                "replicated": list(SCALED),
+                **two,
+                "ratio_to_one_replica": ratio(two["opinions_per_s"], flow["opinions_per_s"]),
+            }
+        return result
 
-    return asyncio.run(both())
+    return asyncio.run(measure())
