@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -79,7 +80,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+class MaskSecretsInPaths(logging.Filter):
+    """Request paths in access logs lose the credentials some of them carry: the submitter's
+    single-use feedback token (/feedback/<token>) and the tracking lookup code (?code=)."""
+
+    SECRETS = re.compile(r"(/feedback/|[?&]code=)[^/?&#\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.SECRETS.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("uvicorn.access").addFilter(MaskSecretsInPaths())

@@ -15,6 +15,8 @@ from shared.store import Document
 
 from .domain import AttachmentRef, Opinion, OpinionStatus
 
+HINT_EVERY = 20
+
 
 class TrackingNumbers:
     """Per-year sequence of tracking numbers, and the map from tracking number to opinion id for
@@ -47,8 +49,13 @@ class TrackingNumbers:
                 except DuplicateKeyError:  # another replica took it
                     number += 1
             self.last[year] = number
-        with contextlib.suppress(DuplicateKeyError):  # two first numbers of a year at once
-            await self.counters.update_one({"_id": counter}, {"$max": {"seq": number}}, upsert=True)
+        # The hint is moved on every HINT_EVERY numbers (not each: one round trip less per
+        # opinion); a restarted process walks past at most that many taken numbers.
+        if number % HINT_EVERY == 0:
+            with contextlib.suppress(DuplicateKeyError):  # two first hints of a year at once
+                await self.counters.update_one(
+                    {"_id": counter}, {"$max": {"seq": number}}, upsert=True
+                )
         return number
 
     async def record(self, tracking_no: str, opinion_id: str) -> None:

@@ -6,7 +6,7 @@ import httpx
 
 from services.demo import WebhookSink
 
-from .conftest import Keys, System
+from .conftest import LOGS, Keys, System
 from .flow import (
     EXPECTED_WEBHOOKS,
     LIFECYCLE,
@@ -40,6 +40,12 @@ async def test_opinion_is_routed_answered_rated_and_closed(
     replied = [r for r in mine if r.event["type"] == "minyi.assignment.replied.v1"]
     assert replied[0].event["data"]["text"] == "已安排维修，三日内完成。"
     assert "13912345678" not in str([r.event for r in mine])
+    # The single-use feedback token is a credential: the access log shows the path masked.
+    (requested,) = [r for r in mine if r.event["type"] == "minyi.feedback.requested.v1"]
+    token = requested.event["data"]["feedback_url"].rsplit("/", 1)[1]
+    followup_log = (LOGS / "followup.log").read_text(encoding="utf-8")
+    assert "POST /feedback/*** HTTP/1.1" in followup_log
+    assert token not in followup_log
 
 
 async def test_opinions_complete_when_services_are_killed_mid_flow(
