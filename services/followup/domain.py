@@ -268,9 +268,13 @@ class Case(Aggregate):
 
     def assign(self, assigned: OpinionAssigned, now: datetime, rules: Rules) -> list[Timer]:
         """交办 to one department; a department that returned it or had it withdrawn may be
-        assigned again."""
+        assigned again, and one still holding it takes the role it is given (改派 of roles)."""
         existing = self.assignments.get(assigned.department)
         if existing is not None and not existing.has_ended():
+            if existing.role != assigned.role:
+                existing.role = assigned.role
+                role = "主办" if assigned.role == "lead" else "协办"
+                self._log(now, "改派", "routing", f"{assigned.department_name} 改为{role}")
             return []
         profile = rules.policy.profile(self.urgency)
         assignment = Assignment(

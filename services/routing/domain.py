@@ -587,5 +587,9 @@ def staff_decision(
     ]
     for event in withdrawn:
         decision.assigned.pop(event.department, None)
+    # A department that stays but changes role (主办 ⇄ 协办) is told again, with its new role.
+    for code, role in [(lead, "lead"), *((c, "co") for c in co)]:
+        if decision.assigned.get(code, role) != role:
+            decision.assigned.pop(code)
     explanation = f"人工分拣 / decided by {staff}"
     return [*withdrawn, *_assign(decision, directory, category, lead, co, None, explanation)]

@@ -293,3 +293,17 @@ def test_new_lead_after_a_withdrawn_lead_works_the_case() -> None:
     assert case2.assign(assigned(), NOW, RULES)
     assert case2.assignments["housing"].status == AssignmentStatus.ASSIGNED
     assert case2.assignments["housing"].generation == 2
+
+
+def test_a_co_handler_made_lead_keeps_its_work_and_leads_the_case() -> None:
+    case = opened("ecology")
+    case.sign("ecology", NOW)
+    # 改派: the lead is withdrawn and the co-handler leads; the two events may come in any order.
+    assert case.assign(assigned("ecology", "lead"), NOW, RULES) == []
+    case.withdraw("housing", "改派", NOW)
+    lead = case.lead()
+    assert lead is not None and lead.department == "ecology"
+    assert lead.status == AssignmentStatus.SIGNED
+    assert "改为主办" in case.timeline[-2].summary
+    case.reply("ecology", ReplyResult.RESOLVED, "已整改", [], NOW, RULES, "u")
+    assert case.status == CaseStatus.AWAITING_FEEDBACK

@@ -198,6 +198,21 @@ def test_staff_decision_assigns_and_reassigning_withdraws_the_old_departments() 
     assert decision.urgency == "emergency"
 
 
+def test_reassigning_roles_tells_each_department_that_stays_its_new_role() -> None:
+    decision, _ = routed(predicted(("交通运输", 0.2)))
+    staff_decision(decision, directory(), "卫生计生", "health", ["market"], None, "编辑甲", NOW)
+    swapped = staff_decision(
+        decision, directory(), "卫生计生", "market", ["health"], None, "编辑乙", NOW
+    )
+    assert assigned(swapped) == [("market", "lead"), ("health", "co")]
+    assert not [e for e in swapped if isinstance(e, OpinionWithdrawn)]
+    # The co-handler becomes the only department: the old lead is withdrawn, it leads now.
+    alone = staff_decision(decision, directory(), "卫生计生", "health", [], None, "编辑丙", NOW)
+    assert [e.department for e in alone if isinstance(e, OpinionWithdrawn)] == ["market"]
+    assert assigned(alone) == [("health", "lead")]
+    assert staff_decision(decision, directory(), "卫生计生", "health", [], None, "丁", NOW) == []
+
+
 def test_staff_decision_naming_unknown_things_is_refused() -> None:
     decision, _ = routed(None, hint="其他")
     with pytest.raises(ValueError, match=r"unknown category .* unknown department .nowhere"):
