@@ -73,19 +73,21 @@ async def _predict(ports: RoutingPorts, title: str, content: str) -> Prediction 
 
 
 async def route_opinion(opinion: OpinionReceived, ports: RoutingPorts) -> None:
-    """交办: decide once per opinion; a redelivered opinion.received changes nothing."""
-    existing = await ports.decisions.get(opinion.opinion_id)
-    if existing is None:
-        directory = await current_directory(ports)
-        active = await ports.models.active()
-        model = "—" if active is None else active.version
-        prediction = await _predict(ports, opinion.title, opinion.content)
-        decision, events = decide(opinion, directory, prediction, model, utcnow())
-        if await ports.decisions.add(decision, _wrap(events)):
-            existing = decision
-        else:
-            existing = await ports.decisions.get(opinion.opinion_id)
-    if existing is not None:
+    """交办: decide once per opinion; a redelivered opinion.received changes nothing.
+
+    Most opinions are new: decide first and let the insert of the decision tell a redelivery
+    (one read less per opinion than looking it up first)."""
+    directory = await current_directory(ports)
+    active = await ports.models.active()
+    model = "—" if active is None else active.version
+    prediction = await _predict(ports, opinion.title, opinion.content)
+    decision, events = decide(opinion, directory, prediction, model, utcnow())
+    if await ports.decisions.add(decision, _wrap(events)):
+        # A new decision has nothing in the views to replace, only a triage entry to add.
+        if decision.status == "triage":
+            await ports.views.sync(decision)
+        return
+    if (existing := await ports.decisions.get(opinion.opinion_id)) is not None:
         await ports.views.sync(existing)
 
 
