@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -189,6 +189,40 @@ class Repository(Generic[A]):
                 # Left by a writer that stopped before storing, or already flushed.
                 await self.pending.delete_one({"_id": marker["_id"]})
         return count
+
+
+class KeptRepository(Repository[A]):
+    """A repository for small aggregates that every event reads and people rarely change (a
+    directory, subscriptions): a read is kept for ``kept_for``. This process sees its own writes
+    at once; other processes' writes are seen within ``kept_for``."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        model: type[A],
+        bus: EventBus,
+        kept_for: timedelta = timedelta(seconds=2),
+    ) -> None:
+        super().__init__(collection, model, bus)
+        self.kept_for = kept_for
+        self.kept: dict[str, tuple[datetime, A | None]] = {}
+
+    async def get(self, aggregate_id: str) -> A | None:
+        now = utcnow()
+        kept = self.kept.get(aggregate_id)
+        if kept is None or now - kept[0] >= self.kept_for:
+            kept = self.kept[aggregate_id] = (now, await super().get(aggregate_id))
+        # A copy: callers change what they read before saving it.
+        return None if kept[1] is None else kept[1].model_copy(deep=True)
+
+    async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
+        self.kept.pop(aggregate.id, None)
+        return await super().add(aggregate, events)
+
+    async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
+        # Forgotten before saving, so a retry after a VersionConflict reads the stored version.
+        self.kept.pop(aggregate.id, None)
+        await super().save(aggregate, events)
 
 
 async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> None:

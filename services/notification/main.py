@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.store import Repository, mongo_client
+from shared.store import KeptRepository, Repository, mongo_client
 
 from . import api, consumers
 from .adapters import (
@@ -40,8 +40,9 @@ def create_app(
     # The client's timeout is what turns a hanging webhook into a retry.
     client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
     ports = NotificationPorts(
-        recipients=Repository(db.recipients, Recipient, bus),
-        rosters=Repository(db.rosters, Roster, bus),
+        # Read for every event, changed when someone (un)subscribes.
+        recipients=KeptRepository(db.recipients, Recipient, bus),
+        rosters=KeptRepository(db.rosters, Roster, bus),
         deliveries=deliveries,
         templates=TemplateOverrides(db.templates),
         channels={

@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.store import Document, Repository, mongo_client
+from shared.store import Document, KeptRepository, Repository, mongo_client
 
 from . import api, consumers, handlers
 from .adapters import ModelStore, RoutingViews
@@ -46,7 +46,7 @@ def routing_ports(db: AsyncDatabase[Document], bus: EventBus, refresh: float) ->
     """The routing repositories and stores on the service's own database."""
     return RoutingPorts(
         decisions=Repository(db.decisions, Decision, bus),
-        directories=Repository(db.directory, Directory, bus),
+        directories=KeptRepository(db.directory, Directory, bus),  # read for every opinion
         models=ModelStore(db, refresh),
         views=RoutingViews(db),
     )

@@ -18,7 +18,14 @@ from services.routing.main import routing_ports
 from shared.events import CloudEvent, OpinionReceived, utcnow
 from shared.messaging import EventBus
 from shared.settings import Settings
-from shared.store import Aggregate, Document, Repository, VersionConflict, retry_on_conflict
+from shared.store import (
+    Aggregate,
+    Document,
+    KeptRepository,
+    Repository,
+    VersionConflict,
+    retry_on_conflict,
+)
 
 from .test_messaging import received
 
@@ -130,6 +137,40 @@ async def test_concurrent_writers_lose_no_update(
     await asyncio.gather(*(retry_on_conflict(increment, attempts=30) for _ in range(20)))
     stored = await repo.get("t1")
     assert stored is not None and stored.count == 20 and stored.version == 21
+
+
+async def test_kept_reads_see_own_writes_at_once_and_others_within_the_keeping_time(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    collection = mongo[isolated.database("notification")].tallies
+    bus = make_bus("notification")
+    here = KeptRepository(collection, Tally, bus, kept_for=timedelta(seconds=0.5))
+    elsewhere = Repository(collection, Tally, bus)  # another replica
+    assert await here.get("t1") is None
+    assert await elsewhere.add(Tally(id="t1", count=1), [])
+    assert await here.get("t1") is None  # kept: not seen yet
+    await asyncio.sleep(0.5)
+    seen = await here.get("t1")
+    assert seen is not None and seen.count == 1
+    seen.count = 99  # changing what was read does not change what is kept
+    assert (await here.get("t1") or Tally(id="?")).count == 1
+
+    stale = await elsewhere.get("t1")
+    assert stale is not None
+    stale.count = 2
+    await elsewhere.save(stale, [])  # version 2, while version 1 is kept here
+
+    async def increment() -> None:
+        tally = await here.get("t1")
+        assert tally is not None
+        tally.count += 10
+        await here.save(tally, [])
+
+    # The first try writes on the kept version and conflicts; the retry reads the stored one.
+    await retry_on_conflict(increment)
+    assert (await here.get("t1") or Tally(id="?")).count == 12  # its own write, at once
+    stored = await elsewhere.get("t1")
+    assert stored is not None and (stored.count, stored.version) == (12, 3)
 
 
 async def test_lookups_by_id_use_an_index_on_the_local_ferretdb(
