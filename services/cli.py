@@ -2,17 +2,21 @@
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
 from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
-from shared.store import mongo_client
+from shared.store import Document, mongo_client
+
+T = TypeVar("T")
 
 app = typer.Typer(help="民意直通车 Minyi — operators' tools.", no_args_is_help=True)
 broker = typer.Typer(help="RabbitMQ set-up.", no_args_is_help=True)
@@ -67,17 +71,44 @@ def create_key(
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
 
-    async def run() -> str:
+    typer.echo(_with_auth_db(lambda db: auth.create_key(db, role, subject, name)))
+
+
+def _with_auth_db(use: Callable[[AsyncDatabase[Document]], Awaitable[T]]) -> T:
+    """Run ``use(auth database)`` against the configured store."""
+
+    async def run() -> T:
         settings = get_settings()
         mongo = mongo_client(settings)
         try:
-            return await auth.create_key(
-                mongo[settings.database(auth.AUTH_DB)], role, subject, name
-            )
+            return await use(mongo[settings.database(auth.AUTH_DB)])
         finally:
             await mongo.close()
 
-    typer.echo(asyncio.run(run()))
+    return asyncio.run(run())
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """List API keys: id, role, subject, name, created, revoked (never the keys themselves)."""
+    for doc in _with_auth_db(auth.list_keys):
+        state = f"revoked {doc['revoked_at']:%Y-%m-%d %H:%M}" if doc.get("revoked") else "active"
+        typer.echo(
+            f"{doc['_id']}  {doc['role']:<10} {doc['subject']:<24} {doc['name']}  "
+            f"created {doc['created_at']:%Y-%m-%d %H:%M}  {state}"
+        )
+
+
+@keys.command("revoke")
+def revoke_key(
+    key: Annotated[str, typer.Argument(help="The key (mny_…) or its id from 'minyi keys list'")],
+) -> None:
+    """Revoke an API key (processes that checked it recently accept it for up to 30 s more)."""
+    try:
+        doc = _with_auth_db(lambda db: auth.revoke_key(db, key))
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"revoked {doc['_id']} ({doc['role']} {doc['subject']}, {doc['name']})")
 
 
 @departments.command("provision")

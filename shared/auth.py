@@ -66,6 +66,33 @@ async def create_key(db: AsyncDatabase[Document], role: Role, subject: str, name
     return key
 
 
+KEY_ID_LENGTH = 12  # of the hash, shown by `minyi keys list` to name a key without the key
+
+
+async def list_keys(db: AsyncDatabase[Document]) -> list[Document]:
+    """Every key's id (the start of its hash), principal, creation time and revocation."""
+    return [
+        {**doc, "_id": doc["_id"][:KEY_ID_LENGTH]}
+        async for doc in db.api_keys.find({}).sort("created_at", 1)
+    ]
+
+
+async def revoke_key(db: AsyncDatabase[Document], key_or_id: str) -> Document:
+    """Revoke a key named by the key itself or by its id from ``list_keys``; returns what was
+    revoked. Raises LookupError when it names no key or more than one."""
+    if key_or_id.startswith("mny_"):
+        found = [doc async for doc in db.api_keys.find({"_id": hash_key(key_or_id)})]
+    elif len(key_or_id) >= 8:
+        found = [d async for d in db.api_keys.find({}) if d["_id"].startswith(key_or_id)]
+    else:
+        found = []
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} keys match {key_or_id!r}; give a key or a key id")
+    revoked = {"revoked": True, "revoked_at": utcnow()}
+    await db.api_keys.update_one({"_id": found[0]["_id"]}, {"$set": revoked})
+    return {**found[0], **revoked, "_id": found[0]["_id"][:KEY_ID_LENGTH]}
+
+
 # Valid keys are remembered for a short while: one database read less on every request.
 # A revoked key therefore works for at most this long in a process that has seen it.
 KEY_CACHE_SECONDS = 30.0

@@ -1,14 +1,19 @@
 """Bad input gets a clear problem+json answer; a malformed message is parked, not fatal."""
 
+import asyncio
 import json
 from typing import Any
 
 import aio_pika
 import httpx
+from typer.testing import CliRunner
 
+from services.cli import app as cli
 from services.demo import WebhookSink, wait_for
-from shared import broker_admin
+from shared import auth, broker_admin
 from shared.events import CE_CONTENT_TYPE
+from shared.settings import Settings, get_settings
+from shared.store import mongo_client
 
 from .conftest import Keys, System
 from .flow import OPINION, case_of, submit
@@ -62,6 +67,36 @@ async def test_credentials_are_required_and_checked(system: System, keys: Keys) 
     problem(department, 403)
     problem(inbox, 401)
     assert health.status_code == 200
+
+
+async def test_a_key_revoked_with_the_cli_is_refused(system: System, settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        db = client[settings.database(auth.AUTH_DB)]
+        key = await auth.create_key(db, auth.Role.OFFICE, "office-r", "将被吊销的办公室")
+    finally:
+        await client.close()
+    key_id = auth.hash_key(key)[: auth.KEY_ID_LENGTH]
+    get_settings.cache_clear()  # the CLI reads this run's databases from the environment
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli, list(args))
+
+    listed = await asyncio.to_thread(run, "keys", "list")
+    assert f"{key_id}  office     office-r" in listed.output and key not in listed.output
+    revoked = await asyncio.to_thread(run, "keys", "revoke", key_id)
+    assert revoked.exit_code == 0, revoked.output
+    assert f"revoked {key_id} (office office-r" in revoked.output
+    unknown = await asyncio.to_thread(run, "keys", "revoke", "mny_offi_never_made")
+    assert unknown.exit_code == 2 and "0 keys match" in unknown.output
+    listed = await asyncio.to_thread(run, "keys", "list")
+    assert any(key_id in line and "revoked" in line for line in listed.output.splitlines())
+    async with httpx.AsyncClient() as http:
+        refused = await http.get(
+            f"{system.url('intake')}/opinions/export", headers=Keys.header(key)
+        )
+    assert "revoked" in problem(refused, 401)["detail"]
 
 
 async def test_oversized_body_is_413(system: System, keys: Keys) -> None:
