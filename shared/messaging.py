@@ -4,12 +4,13 @@ retry with backoff through TTL wait queues, and a parking lot for what cannot be
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 from pydantic import ValidationError
@@ -54,6 +55,7 @@ class EventBus:
         self.service = service
         self.settings = settings
         self.source = f"/minyi/{service}"
+        self.following: RabbitQueue | None = None
         self.broker = RabbitBroker(
             settings.amqp_url(service),
             # prefetch_count is also FastStream's handler concurrency.
@@ -67,7 +69,7 @@ class EventBus:
 
     async def start(self) -> None:
         await self.broker.connect()
-        await topology.declare(self.broker, self.service, self.settings)
+        await topology.declare(self.broker, self.service, self.settings, self.following)
         await self.broker.start()
 
     async def stop(self) -> None:
@@ -113,6 +115,19 @@ class EventBus:
         @self.broker.subscriber(queue, decoder=_raw_body, ack_policy=AckPolicy.NACK_ON_ERROR)
         async def on_message(body: bytes, message: RabbitMessage) -> None:
             await self._handle(handler, body, message)
+
+    def follow(self, handler: EventHandler) -> None:
+        """Run ``handler`` in this process for every event of ``topology.FOLLOWS[service]``,
+        whichever replica handles it on the work queue. For in-memory state only: a failure is
+        logged and the event dropped (the state is rebuilt from the store at start)."""
+        self.following = topology.follow_queue(self.service, uuid.uuid4().hex[:12])
+
+        @self.broker.subscriber(self.following, decoder=_raw_body)
+        async def on_message(body: bytes) -> None:
+            try:
+                await handler(CloudEvent.model_validate_json(body))
+            except Exception:
+                log.exception("follow handler failed; event dropped for this process")
 
     async def _handle(self, handler: EventHandler, body: bytes, message: RabbitMessage) -> None:
         headers = dict(message.headers or {})

@@ -4,6 +4,7 @@ a quorum work queue, TTL wait queues for retry with backoff, and a parking lot.
     minyi.events (topic) --binding keys--> minyi.<svc>            (quorum work queue)
     minyi.<svc>  --reject / delivery limit--> minyi.dlx --> minyi.<svc>.parking
     consumer failure --> minyi.dlx --> minyi.<svc>.wait.<ms> --TTL--> minyi.dlx --> minyi.<svc>
+    minyi.events --FOLLOWS keys--> minyi.<svc>.follow.<process>  (every replica its own copy)
 """
 
 from typing import Any, cast
@@ -37,6 +38,25 @@ BINDINGS: dict[str, tuple[str, ...]] = {
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
 }
+
+
+# Events every replica of a service must see to keep its in-memory state current (competing
+# consumers on the work queue see each event once, in one replica only).
+FOLLOWS: dict[str, tuple[str, ...]] = {
+    # Intake's duplicate index: opinions registered by other replicas, and ones that left.
+    "intake": ("opinion.received", "opinion.merged", "case.closed"),
+}
+
+
+def follow_queue(service: str, process: str) -> RabbitQueue:
+    """One process's private copy of its FOLLOWS events: not durable, gone with the process,
+    which rebuilds its state from the store when it starts."""
+    return RabbitQueue(
+        f"{work_queue_name(service)}.follow.{process}",
+        durable=False,
+        exclusive=True,
+        auto_delete=True,
+    )
 
 
 def department_queue_name(code: str) -> str:
@@ -100,10 +120,17 @@ def parking_queue(service: str) -> RabbitQueue:
     return _quorum(parking_queue_name(service))
 
 
-async def declare(broker: RabbitBroker, service: str, settings: Settings) -> None:
-    """Declare (idempotently) the exchanges and this service's queues and bindings."""
+async def declare(
+    broker: RabbitBroker, service: str, settings: Settings, follow: RabbitQueue | None = None
+) -> None:
+    """Declare (idempotently) the exchanges and this service's queues and bindings, and this
+    process's ``follow`` queue if it has one."""
     events = await broker.declare_exchange(EVENTS)
     internal = await broker.declare_exchange(INTERNAL)
+    if follow is not None:
+        own = await broker.declare_queue(follow)
+        for key in FOLLOWS[service]:
+            await own.bind(events, routing_key=key)
     if service not in BINDINGS:
         return
     work = await broker.declare_queue(work_queue(service, settings))

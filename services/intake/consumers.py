@@ -1,6 +1,7 @@
-"""Intake's work queue: message → use case."""
+"""Intake's work queue: message → use case; and this process's follow queue, which keeps its
+duplicate index in step with the other replicas."""
 
-from shared.events import CaseClosed, CloudEvent, OpinionSupported
+from shared.events import CaseClosed, CloudEvent, OpinionMerged, OpinionReceived, OpinionSupported
 from shared.messaging import EventBus
 
 from . import handlers
@@ -18,3 +19,12 @@ def subscribe(bus: EventBus, intake: Intake) -> None:
             )
 
     bus.consume(on_event)
+
+    async def on_followed(event: CloudEvent) -> None:
+        payload = event.payload()
+        if isinstance(payload, OpinionReceived):
+            handlers.index_received(intake, payload)
+        elif isinstance(payload, CaseClosed | OpinionMerged):
+            intake.index.remove(payload.opinion_id)
+
+    bus.follow(on_followed)

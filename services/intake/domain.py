@@ -42,6 +42,11 @@ class Urgency(StrEnum):
     COMPLEX = "complex"  # 复杂: 15 working days
 
 
+def compared_text(title: str, content: str) -> str:
+    """What duplicate detection compares of an opinion."""
+    return f"{title}\n{content}"
+
+
 class Submitter(BaseModel):
     kind: SubmitterKind
     name: str = Field(min_length=1, max_length=50)
@@ -71,7 +76,7 @@ class OpinionSubmission(BaseModel):
 
     def text(self) -> str:
         """What duplicate detection compares."""
-        return f"{self.title}\n{self.content}"
+        return compared_text(self.title, self.content)
 
     def fingerprint(self) -> str:
         """Identifies the request body, so a reused Idempotency-Key with other data is caught."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.events import CloudEvent, EventData, new_id, utcnow
+from shared.events import CloudEvent, EventData, OpinionReceived, new_id, utcnow
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
@@ -21,6 +21,7 @@ from .domain import (
     OpinionError,
     OpinionStatus,
     OpinionSubmission,
+    compared_text,
     media_type_of,
     tracking_number,
 )
@@ -56,6 +57,14 @@ class Registration:
 def _index(p: Intake, opinion: Opinion) -> None:
     s = opinion.submission
     p.index.add(opinion.id, s.text(), s.location.district, s.location.street, opinion.received_at)
+
+
+def index_received(p: Intake, received: OpinionReceived) -> None:
+    """Index an opinion another replica registered (this one indexed its own already)."""
+    if received.opinion_id not in p.index:
+        text = compared_text(received.title, received.content)
+        where = received.location
+        p.index.add(received.opinion_id, text, where.district, where.street, received.received_at)
 
 
 def _wrap(events: list[EventData]) -> list[CloudEvent]:

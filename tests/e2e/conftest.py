@@ -30,13 +30,18 @@ class System:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{PORTS[service]}"
+        """``service`` or ``<service>-2`` (its second replica, on the port 10 above)."""
+        name, _, replica = service.partition("-")
+        return f"http://127.0.0.1:{PORTS[name] + (10 if replica else 0)}"
 
     def start(self, service: str) -> None:
+        """Start ``service`` or ``<service>-2``; stopped with the others after the session."""
         LOGS.mkdir(parents=True, exist_ok=True)
         log = (LOGS / f"{service}.log").open("ab")
+        port = self.url(service).rsplit(":", 1)[1]
+        name = service.partition("-")[0]
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", service, "--port", str(PORTS[service])],
+            [sys.executable, "-m", "services.cli", "serve", name, "--port", port],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),

@@ -1,6 +1,6 @@
 """Intake through its HTTP API with all four services running: idempotent submit, 附议 of a
-near-duplicate, the public status lookup, attachments, and the editors' merge, split and
-edit; a closed case leaves the duplicate index."""
+near-duplicate (also across two intake replicas), the public status lookup, attachments, and
+the editors' merge, split and edit; a closed case leaves the duplicate index."""
 
 import re
 import uuid
@@ -103,6 +103,32 @@ async def test_a_near_duplicate_joins_the_open_case_as_support(
     )
     assert supported[0].event["data"]["supporter_tracking_no"] == joined["tracking_no"]
     assert not [r for r in sink.of_type("opinion.received") if r.event["subject"] == joined["id"]]
+
+
+async def test_a_near_duplicate_sent_to_another_intake_replica_joins_the_case(
+    system: System, keys: Keys, sink: WebhookSink
+) -> None:
+    if "intake-2" not in system.processes:
+        system.start("intake-2")
+        system.wait_ready(("intake-2",))
+    street = f"两副本街道{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        first = (await post(http, system, keys.office, complaint(street))).json()
+        # Registered by replica 1; once its event is out, replica 2 has indexed it as well.
+        await wait_for(
+            lambda: [
+                r for r in sink.of_type("opinion.received") if r.event["subject"] == first["id"]
+            ],
+            "the opinion.received event",
+        )
+        second = await http.post(
+            f"{system.url('intake-2')}/opinions",
+            headers=Keys.header(keys.office),
+            json=complaint(street, content=REWORDED),
+        )
+    assert second.status_code == 201, second.text
+    assert second.json()["status"] == "supporting"
+    assert second.json()["joined"]["id"] == first["id"]
 
 
 async def test_public_lookup_by_number_and_code(system: System, keys: Keys) -> None:
