@@ -288,15 +288,17 @@ async def department_inbox(
     department: str,
     status: str | None,
     due_before: datetime | None,
+    limit: int,
 ) -> list[Case]:
-    """Cases assigned to a department, by its assignment's status and due date, soonest due
-    first. Withdrawn assignments (改派) are listed only when asked for by status."""
+    """At most ``limit`` cases assigned to a department, by its assignment's status and due
+    date, soonest due first. Withdrawn assignments (改派) are listed only when asked for by
+    status."""
     query: Document = {f"assignments.{department}": {"$exists": True}}
     query[f"assignments.{department}.status"] = status or {"$ne": AssignmentStatus.WITHDRAWN.value}
     if due_before:
         query[f"assignments.{department}.due_at"] = {"$lte": due_before}
-    found = [Case.model_validate(doc) async for doc in cases.find(query)]
-    return sorted(found, key=lambda c: c.assignments[department].due_at)
+    soonest = cases.find(query).sort(f"assignments.{department}.due_at", 1).limit(limit)
+    return [Case.model_validate(doc) async for doc in soonest]
 
 
 async def supervised(cases: AsyncCollection[Document], escalated: bool) -> list[Case]:

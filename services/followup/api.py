@@ -183,8 +183,9 @@ async def inbox(
     principal: Worker,
     status: AssignmentStatus | None = None,
     due_before: Annotated[AwareDatetime | None, Query(description="due at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 200,
 ) -> list[InboxItem]:
-    found = await department_inbox(p.cases.collection, principal.subject, status, due_before)
+    found = await department_inbox(p.cases.collection, principal.subject, status, due_before, limit)
     items = []
     for case in found:
         a = case.assignments[principal.subject]

@@ -82,12 +82,16 @@ async def test_reassigned_opinion_ends_the_old_assignment(
         assert "withdrawn" in refused.json()["detail"]
         inbox = (await http.get(f"{followup}/inbox", headers=transport)).json()
         assert opinion_id not in [item["id"] for item in inbox]
-        inbox = (
-            await http.get(f"{followup}/inbox", headers=Keys.header(keys.departments["housing"]))
-        ).json()
-        assert opinion_id in [item["id"] for item in inbox]
-
         housing = Keys.header(keys.departments["housing"])
+        inbox = (await http.get(f"{followup}/inbox", headers=housing)).json()
+        assert opinion_id in [item["id"] for item in inbox]
+        # Soonest due first; ``limit`` keeps the first ones.
+        assert [i["due_at"] for i in inbox] == sorted(i["due_at"] for i in inbox)
+        first = await http.get(f"{followup}/inbox", headers=housing, params={"limit": 1})
+        assert [i["due_at"] for i in first.json()] == [inbox[0]["due_at"]]
+        zero = await http.get(f"{followup}/inbox", headers=housing, params={"limit": 0})
+        assert zero.status_code == 422
+
         signed = await http.post(f"{followup}/cases/{opinion_id}/sign", headers=housing)
         assert signed.status_code == 200, signed.text
         assert signed.json()["assignments"]["housing"]["status"] == "signed"
