@@ -65,9 +65,9 @@ def _progress(label: str, done: int, total: int) -> None:
 
 
 def _process_usage(replicas: dict[str, int]) -> dict[str, tuple[float, int]]:
-    """CPU seconds and RSS bytes of the services, their extra replicas (by name and pid) and
-    the infrastructure, by name."""
-    pids: dict[str, int] = dict(replicas)
+    """CPU seconds and RSS bytes of the services, their second replicas (``replicas``: service →
+    pid, reported as <service>-2) and the infrastructure, by name."""
+    pids = {f"{service}-2": pid for service, pid in replicas.items()}
     for name in (*SERVICES, "ferretdb"):
         pid_file = VAR / "run" / f"{name}.pid"
         if pid_file.exists():
@@ -223,7 +223,7 @@ async def subscribe_departments(
 @contextlib.asynccontextmanager
 async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, int]]:
     """A second process of each service (logs var/log/<service>-2.log), ready before it yields
-    their pids by name; stopped with SIGTERM (drained) afterwards."""
+    their pids by service; stopped with SIGTERM (drained) afterwards."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for service in services:
@@ -241,7 +241,7 @@ async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, i
                     await asyncio.sleep(0.5)
                 else:
                     raise RuntimeError(f"replica of {service} not ready after 60 s")
-        yield {f"{service}-2": process.pid for service, process in processes.items()}
+        yield {service: process.pid for service, process in processes.items()}
     finally:
         for process in processes.values():
             process.terminate()
@@ -273,11 +273,9 @@ async def pipeline(
     replicas: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Submit opinions over HTTP; wait until each one's department webhook is delivered.
-    ``replicas``: the extra service processes running (name → pid), measured too."""
+    ``replicas``: the second service processes running (service → pid), measured too."""
     replicas = replicas or {}
-    processes = [(s, url(s)) for s in SERVICES] + [
-        (name.removesuffix("-2"), _replica_url(name.removesuffix("-2"))) for name in replicas
-    ]
+    processes = [(s, url(s)) for s in SERVICES] + [(s, _replica_url(s)) for s in replicas]
     keys = await seed_keys(settings, {})
     run = uuid.uuid4().hex[:6]
     offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]

@@ -191,6 +191,30 @@ class Repository(Generic[A]):
         return count
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Kept(Generic[K, V]):
+    """Values read from the store, kept in this process for ``kept_for`` after each read."""
+
+    def __init__(self, kept_for: timedelta) -> None:
+        self.kept_for = kept_for
+        self.values: dict[K, tuple[datetime, V]] = {}
+
+    async def get(self, key: K, read: Callable[[K], Awaitable[V]]) -> V:
+        """The kept value of ``key``, or ``read(key)`` when there is none or it is too old."""
+        now = utcnow()
+        kept = self.values.get(key)
+        if kept is None or now - kept[0] >= self.kept_for:
+            kept = self.values[key] = (now, await read(key))
+        return kept[1]
+
+    def forget(self, key: K) -> None:
+        """Read ``key`` from the store next time (this process just changed it)."""
+        self.values.pop(key, None)
+
+
 class KeptRepository(Repository[A]):
     """A repository for small aggregates that every event reads and people rarely change (a
     directory, subscriptions): a read is kept for ``kept_for``. This process sees its own writes
@@ -204,24 +228,20 @@ class KeptRepository(Repository[A]):
         kept_for: timedelta = timedelta(seconds=2),
     ) -> None:
         super().__init__(collection, model, bus)
-        self.kept_for = kept_for
-        self.kept: dict[str, tuple[datetime, A | None]] = {}
+        self.kept: Kept[str, A | None] = Kept(kept_for)
 
     async def get(self, aggregate_id: str) -> A | None:
-        now = utcnow()
-        kept = self.kept.get(aggregate_id)
-        if kept is None or now - kept[0] >= self.kept_for:
-            kept = self.kept[aggregate_id] = (now, await super().get(aggregate_id))
+        found = await self.kept.get(aggregate_id, super().get)
         # A copy: callers change what they read before saving it.
-        return None if kept[1] is None else kept[1].model_copy(deep=True)
+        return None if found is None else found.model_copy(deep=True)
 
     async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
-        self.kept.pop(aggregate.id, None)
+        self.kept.forget(aggregate.id)
         return await super().add(aggregate, events)
 
     async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
         # Forgotten before saving, so a retry after a VersionConflict reads the stored version.
-        self.kept.pop(aggregate.id, None)
+        self.kept.forget(aggregate.id)
         await super().save(aggregate, events)
 
 

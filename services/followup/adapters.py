@@ -15,7 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.events import utcnow
-from shared.store import Document
+from shared.store import Document, Kept
 
 from .domain import AssignmentStatus, Case, CaseError, Timer
 from .workdays import BEIJING, WorkCalendar, YearCalendar
@@ -100,23 +100,20 @@ class Calendars:
         self.office_opens = office_opens
         # Every new assignment needs three years of calendar; they change about once a year.
         # Another replica sees a newly loaded year after at most ``kept_for``.
-        self.kept_for = kept_for
-        self.kept: dict[int, tuple[datetime, YearCalendar | None]] = {}
+        self.kept: Kept[int, YearCalendar | None] = Kept(kept_for)
 
     async def put(self, year: YearCalendar) -> None:
         await self.collection.replace_one(
             {"_id": year.year}, {"_id": year.year, **year.model_dump(mode="json")}, upsert=True
         )
-        self.kept.pop(year.year, None)
+        self.kept.forget(year.year)
 
     async def get(self, year: int) -> YearCalendar | None:
-        now = utcnow()
-        if (kept := self.kept.get(year)) is not None and now - kept[0] < self.kept_for:
-            return kept[1]
+        return await self.kept.get(year, self._read)
+
+    async def _read(self, year: int) -> YearCalendar | None:
         doc = await self.collection.find_one({"_id": year})
-        found = None if doc is None else YearCalendar.model_validate(doc)
-        self.kept[year] = (now, found)
-        return found
+        return None if doc is None else YearCalendar.model_validate(doc)
 
     async def around(self, now: datetime) -> WorkCalendar:
         """The calendar for deadlines starting at ``now``: this year and the next two,

@@ -11,7 +11,7 @@ from shared.events import AssignmentReturned, CloudEvent, EventData, OpinionRece
 from shared.messaging import PermanentFailure
 from shared.store import Repository, retry_on_conflict
 
-from .adapters import ModelStore, RoutingViews
+from .adapters import ActiveModel, ModelStore, RoutingViews
 from .classifier import (
     LabelledText,
     OpinionClassifier,
@@ -67,8 +67,7 @@ async def current_directory(ports: RoutingPorts) -> Directory:
     return directory
 
 
-async def _predict(ports: RoutingPorts, title: str, content: str) -> Prediction | None:
-    active = await ports.models.active()
+def _predict(active: ActiveModel | None, title: str, content: str) -> Prediction | None:
     return None if active is None else active.classifier.predict(title, content)
 
 
@@ -80,7 +79,7 @@ async def route_opinion(opinion: OpinionReceived, ports: RoutingPorts) -> None:
     directory = await current_directory(ports)
     active = await ports.models.active()
     model = "—" if active is None else active.version
-    prediction = await _predict(ports, opinion.title, opinion.content)
+    prediction = _predict(active, opinion.title, opinion.content)
     decision, events = decide(opinion, directory, prediction, model, utcnow())
     if await ports.decisions.add(decision, _wrap(events)):
         # A new decision has nothing in the views to replace, only a triage entry to add.
@@ -111,7 +110,7 @@ async def assignment_returned(
                 returned.department,
                 returned.reason,
                 directory,
-                await _predict(ports, decision.title, decision.content),
+                _predict(await ports.models.active(), decision.title, decision.content),
                 utcnow(),
             )
         decision.mark_handled(event_id)
