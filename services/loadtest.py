@@ -28,14 +28,17 @@ from typing import Any
 
 import aio_pika
 import httpx
+import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
+from services import hops
+from services.demo import DEMO_OFFICES, Received, WebhookSink, seed_keys, url
 from shared.settings import SERVICES, Settings, get_settings
 
 VAR = Path("var")
 SCALED = ("routing", "followup", "notification")
 REPLICA_PORT_BASE = 8010  # the second replica of service 800N listens on 801N
+HOPS_PORT_BASE = 8020  # services/hops.py's processes
 # Phrases the demo directory routes by keyword rule, so no trained model is needed.
 TITLES = ("公交站台破损", "工地夜间噪音扰民", "企业拖欠工资", "河道偷排污水", "公交线路调整")
 
@@ -64,10 +67,10 @@ def _progress(label: str, done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def _process_usage(replicas: dict[str, int]) -> dict[str, tuple[float, int]]:
-    """CPU seconds and RSS bytes of the services, their second replicas (``replicas``: service →
-    pid, reported as <service>-2) and the infrastructure, by name."""
-    pids = {f"{service}-2": pid for service, pid in replicas.items()}
+def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
+    """CPU seconds and RSS bytes of the services, the ``extra`` processes (name → pid) and the
+    infrastructure, by name."""
+    pids = {"load generator": os.getpid(), **extra}
     for name in (*SERVICES, "ferretdb"):
         pid_file = VAR / "run" / f"{name}.pid"
         if pid_file.exists():
@@ -149,9 +152,7 @@ def _store_profile(before: StoreTotals, after: StoreTotals, opinions: int) -> di
 
 async def raw_ceiling(settings: Settings, count: int, size: int) -> dict[str, Any]:
     """Persistent messages through a scratch quorum queue with confirms and acks."""
-    broker_url = (
-        f"amqp://guest:guest@{settings.amqp_host}:{settings.amqp_port}/{settings.amqp_vhost}"
-    )
+    broker_url = hops.broker_url(settings)
     name = f"minyi.bench.scratch.{uuid.uuid4().hex[:8]}"
     body = b"x" * size
     publisher = await aio_pika.connect(broker_url)
@@ -230,17 +231,8 @@ async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, i
             processes[service] = _start_replica(service)
         async with httpx.AsyncClient(timeout=2) as http:
             for service, process in processes.items():
-                for _ in range(120):
-                    if process.poll() is not None:
-                        raise RuntimeError(
-                            f"replica of {service} exited; see var/log/{service}-2.log"
-                        )
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await http.get(f"{_replica_url(service)}/ready")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.5)
-                else:
-                    raise RuntimeError(f"replica of {service} not ready after 60 s")
+                ready = f"{_replica_url(service)}/ready"
+                await _wait_ready(http, ready, process, f"replica of {service}")
         yield {service: process.pid for service, process in processes.items()}
     finally:
         for process in processes.values():
@@ -255,85 +247,93 @@ def _replica_port(service: str) -> int:
 
 def _start_replica(service: str) -> subprocess.Popen[bytes]:
     port = str(_replica_port(service))
-    command = [sys.executable, "-m", "services.cli", "serve", service, "--port", port]
-    with (VAR / "log" / f"{service}-2.log").open("ab") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    return _spawn(["services.cli", "serve", service, "--port", port], f"{service}-2")
+
+
+def _spawn(arguments: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    """``python -m <arguments>`` in the background, logging to var/log/<log_name>.log."""
+    (VAR / "log").mkdir(parents=True, exist_ok=True)
+    with (VAR / "log" / f"{log_name}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", *arguments], stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def _replica_url(service: str) -> str:
     return f"http://127.0.0.1:{_replica_port(service)}"
 
 
-async def pipeline(
-    settings: Settings,
+Submitted = dict[str, tuple[float, float]]  # opinion id → (sent, accepted), time.time()
+
+
+async def _drive(
+    http: httpx.AsyncClient,
+    sink: WebhookSink,
+    submit_url: str,
+    keys: list[str],
     count: int,
     concurrency: int,
     rate: float | None,
-    port: int,
-    replicas: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """Submit opinions over HTTP; wait until each one's department webhook is delivered.
-    ``replicas``: the second service processes running (service → pid), measured too."""
-    replicas = replicas or {}
-    processes = [(s, url(s)) for s in SERVICES] + [(s, _replica_url(s)) for s in replicas]
-    keys = await seed_keys(settings, {})
+) -> tuple[Submitted, dict[str, Received], list[str], float]:
+    """Submit ``count`` opinions with ``concurrency`` clients (or at ``rate`` per second), taking
+    the office ``keys`` in turn, and wait until each one's assignment reaches the sink. Returns
+    what was accepted, what arrived (by opinion id), the rejections and the start time."""
     run = uuid.uuid4().hex[:6]
-    offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]
-    sink = WebhookSink(port)
-    submitted: dict[str, tuple[float, float]] = {}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with sink.running(), httpx.AsyncClient(timeout=60, limits=limits) as http:
-        await subscribe_departments(http, keys, sink)
-        gate = asyncio.Semaphore(concurrency)
-        failures: list[str] = []
+    submitted: Submitted = {}
+    failures: list[str] = []
+    gate = asyncio.Semaphore(concurrency)
 
-        async def submit(i: int) -> None:
-            async with gate:
-                key = offices[i % len(offices)]
-                sent = time.time()
-                try:
-                    response = await http.post(
-                        f"{url('intake')}/opinions",
-                        json=bench_opinion(run, i),
-                        headers={"Authorization": f"Bearer {key}"},
-                    )
-                except httpx.HTTPError as exc:
-                    failures.append(f"{type(exc).__name__}: {exc}")
-                    return
-                if response.status_code != 201:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
-                    return
-                submitted[response.json()["id"]] = (sent, time.time())
-                _progress("submitted", len(submitted), count)
+    async def submit(i: int) -> None:
+        async with gate:
+            sent = time.time()
+            try:
+                response = await http.post(
+                    submit_url,
+                    json=bench_opinion(run, i),
+                    headers={"Authorization": f"Bearer {keys[i % len(keys)]}"},
+                )
+            except httpx.HTTPError as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                return
+            if response.status_code != 201:
+                failures.append(f"{response.status_code} {response.text[:200]}")
+                return
+            submitted[response.json()["id"]] = (sent, time.time())
+            _progress("submitted", len(submitted), count)
 
-        store_before = await _store_totals(http, processes)
-        before = _process_usage(replicas)
-        started = time.time()
-        tasks = []
-        for i in range(count):
-            if rate:
-                await asyncio.sleep(max(0.0, started + i / rate - time.time()))
-            tasks.append(asyncio.create_task(submit(i)))
-        await asyncio.gather(*tasks)
+    started = time.time()
+    tasks = []
+    for i in range(count):
+        if rate:
+            await asyncio.sleep(max(0.0, started + i / rate - time.time()))
+        tasks.append(asyncio.create_task(submit(i)))
+    await asyncio.gather(*tasks)
 
-        def delivered() -> dict[str, Any]:
-            return {
-                r.event["subject"]: r
-                for r in sink.of_type("opinion.assigned")
-                if r.event["subject"] in submitted
-            }
+    def delivered() -> dict[str, Received]:
+        return {
+            r.event["subject"]: r
+            for r in sink.of_type("opinion.assigned")
+            if r.event["subject"] in submitted
+        }
 
-        deadline = time.time() + 120 + count / 20
-        while len(arrived := delivered()) < len(submitted) and time.time() < deadline:
-            _progress("delivered", len(arrived), len(submitted))
-            await asyncio.sleep(0.5)
+    deadline = time.time() + 120 + count / 20
+    while len(arrived := delivered()) < len(submitted) and time.time() < deadline:
         _progress("delivered", len(arrived), len(submitted))
-        await sink.unsubscribe(http)
-        elapsed = max(r.at for r in arrived.values()) - started if arrived else 0.0
-        after = _process_usage(replicas)
-        store_after = await _store_totals(http, processes)
-        store = _store_profile(store_before, store_after, max(len(arrived), 1))
+        await asyncio.sleep(0.5)
+    _progress("delivered", len(arrived), len(submitted))
+    return submitted, arrived, failures, started
 
+
+def _report(
+    sink: WebhookSink,
+    submitted: Submitted,
+    arrived: dict[str, Received],
+    failures: list[str],
+    elapsed: float,
+    count: int,
+    concurrency: int,
+    rate: float | None,
+) -> dict[str, Any]:
     end_to_end, accept, routed, delivery = [], [], [], []
     for opinion_id, hook in arrived.items():
         sent, accepted = submitted[opinion_id]
@@ -366,9 +366,118 @@ async def pipeline(
             "received_to_assigned": _quantiles(routed) if routed else {},
             "assigned_to_webhook": _quantiles(delivery) if delivery else {},
         },
-        "processes": _usage_report(before, after, elapsed or 1.0),
-        "store_per_opinion": store,
     }
+
+
+def _elapsed(arrived: dict[str, Received], started: float) -> float:
+    return max(r.at for r in arrived.values()) - started if arrived else 0.0
+
+
+async def pipeline(
+    settings: Settings,
+    count: int,
+    concurrency: int,
+    rate: float | None,
+    port: int,
+    replicas: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Submit opinions over HTTP; wait until each one's department webhook is delivered.
+    ``replicas``: the second service processes running (service → pid), measured too."""
+    replicas = replicas or {}
+    processes = [(s, url(s)) for s in SERVICES] + [(s, _replica_url(s)) for s in replicas]
+    keys = await seed_keys(settings, {})
+    offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]
+    sink = WebhookSink(port)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with sink.running(), httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await subscribe_departments(http, keys, sink)
+        store_before = await _store_totals(http, processes)
+        extra = {f"{service}-2": pid for service, pid in replicas.items()}
+        before = _process_usage(extra)
+        submitted, arrived, failures, started = await _drive(
+            http, sink, f"{url('intake')}/opinions", offices, count, concurrency, rate
+        )
+        await sink.unsubscribe(http)
+        elapsed = _elapsed(arrived, started)
+        after = _process_usage(extra)
+        store_after = await _store_totals(http, processes)
+    result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
+    result["processes"] = _usage_report(before, after, elapsed or 1.0)
+    result["store_per_opinion"] = _store_profile(store_before, store_after, max(len(arrived), 1))
+    return result
+
+
+async def hop_ceiling(
+    settings: Settings,
+    count: int,
+    concurrency: int,
+    rate: float | None,
+    port: int,
+    port_base: int = HOPS_PORT_BASE,
+) -> dict[str, Any]:
+    """The same load through services/hops.py: the pipeline's processes and hops, no work.
+    Its processes listen on ``port_base`` and up."""
+    name = f"minyi.bench.hops.{uuid.uuid4().hex[:8]}"
+    sink = WebhookSink(port)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    ports = {role: port_base + i for i, role in enumerate(hops.ROLES)}
+    limits = httpx.Limits(max_connections=concurrency)
+    try:
+        async with sink.running(), httpx.AsyncClient(timeout=60, limits=limits) as http:
+            for role in hops.ROLES:
+                arguments = ["services.hops", role, name, str(ports[role]), sink.url]
+                processes[role] = _spawn(arguments, f"hops-{role}")
+            for role, process in processes.items():
+                ready = f"http://127.0.0.1:{ports[role]}/health"
+                await _wait_ready(http, ready, process, f"hops {role}")
+            extra = {f"hops-{role}": process.pid for role, process in processes.items()}
+            before = _process_usage(extra)
+            submitted, arrived, failures, started = await _drive(
+                http,
+                sink,
+                f"http://127.0.0.1:{ports['accept']}/opinions",
+                ["-"],
+                count,
+                concurrency,
+                rate,
+            )
+            elapsed = _elapsed(arrived, started)
+            after = _process_usage(extra)
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            await asyncio.to_thread(process.wait, 30)
+        await _delete_scratch(settings, name)
+    result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
+    result["processes"] = {
+        k: v
+        for k, v in _usage_report(before, after, elapsed or 1.0).items()
+        if k.startswith("hops-") or k in ("rabbitmq", "load generator")
+    }
+    return result
+
+
+async def _delete_scratch(settings: Settings, name: str) -> None:
+    connection = await aio_pika.connect(hops.broker_url(settings))
+    async with connection:
+        channel = await connection.channel()
+        for role in hops.ROLES[1:]:
+            await channel.queue_delete(f"{name}.{role}")
+        await channel.exchange_delete(name)
+
+
+async def _wait_ready(
+    http: httpx.AsyncClient, ready_url: str, process: subprocess.Popen[bytes], what: str
+) -> None:
+    for _ in range(120):
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited; see its log in var/log/")
+        with contextlib.suppress(httpx.HTTPError):
+            if (await http.get(ready_url)).status_code == 200:
+                return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"{what} not ready after 60 s")
 
 
 def _epoch(iso: str) -> float:
@@ -390,11 +499,15 @@ def run(output: Path) -> dict[str, Any]:
 
     async def measure() -> dict[str, Any]:
         raw = await raw_ceiling(settings, max(count, 5000), 1500)
+        bare = await hop_ceiling(settings, count, concurrency, rate, port)
         flow = await pipeline(settings, count, concurrency, rate, port)
         result = {
             "raw_ceiling": raw,
+            "hop_ceiling": bare,
             "pipeline": flow,
             "ratio_pipeline_to_raw": ratio(flow["opinions_per_s"], raw["messages_per_s"]),
+            "ratio_pipeline_to_hops": ratio(flow["opinions_per_s"], bare["opinions_per_s"]),
+            "ratio_hops_to_raw": ratio(bare["opinions_per_s"], raw["messages_per_s"]),
         }
         if scaled:
             async with extra_replicas(SCALED) as pids:
@@ -406,4 +519,5 @@ def run(output: Path) -> dict[str, Any]:
             }
         return result
 
-    return asyncio.run(measure())
+    # The load generator shares the machine: the same fast event loop as the services.
+    return uvloop.run(measure())

@@ -43,7 +43,7 @@ class Busy(Exception):
     so it does not use up an attempt; the other consumer's claim lease bounds the wait."""
 
 
-async def _raw_body(message: StreamMessage[Any]) -> bytes:
+async def raw_body(message: StreamMessage[Any]) -> bytes:
     # Decode ourselves so a malformed body reaches our code and is parked with a reason.
     return message.body
 
@@ -112,7 +112,7 @@ class EventBus:
         """Run ``handler`` for every event on this service's work queue."""
         queue = topology.work_queue(self.service, self.settings)
 
-        @self.broker.subscriber(queue, decoder=_raw_body, ack_policy=AckPolicy.NACK_ON_ERROR)
+        @self.broker.subscriber(queue, decoder=raw_body, ack_policy=AckPolicy.NACK_ON_ERROR)
         async def on_message(body: bytes, message: RabbitMessage) -> None:
             await self._handle(handler, body, message)
 
@@ -122,7 +122,7 @@ class EventBus:
         logged and the event dropped (the state is rebuilt from the store at start)."""
         self.following = topology.follow_queue(self.service, uuid.uuid4().hex[:12])
 
-        @self.broker.subscriber(self.following, decoder=_raw_body)
+        @self.broker.subscriber(self.following, decoder=raw_body)
         async def on_message(body: bytes) -> None:
             try:
                 await handler(CloudEvent.model_validate_json(body))

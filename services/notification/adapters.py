@@ -3,6 +3,7 @@ template overrides, and the quiet-hours hold on a RabbitMQ TTL wait queue."""
 
 import time
 from collections.abc import Awaitable
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Protocol
@@ -14,7 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared import topology
 from shared.events import CE_CONTENT_TYPE, CloudEvent, utcnow
 from shared.messaging import ROUTING_KEY_HEADER, EventBus
-from shared.store import Document
+from shared.store import Document, Kept
 
 from .config import ChannelSettings
 from .domain import ChannelKind, Message, RecipientRole, signature
@@ -150,24 +151,36 @@ class SmsChannel:
 
 
 class TemplateOverrides:
-    """Templates an administrator stored for (event, role); id ``<event name>:<role>``."""
+    """Templates an administrator stored for (event, role); id ``<event name>:<role>``. Every
+    delivery looks one up, so a read is kept for ``kept_for``: this process sees its own
+    changes at once, other replicas' within ``kept_for``."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], kept_for: timedelta = timedelta(seconds=2)
+    ) -> None:
         self.collection = collection
+        self.kept: Kept[str, str | None] = Kept(kept_for)
 
     async def get(self, event_name: str, role: RecipientRole) -> str | None:
-        doc = await self.collection.find_one({"_id": f"{event_name}:{role.value}"})
+        return await self.kept.get(f"{event_name}:{role.value}", self._read)
+
+    async def _read(self, template_id: str) -> str | None:
+        doc = await self.collection.find_one({"_id": template_id})
         return None if doc is None else str(doc["source"])
 
     async def put(self, event_name: str, role: RecipientRole, source: str, by: str) -> None:
+        template_id = f"{event_name}:{role.value}"
         await self.collection.replace_one(
-            {"_id": f"{event_name}:{role.value}"},
+            {"_id": template_id},
             {"source": source, "updated_by": by, "updated_at": utcnow()},
             upsert=True,
         )
+        self.kept.forget(template_id)
 
     async def delete(self, event_name: str, role: RecipientRole) -> bool:
-        result = await self.collection.delete_one({"_id": f"{event_name}:{role.value}"})
+        template_id = f"{event_name}:{role.value}"
+        result = await self.collection.delete_one({"_id": template_id})
+        self.kept.forget(template_id)
         return result.deleted_count > 0
 
 

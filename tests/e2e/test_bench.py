@@ -1,0 +1,22 @@
+"""The benchmark's hop chain (services/hops.py) as real processes on the real broker: every
+opinion submitted comes out at the webhook once, and the report says so."""
+
+import pytest
+
+from services import loadtest
+from shared.settings import Settings
+
+from .conftest import PORT_BASE, SINK_PORT
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_hop_chain_delivers_each_opinion_once(settings: Settings) -> None:
+    result = await loadtest.hop_ceiling(settings, 30, 4, None, SINK_PORT, port_base=PORT_BASE + 50)
+    assert (result["accepted"], result["delivered"], result["lost"]) == (30, 30, 0)
+    assert result["duplicate_notifications"] == 0 and result["same_delivery_resent"] == 0
+    assert result["opinions_per_s"] > 0
+    assert result["end_to_end"]["p50_ms"] <= result["end_to_end"]["p99_ms"]
+    assert {f"hops-{role}" for role in ("accept", "route", "follow", "notify")} <= set(
+        result["processes"]
+    )
