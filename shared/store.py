@@ -91,8 +91,11 @@ class Repository(Generic[A]):
             )
 
     async def get(self, aggregate_id: str) -> A | None:
-        doc = await self.collection.find_one({"_id": aggregate_id})
+        doc = await self._find(aggregate_id)
         return None if doc is None else self.model.model_validate(doc)
+
+    async def _find(self, aggregate_id: str) -> Document | None:
+        return await self.collection.find_one({"_id": aggregate_id})
 
     async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
         """Insert a new aggregate with its events; False if one with this id already exists."""
@@ -228,12 +231,13 @@ class KeptRepository(Repository[A]):
         kept_for: timedelta = timedelta(seconds=2),
     ) -> None:
         super().__init__(collection, model, bus)
-        self.kept: Kept[str, A | None] = Kept(kept_for)
+        self.kept: Kept[str, Document | None] = Kept(kept_for)
 
     async def get(self, aggregate_id: str) -> A | None:
-        found = await self.kept.get(aggregate_id, super().get)
-        # A copy: callers change what they read before saving it.
-        return None if found is None else found.model_copy(deep=True)
+        # The document is kept and a new aggregate made from it each time: callers change what
+        # they read before saving it (and validating is cheaper than a deep copy).
+        doc = await self.kept.get(aggregate_id, self._find)
+        return None if doc is None else self.model.model_validate(doc)
 
     async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
         self.kept.forget(aggregate.id)
