@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -78,17 +78,16 @@ class Repository(Generic[A]):
         self.pending = collection.database["outbox_pending"]
         self.versions = collection.database["version_claims"]
 
-    def _marker(self, aggregate_id: str) -> str:
-        return f"{self.collection.name}:{aggregate_id}"
-
-    async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> None:
+    async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> str | None:
+        """Note, before storing them, that the aggregate's outbox will hold ``events``. One
+        marker per write, so each writer removes only its own."""
         if not events:
-            return
+            return None
+        marker_id = f"{self.collection.name}:{aggregate_id}:{events[0].id}"
         marker = {"collection": self.collection.name, "aggregate_id": aggregate_id, "at": utcnow()}
-        with contextlib.suppress(DuplicateKeyError):  # a concurrent writer made it first
-            await self.pending.update_one(
-                {"_id": self._marker(aggregate_id)}, {"$set": marker}, upsert=True
-            )
+        with contextlib.suppress(DuplicateKeyError):  # the same events written again
+            await self.pending.insert_one({"_id": marker_id, **marker})
+        return marker_id
 
     async def get(self, aggregate_id: str) -> A | None:
         doc = await self._find(aggregate_id)
@@ -102,12 +101,14 @@ class Repository(Generic[A]):
         doc = aggregate.model_dump(by_alias=True)
         doc["version"] = aggregate.version = 1
         doc["outbox"] = {e.id: e.model_dump(mode="json") for e in events}
-        await self._mark(aggregate.id, events)
+        marker = await self._mark(aggregate.id, events)
         try:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
+            if marker is not None:
+                await self.pending.delete_one({"_id": marker})
             return False
-        await self._flush(aggregate.id, events)
+        await self._flush(aggregate.id, events, marker)
         return True
 
     async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
@@ -122,10 +123,10 @@ class Repository(Generic[A]):
                 "version": version,
             }
         }
-        await self._mark(aggregate.id, events)
+        marker = await self._mark(aggregate.id, events)
         await self.collection.update_one({"_id": aggregate.id}, update)
         aggregate.version = version
-        await self._flush(aggregate.id, events)
+        await self._flush(aggregate.id, events, marker)
 
     async def _claim(self, aggregate_id: str, version: int) -> None:
         """Win the right to write ``version`` of the aggregate, or raise VersionConflict.
@@ -151,9 +152,11 @@ class Repository(Generic[A]):
             await self.versions.delete_one({"_id": claim})
         raise VersionConflict(f"{self.model.__name__} {aggregate_id} changed concurrently")
 
-    async def _flush(self, aggregate_id: str, events: list[CloudEvent]) -> None:
+    async def _flush(self, aggregate_id: str, events: list[CloudEvent], marker: str | None) -> bool:
+        """Publish ``events``, then remove them from the outbox and remove ``marker``; False
+        (and everything left for the sweeper) if publishing failed."""
         if not events:
-            return
+            return True
         try:
             for event in events:
                 await self.bus.publish(event)
@@ -164,15 +167,14 @@ class Repository(Generic[A]):
                 exc_info=True,
                 extra={"opinion_id": aggregate_id},
             )
-            return
+            return False
         # Writers never rewrite the outbox map wholesale, so this needs no version claim.
-        after = await self.collection.find_one_and_update(
-            {"_id": aggregate_id},
-            {"$unset": {f"outbox.{e.id}": "" for e in events}},
-            return_document=ReturnDocument.AFTER,
+        await self.collection.update_one(
+            {"_id": aggregate_id}, {"$unset": {f"outbox.{e.id}": "" for e in events}}
         )
-        if after is not None and not after.get("outbox"):
-            await self.pending.delete_one({"_id": self._marker(aggregate_id)})
+        if marker is not None:
+            await self.pending.delete_one({"_id": marker})
+        return True
 
     async def sweep(self, older_than: timedelta) -> int:
         """Publish events left in outboxes by a crash; returns how many."""
@@ -184,12 +186,14 @@ class Repository(Generic[A]):
             events = sorted(
                 (CloudEvent.model_validate(e) for e in outbox.values()), key=lambda e: e.id
             )
+            # Newer events may still be on their way out with a living writer.
             stale = [e for e in events if e.time < cutoff]
             if stale:
-                await self._flush(marker["aggregate_id"], stale)
+                if not await self._flush(marker["aggregate_id"], stale, None):
+                    continue
                 count += len(stale)
-            elif not events and marker["at"] < cutoff:
-                # Left by a writer that stopped before storing, or already flushed.
+            if len(stale) == len(events) and (stale or marker["at"] < cutoff):
+                # Its events are out, or its writer stopped before storing them.
                 await self.pending.delete_one({"_id": marker["_id"]})
         return count
 

@@ -93,6 +93,36 @@ async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
     assert await repo.pending.count_documents({}) == 0
 
 
+async def test_a_writer_that_could_not_publish_keeps_its_events_for_the_sweeper(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    """Two writers of one aggregate: the second one's flush must not take away what the sweeper
+    needs to find the first one's unpublished events."""
+    got = await collecting(make_bus)
+    routing = make_bus("routing")
+    await routing.start()
+    collection = mongo[isolated.database("routing")].decisions
+    live = Repository(collection, Decision, routing)
+    stranded = Repository(collection, Decision, make_bus("routing"))  # publishing fails
+    opinion = OpinionReceived.model_validate(received("两次写入").data)
+    opinion = opinion.model_copy(update={"category_hint": "交通运输"})
+    decision, events = decide(opinion, DEMO_DIRECTORY, None, "—", utcnow())
+    assert await live.add(decision, [])
+
+    first = CloudEvent.wrap("/test", events[0])
+    first.time = utcnow() - timedelta(minutes=1)
+    await stranded.save(decision, [first])
+    second = CloudEvent.wrap("/test", events[0])
+    await live.save(decision, [second])
+    await wait_for(lambda: [e.id for e in got] == [second.id], "the second writer's event")
+
+    assert await live.sweep(timedelta(seconds=5)) == 1
+    await wait_for(lambda: [e.id for e in got] == [second.id, first.id], "the stranded event")
+    stored = await collection.find_one({"_id": decision.id})
+    assert stored is not None and stored["outbox"] == {}
+    assert await live.pending.count_documents({}) == 0
+
+
 async def test_redelivered_opinion_is_routed_once(
     isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
 ) -> None:
