@@ -91,6 +91,21 @@ def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
     return usage
 
 
+def _machine_ticks() -> dict[str, int]:
+    """The machine's CPU time so far (/proc/stat, all cores) by kind, in clock ticks."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return {"busy": user + nice + system + irq + softirq, "idle": idle + iowait, "steal": steal}
+
+
+def _machine_report(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """Shares of the machine's CPU time: busy, idle, and stolen by the host from this virtual
+    machine (the benchmark is only comparable between runs with little steal)."""
+    spent = {kind: after[kind] - before[kind] for kind in after}
+    total = sum(spent.values()) or 1
+    return {f"{kind}_percent": round(100 * ticks / total, 1) for kind, ticks in spent.items()}
+
+
 def _usage_report(
     before: dict[str, tuple[float, int]], after: dict[str, tuple[float, int]], seconds: float
 ) -> dict[str, dict[str, float]]:
@@ -400,15 +415,16 @@ async def pipeline(
         await subscribe_departments(http, keys, sink)
         store_before = await _store_totals(http, processes)
         extra = {f"{service}-2": pid for service, pid in replicas.items()}
-        before = _process_usage(extra)
+        before, machine_before = _process_usage(extra), _machine_ticks()
         submitted, arrived, failures, started = await _drive(
             http, sink, f"{url('intake')}/opinions", offices, count, concurrency, rate
         )
         await sink.unsubscribe(http)
         elapsed = _elapsed(arrived, started)
-        after = _process_usage(extra)
+        after, machine_after = _process_usage(extra), _machine_ticks()
         store_after = await _store_totals(http, processes)
     result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
+    result["machine"] = _machine_report(machine_before, machine_after)
     result["processes"] = _usage_report(before, after, elapsed or 1.0)
     result["store_per_opinion"] = _store_profile(store_before, store_after, max(len(arrived), 1))
     return result
@@ -438,7 +454,7 @@ async def hop_ceiling(
                 ready = f"http://127.0.0.1:{ports[role]}/health"
                 await _wait_ready(http, ready, process, f"hops {role}")
             extra = {f"hops-{role}": process.pid for role, process in processes.items()}
-            before = _process_usage(extra)
+            before, machine_before = _process_usage(extra), _machine_ticks()
             submitted, arrived, failures, started = await _drive(
                 http,
                 sink,
@@ -449,7 +465,7 @@ async def hop_ceiling(
                 rate,
             )
             elapsed = _elapsed(arrived, started)
-            after = _process_usage(extra)
+            after, machine_after = _process_usage(extra), _machine_ticks()
     finally:
         for process in processes.values():
             process.terminate()
@@ -457,6 +473,7 @@ async def hop_ceiling(
             await asyncio.to_thread(process.wait, 30)
         await _delete_scratch(settings, name)
     result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
+    result["machine"] = _machine_report(machine_before, machine_after)
     result["processes"] = {
         k: v
         for k, v in _usage_report(before, after, elapsed or 1.0).items()
