@@ -307,7 +307,9 @@ async def _drive(
 
     async def submit(i: int) -> None:
         async with gate:
-            sent = time.time()
+            # At a fixed rate, latency counts from when the opinion was due to be sent, so that
+            # waiting for a free office client is not left out (coordinated omission).
+            sent = started + i / rate if rate else time.time()
             try:
                 response = await http.post(
                     submit_url,
