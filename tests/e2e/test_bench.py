@@ -6,13 +6,14 @@ import pytest
 from services import loadtest
 from shared.settings import Settings
 
-from .conftest import PORT_BASE, SINK_PORT
+from .conftest import PORT_BASE
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_hop_chain_delivers_each_opinion_once(settings: Settings) -> None:
-    result = await loadtest.hop_ceiling(settings, 30, 4, None, SINK_PORT, port_base=PORT_BASE + 50)
+    # Its own webhook receiver and processes: the session's receiver has PORT_BASE + 99.
+    result = await loadtest.hop_ceiling(settings, 30, 4, None, PORT_BASE + 98, PORT_BASE + 50)
     assert (result["accepted"], result["delivered"], result["lost"]) == (30, 30, 0)
     assert result["duplicate_notifications"] == 0 and result["same_delivery_resent"] == 0
     assert result["opinions_per_s"] > 0
