@@ -8,6 +8,7 @@ import contextlib
 import hmac
 import inspect
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -141,7 +142,15 @@ class WebhookSink:
 async def serving(app: ASGIApp, port: int) -> AsyncIterator[None]:
     """Run an ASGI app on 127.0.0.1:``port`` in this event loop while the block runs."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
+    # Bound here: uvicorn answers a port it cannot bind with SystemExit, which escapes the loop.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
