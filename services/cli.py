@@ -53,6 +53,10 @@ def serve(
         port=port or DEFAULT_PORTS[service],
         log_config=None,
         timeout_graceful_shutdown=30,
+        # Longer than clients keep idle connections (httpx: 5 s, uvicorn's own default): with
+        # equal timeouts a client may reuse a connection just as the server closes it, and a
+        # POST then fails with a read error (seen in the e2e tests).
+        timeout_keep_alive=75,
     )
 
 
