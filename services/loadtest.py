@@ -244,18 +244,18 @@ async def subscribe_departments(
 
 
 @contextlib.asynccontextmanager
-async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, int]]:
-    """A second process of each service (logs var/log/<service>-2.log), ready before it yields
-    their pids by service; stopped with SIGTERM (drained) afterwards."""
+async def _running(commands: dict[str, tuple[list[str], str]]) -> AsyncIterator[dict[str, int]]:
+    """Background processes, name → (``python -m`` arguments, readiness URL), each logging to
+    var/log/<name>.log; ready before it yields their pids by name; stopped with SIGTERM (drained)
+    afterwards."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for service in services:
-            processes[service] = _start_replica(service)
+        for name, (arguments, _) in commands.items():
+            processes[name] = _spawn(arguments, name)
         async with httpx.AsyncClient(timeout=2) as http:
-            for service, process in processes.items():
-                ready = f"{_replica_url(service)}/ready"
-                await _wait_ready(http, ready, process, f"replica of {service}")
-        yield {service: process.pid for service, process in processes.items()}
+            for name, process in processes.items():
+                await _wait_ready(http, commands[name][1], process, name)
+        yield {name: process.pid for name, process in processes.items()}
     finally:
         for process in processes.values():
             process.terminate()
@@ -263,22 +263,31 @@ async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, i
             await asyncio.to_thread(process.wait, 30)
 
 
-def _replica_port(service: str) -> int:
-    return REPLICA_PORT_BASE + SERVICES.index(service) + 1
-
-
-def _start_replica(service: str) -> subprocess.Popen[bytes]:
-    port = str(_replica_port(service))
-    return _spawn(["services.cli", "serve", service, "--port", port], f"{service}-2")
-
-
-def _spawn(arguments: list[str], log_name: str) -> subprocess.Popen[bytes]:
-    """``python -m <arguments>`` in the background, logging to var/log/<log_name>.log."""
+def _spawn(arguments: list[str], name: str) -> subprocess.Popen[bytes]:
     (VAR / "log").mkdir(parents=True, exist_ok=True)
-    with (VAR / "log" / f"{log_name}.log").open("ab") as log:
+    with (VAR / "log" / f"{name}.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", *arguments], stdout=log, stderr=subprocess.STDOUT
         )
+
+
+@contextlib.asynccontextmanager
+async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, int]]:
+    """A second process of each service (logs var/log/<service>-2.log), ready before it yields
+    their pids by service; stopped with SIGTERM (drained) afterwards."""
+    commands = {
+        f"{service}-2": (
+            ["services.cli", "serve", service, "--port", str(_replica_port(service))],
+            f"{_replica_url(service)}/ready",
+        )
+        for service in services
+    }
+    async with _running(commands) as pids:
+        yield {service: pids[f"{service}-2"] for service in services}
+
+
+def _replica_port(service: str) -> int:
+    return REPLICA_PORT_BASE + SERVICES.index(service) + 1
 
 
 def _replica_url(service: str) -> str:
@@ -444,18 +453,21 @@ async def hop_ceiling(
     Its processes listen on ``port_base`` and up."""
     name = f"minyi.bench.hops.{uuid.uuid4().hex[:8]}"
     sink = WebhookSink(port)
-    processes: dict[str, subprocess.Popen[bytes]] = {}
     ports = {role: port_base + i for i, role in enumerate(hops.ROLES)}
+    commands = {
+        f"hops-{role}": (
+            ["services.hops", role, name, str(ports[role]), sink.url],
+            f"http://127.0.0.1:{ports[role]}/health",
+        )
+        for role in hops.ROLES
+    }
     limits = httpx.Limits(max_connections=concurrency)
     try:
-        async with sink.running(), httpx.AsyncClient(timeout=60, limits=limits) as http:
-            for role in hops.ROLES:
-                arguments = ["services.hops", role, name, str(ports[role]), sink.url]
-                processes[role] = _spawn(arguments, f"hops-{role}")
-            for role, process in processes.items():
-                ready = f"http://127.0.0.1:{ports[role]}/health"
-                await _wait_ready(http, ready, process, f"hops {role}")
-            extra = {f"hops-{role}": process.pid for role, process in processes.items()}
+        async with (
+            sink.running(),
+            httpx.AsyncClient(timeout=60, limits=limits) as http,
+            _running(commands) as extra,
+        ):
             before, machine_before = _process_usage(extra), _machine_ticks()
             submitted, arrived, failures, started = await _drive(
                 http,
@@ -469,10 +481,6 @@ async def hop_ceiling(
             elapsed = _elapsed(arrived, started)
             after, machine_after = _process_usage(extra), _machine_ticks()
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            await asyncio.to_thread(process.wait, 30)
         await _delete_scratch(settings, name)
     result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
     result["machine"] = _machine_report(machine_before, machine_after)
@@ -494,16 +502,16 @@ async def _delete_scratch(settings: Settings, name: str) -> None:
 
 
 async def _wait_ready(
-    http: httpx.AsyncClient, ready_url: str, process: subprocess.Popen[bytes], what: str
+    http: httpx.AsyncClient, ready_url: str, process: subprocess.Popen[bytes], name: str
 ) -> None:
     for _ in range(120):
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited; see its log in var/log/")
+            raise RuntimeError(f"{name} exited; see var/log/{name}.log")
         with contextlib.suppress(httpx.HTTPError):
             if (await http.get(ready_url)).status_code == 200:
                 return
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"{what} not ready after 60 s")
+    raise RuntimeError(f"{name} not ready after 60 s")
 
 
 def _epoch(iso: str) -> float:

@@ -83,11 +83,17 @@ class Repository(Generic[A]):
         marker per write, so each writer removes only its own."""
         if not events:
             return None
-        marker_id = f"{self.collection.name}:{aggregate_id}:{events[0].id}"
-        marker = {"collection": self.collection.name, "aggregate_id": aggregate_id, "at": utcnow()}
+        marker = f"{self.collection.name}:{aggregate_id}:{events[0].id}"
         with contextlib.suppress(DuplicateKeyError):  # the same events written again
-            await self.pending.insert_one({"_id": marker_id, **marker})
-        return marker_id
+            await self.pending.insert_one(
+                {
+                    "_id": marker,
+                    "collection": self.collection.name,
+                    "aggregate_id": aggregate_id,
+                    "at": utcnow(),
+                }
+            )
+        return marker
 
     async def get(self, aggregate_id: str) -> A | None:
         doc = await self._find(aggregate_id)
@@ -141,7 +147,7 @@ class Repository(Generic[A]):
         except DuplicateKeyError:
             pass
         held = await self.versions.find_one({"_id": claim})
-        current = await self.collection.find_one({"_id": aggregate_id})
+        current = await self._find(aggregate_id)
         if (
             held
             and current

@@ -162,14 +162,14 @@ class TemplateOverrides:
         self.kept: Kept[str, str | None] = Kept(kept_for)
 
     async def get(self, event_name: str, role: RecipientRole) -> str | None:
-        return await self.kept.get(f"{event_name}:{role.value}", self._read)
+        return await self.kept.get(_template_id(event_name, role), self._read)
 
     async def _read(self, template_id: str) -> str | None:
         doc = await self.collection.find_one({"_id": template_id})
         return None if doc is None else str(doc["source"])
 
     async def put(self, event_name: str, role: RecipientRole, source: str, by: str) -> None:
-        template_id = f"{event_name}:{role.value}"
+        template_id = _template_id(event_name, role)
         await self.collection.replace_one(
             {"_id": template_id},
             {"source": source, "updated_by": by, "updated_at": utcnow()},
@@ -178,10 +178,14 @@ class TemplateOverrides:
         self.kept.forget(template_id)
 
     async def delete(self, event_name: str, role: RecipientRole) -> bool:
-        template_id = f"{event_name}:{role.value}"
+        template_id = _template_id(event_name, role)
         result = await self.collection.delete_one({"_id": template_id})
         self.kept.forget(template_id)
         return result.deleted_count > 0
+
+
+def _template_id(event_name: str, role: RecipientRole) -> str:
+    return f"{event_name}:{role.value}"
 
 
 class QuietHoursHold:
