@@ -2,7 +2,7 @@
 # background under var/; `make down` stops them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv stack up down run test fuzz chaos lint bench docs clean
+.PHONY: help venv stack up down run test fuzz chaos drill-cluster chart-tools lint bench docs clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,6 +13,7 @@ help:
 	@echo "make test   run the tests against the local RabbitMQ + FerretDB"
 	@echo "make fuzz   fuzz every HTTP API from its OpenAPI document (longer run)"
 	@echo "make chaos  chaos drill: kill processes under load, check nothing lost or doubled"
+	@echo "make drill-cluster  3-node RabbitMQ cluster drill: stop the queues' leader under load"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  start everything and run minyi bench"
 	@echo "make docs   write docs/asyncapi.json"
@@ -44,7 +45,7 @@ run: up
 # Tests start their own service processes; they only need the broker and the store.
 # Nothing follows a passing run, so the output ends with pytest's summary line.
 # Exit code 5 (no tests collected) fails like any other failure, with a message.
-test: stack
+test: stack chart-tools
 	@$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
 		[ $$rc -ne 5 ] || echo "error: no tests ran (pytest exit code 5)" >&2; exit $$rc; }
 
@@ -55,6 +56,15 @@ fuzz: stack
 # Kill services, the broker and the store while opinions flow; check nothing is lost or doubled.
 chaos: up
 	@$(BIN)/minyi chaos
+
+# helm (go install), the CRD validators (npm) and the MongoDBCommunity CRD, pinned, in var/tools.
+chart-tools:
+	@deploy/helm/tools.sh
+
+# Three RabbitMQ nodes of its own (ports 25xxx, data in var/drill), the services on all three;
+# stops the node leading the work queues under load and starts it again (services/cluster_drill.py).
+drill-cluster: stack
+	@$(BIN)/minyi drill-cluster
 
 lint: venv
 	$(BIN)/ruff check .

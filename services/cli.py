@@ -23,7 +23,14 @@ broker = typer.Typer(help="RabbitMQ set-up.", no_args_is_help=True)
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_args_is_help=True)
 docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
-for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
+store = typer.Typer(help="Document store set-up.", no_args_is_help=True)
+for sub, name in (
+    (broker, "broker"),
+    (keys, "keys"),
+    (dlq, "dlq"),
+    (docs, "docs"),
+    (store, "store"),
+):
     app.add_typer(sub, name=name)
 departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
 app.add_typer(departments, name="departments")
@@ -65,6 +72,34 @@ def broker_setup() -> None:
     """Create the vhost and the per-service RabbitMQ users (idempotent)."""
     for line in broker_admin.setup(get_settings()):
         typer.echo(f"ok  {line}")
+
+
+# Secondary indexes of the queries that are not by ``_id``: (service, collection, field).
+# FerretDB 1.24 answers only ``_id`` lookups from an index; MongoDB uses all of these.
+INDEXES = (
+    ("followup", "timers", "fire_at"),
+    ("followup", "timer_agenda", "fire_at"),
+    ("intake", "opinions", "received_at"),
+    ("intake", "opinions", "office_id"),
+    *((s, "outbox_pending", "collection") for s in SERVICES),
+)
+
+
+@store.command("indexes")
+def store_indexes() -> None:
+    """Create the services' secondary indexes (idempotent)."""
+
+    async def run() -> None:
+        settings = get_settings()
+        mongo = mongo_client(settings)
+        try:
+            for service, collection, field in INDEXES:
+                await mongo[settings.database(service)][collection].create_index(field)
+                typer.echo(f"ok  {settings.database(service)}.{collection} {field}")
+        finally:
+            await mongo.close()
+
+    asyncio.run(run())
 
 
 @keys.command("create")
