@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
-from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
+from shared.settings import DEFAULT_PORTS, SERVICES, Settings, get_settings
 from shared.store import Document, mongo_client
 
 T = TypeVar("T")
@@ -85,21 +85,24 @@ INDEXES = (
 )
 
 
+async def create_indexes(settings: Settings) -> list[str]:
+    """Create the INDEXES (idempotent); returns what was done."""
+    mongo = mongo_client(settings)
+    try:
+        done = []
+        for service, collection, field in INDEXES:
+            await mongo[settings.database(service)][collection].create_index(field)
+            done.append(f"{settings.database(service)}.{collection} {field}")
+        return done
+    finally:
+        await mongo.close()
+
+
 @store.command("indexes")
 def store_indexes() -> None:
     """Create the services' secondary indexes (idempotent)."""
-
-    async def run() -> None:
-        settings = get_settings()
-        mongo = mongo_client(settings)
-        try:
-            for service, collection, field in INDEXES:
-                await mongo[settings.database(service)][collection].create_index(field)
-                typer.echo(f"ok  {settings.database(service)}.{collection} {field}")
-        finally:
-            await mongo.close()
-
-    asyncio.run(run())
+    for line in asyncio.run(create_indexes(get_settings())):
+        typer.echo(f"ok  {line}")
 
 
 @keys.command("create")
@@ -249,6 +252,22 @@ def chaos() -> None:
         typer.echo(f"  {line}")
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     typer.echo("chaos drill: " + ("PASSED" if report["passed"] else "FAILED"))
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command("drill-cluster")
+def drill_cluster() -> None:
+    """Broker-node failure drill on a 3-node RabbitMQ cluster of its own (services/
+    cluster_drill.py); exits 1 if it fails."""
+    from services.cluster_drill import run
+
+    report = run()
+    for line in report.pop("actions"):
+        typer.echo(f"  {line}")
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    typer.echo(f"stopped node: {report['stopped_node']}")
+    typer.echo("cluster drill: " + ("PASSED" if report["passed"] else "FAILED"))
     if not report["passed"]:
         raise typer.Exit(1)
 

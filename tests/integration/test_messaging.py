@@ -149,3 +149,23 @@ async def test_poison_message_is_parked_with_reason_and_the_consumer_goes_on(
     assert await broker_admin.replay("routing", isolated, 10) == 2
     await wait_for(lambda: sorted(handled) == sorted(["好", "毒", "坏数据"]), "the replayed ones")
     assert await broker_admin.parked("routing", isolated, 10) == []
+
+
+async def test_a_bus_over_several_nodes_skips_one_that_is_down(
+    isolated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first node refuses connections (nothing listens on port 1): the bus goes on to the
+    next one, starts, and publishes with confirms there."""
+    live = f"{isolated.amqp_host}:{isolated.amqp_port}"
+    cluster = isolated.model_copy(update={"amqp_nodes": ["127.0.0.1:1", live]})
+    monkeypatch.setattr("shared.messaging.random.randrange", lambda n: 0)
+    bus = EventBus("routing", cluster)
+    try:
+        await asyncio.wait_for(bus.start(), timeout=30)
+        assert await bus.ping()
+        connection = bus.broker._connection
+        assert connection is not None
+        assert (connection.url.host, connection.url.port) == ("127.0.0.1", isolated.amqp_port)
+        await bus.publish(received("换个节点"))  # routed to minyi.routing, confirmed
+    finally:
+        await bus.stop()
