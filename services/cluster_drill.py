@@ -33,7 +33,7 @@ from services.chaos import drill
 from services.loadtest import _process_usage, _running, _usage_report
 from shared import broker_admin
 from shared.settings import SERVICES, Settings
-from shared.store import mongo_client
+from shared.store import drop_databases
 from shared.topology import BINDINGS, work_queue_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,16 +227,6 @@ class NodeFailure:
         await self.stopped.wait()
 
 
-async def _drop_databases(settings: Settings) -> None:
-    client = mongo_client(settings)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(settings.db_prefix + "_"):
-                await client.drop_database(name)
-    finally:
-        await client.close()
-
-
 async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
     ports = {s: SERVICE_PORT_BASE + 1 + i for i, s in enumerate(SERVICES)}
@@ -267,7 +257,7 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
             seconds = time.time() - started
             usage = _usage_report(before, _process_usage(pids), seconds)
     finally:
-        await _drop_databases(settings)
+        await drop_databases(settings)
     report["seconds"] = round(seconds)
     report["stopped_node"] = failure.victim.name if failure.victim else None
     report["leaders_before"] = failure.leaders_before
