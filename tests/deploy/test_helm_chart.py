@@ -5,6 +5,7 @@ a policy on every Deployment. The tools come from deploy/helm/tools.sh (pinned, 
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -116,6 +117,8 @@ def containers(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL")
+# A URL with a password written into it (a $(VAR) reference to a secret is fine).
+URL_PASSWORD = re.compile(r"://[^/:@\s]+:(?!\$\()[^@/\s]+@")
 
 
 def policy_violations(objects: Objects) -> list[str]:
@@ -159,6 +162,8 @@ def policy_violations(objects: Objects) -> list[str]:
                 secretish = any(word in env["name"].upper() for word in SECRET_WORDS)
                 if secretish and "value" in env:
                     found.append(f"{where}: {env['name']} has a value in the chart")
+                if URL_PASSWORD.search(env.get("value", "")):
+                    found.append(f"{where}: {env['name']} has a password in its URL")
             if obj["kind"] == "Deployment":
                 live = c.get("livenessProbe", {}).get("httpGet", {}).get("path")
                 ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")
@@ -220,14 +225,16 @@ def test_the_policy_catches_what_it_checks(tools: None) -> None:
         o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "minyi-intake"
     )
     intake["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
-    intake["spec"]["template"]["spec"]["containers"][0]["env"].append(
-        {"name": "MINYI_SECRET", "value": "hunter2"}
-    )
+    intake["spec"]["template"]["spec"]["containers"][0]["env"] += [
+        {"name": "MINYI_SECRET", "value": "hunter2"},
+        {"name": "MINYI_RABBIT_ADMIN_URL", "value": "http://admin:hunter2@broker:15672"},
+    ]
     found = "\n".join(policy_violations(objects))
     assert "image registry.example.org/minyi/minyi:latest has no pinned tag" in found
     assert "Deployment/minyi-routing/routing: no cpu limits" in found
     assert "Deployment/minyi-intake/intake: readiness probe is not /ready" in found
     assert "Deployment/minyi-intake/intake: MINYI_SECRET has a value in the chart" in found
+    assert "intake: MINYI_RABBIT_ADMIN_URL has a password in its URL" in found
 
 
 @pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
