@@ -1,7 +1,8 @@
 """The Helm chart (deploy/helm/minyi), offline: `helm lint` and `helm template` for every values
 file, every rendered object validated against its schema (Kubernetes: kubernetes-validate;
-KEDA and ServiceMonitor: @kubernetes-models; MongoDBCommunity: the operator's own CRD), and
-a policy on every Deployment. The tools come from deploy/helm/tools.sh (pinned, var/tools)."""
+KEDA and ServiceMonitor: @kubernetes-models and the projects' own CRDs; MongoDBCommunity: the
+operator's own CRD), and a policy on every Deployment. The tools come from
+deploy/helm/tools.sh (pinned, in var/tools)."""
 
 import copy
 import json
@@ -24,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "minyi"
 TOOLS = ROOT / "var" / "tools"
 HELM = TOOLS / "bin" / "helm"
-MONGODB_CRD = TOOLS / "crds" / "mongodbcommunity-v0.9.0.yaml"
 KUBE_VERSION = "1.33.0"
 VALUES = sorted(CHART.glob("values-*.yaml"))
 # Validated by the Node models of @kubernetes-models (tests/deploy/validate_crds.mjs).
@@ -36,6 +36,15 @@ NODE_MODELS = {
 # No schema package of the RabbitMQ cluster operator is reachable here (docs/deploy.md).
 NOT_COVERED = {("rabbitmq.com/v1beta1", "RabbitmqCluster")}
 MONGODB = ("mongodbcommunity.mongodb.com/v1", "MongoDBCommunity")
+# Each project's own CRD, from its Go module at the version deploy/helm/tools.sh pins.
+CRDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "v2.21.0-keda.sh_scaledobjects.yaml",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "v2.21.0-keda.sh_triggerauthentications.yaml",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): (
+        "v0.85.0-monitoring.coreos.com_servicemonitors.yaml"
+    ),
+    MONGODB: "v0.9.0-mongodbcommunity.mongodb.com_mongodbcommunity.yaml",
+}
 Objects = list[dict[str, Any]]
 
 
@@ -78,10 +87,42 @@ def node_validate(objects: Objects) -> list[dict[str, Any]]:
     return results
 
 
-def mongodb_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(MONGODB_CRD.read_text())
-    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
+    crd = yaml.safe_load((TOOLS / "crds" / CRDS[(api_version, kind)]).read_text())
+    version = api_version.rsplit("/", 1)[1]
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
     return schema
+
+
+def unknown_fields(value: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """Fields the CRD's structural schema does not declare: the API server would refuse them
+    (strict field validation) or drop them silently (pruning)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, list) and "items" in schema:
+        return [e for i, v in enumerate(value) for e in unknown_fields(v, schema["items"], path)]
+    if not isinstance(value, dict):
+        return []
+    found = []
+    known = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for key, item in value.items():
+        if path == "" and key in ("apiVersion", "kind", "metadata"):
+            continue  # ObjectMeta: the API server's own, not part of a CRD's schema
+        if key in known:
+            found += unknown_fields(item, known[key], f"{path}.{key}")
+        elif isinstance(extra, dict):
+            found += unknown_fields(item, extra, f"{path}.{key}")
+        else:
+            found.append(f"unknown field {path}.{key}")
+    return found
+
+
+def crd_errors(obj: dict[str, Any]) -> list[str]:
+    schema = crd_schema(obj["apiVersion"], obj["kind"])
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(obj)]
+    return errors + unknown_fields(obj, schema, "")
 
 
 def schema_errors(objects: Objects) -> dict[str, list[str]]:
@@ -91,22 +132,19 @@ def schema_errors(objects: Objects) -> dict[str, list[str]]:
     for_node = [o for o in objects if (o["apiVersion"], o["kind"]) in NODE_MODELS]
     for result in node_validate(for_node):
         errors[f"{result['kind']}/{result['name']}"] = result["errors"]
-    mongodb = jsonschema.Draft7Validator(mongodb_schema())
     for obj in objects:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         kind = (obj["apiVersion"], obj["kind"])
-        if kind in NODE_MODELS or kind in NOT_COVERED:
-            continue
-        if kind == MONGODB:
-            errors[name] = [e.message for e in mongodb.iter_errors(obj)]
-            continue
-        try:
-            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
-            errors[name] = []
-        except kubernetes_validate.ValidationError as exc:
-            errors[name] = [str(exc.message)]
-        except kubernetes_validate.SchemaNotFoundError:
-            errors[name] = [f"no schema for {kind}"]
+        if kind in CRDS:
+            errors[name] = errors.get(name, []) + crd_errors(obj)
+        elif kind not in NOT_COVERED:
+            try:
+                kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+                errors[name] = []
+            except kubernetes_validate.ValidationError as exc:
+                errors[name] = [str(exc.message)]
+            except kubernetes_validate.SchemaNotFoundError:
+                errors[name] = [f"no schema for {kind}"]
     return {name: found for name, found in errors.items() if found}
 
 
@@ -209,6 +247,14 @@ def test_the_validators_refuse_broken_objects(tools: None) -> None:
     for obj in broken:
         if obj["kind"] in ("Deployment", "ScaledObject", "ServiceMonitor", "MongoDBCommunity"):
             assert f"{obj['kind']}/{obj['metadata']['name']}" in errors
+
+
+def test_a_misspelt_field_of_a_custom_resource_is_refused(tools: None) -> None:
+    """CRD schemas allow any field unless told otherwise; the API server does not."""
+    for obj in render(VALUES[0]):
+        if (obj["apiVersion"], obj["kind"]) in CRDS:
+            obj["spec"]["minReplicas"] = 1  # in none of these kinds
+            assert "unknown field .spec.minReplicas" in crd_errors(obj), obj["kind"]
 
 
 @pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
