@@ -65,7 +65,7 @@ fuzz: stack
 chaos: up
 	@$(BIN)/minyi chaos
 
-# helm (go install), the CRD validators (npm) and the MongoDBCommunity CRD, pinned, in var/tools.
+# helm (go install), the CRD validators (npm) and the CRDs (Go modules), pinned, in var/tools.
 chart-tools:
 	@deploy/helm/tools.sh
 

@@ -169,3 +169,33 @@ async def test_a_bus_over_several_nodes_skips_one_that_is_down(
         await bus.publish(received("换个节点"))  # routed to minyi.routing, confirmed
     finally:
         await bus.stop()
+
+
+async def test_a_bus_that_loses_its_node_reconnects_to_the_next_one(
+    isolated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two addresses of the real broker stand for two nodes; the broker closes the bus's
+    connection (as a stopping node does): the bus comes back on the other address and
+    publishes there."""
+    nodes = [f"127.0.0.1:{isolated.amqp_port}", f"localhost:{isolated.amqp_port}"]
+    cluster = isolated.model_copy(update={"amqp_nodes": nodes})
+    monkeypatch.setattr("shared.messaging.random.randrange", lambda n: 0)
+    bus = EventBus("routing", cluster)
+    try:
+        await asyncio.wait_for(bus.start(), timeout=30)
+        connection = bus.broker._connection
+        assert connection is not None and connection.url.host == "127.0.0.1"
+
+        def connections() -> list[str]:
+            with broker_admin._client(isolated) as http:
+                found = http.get(f"/api/vhosts/{isolated.amqp_vhost}/connections")
+                return [c["name"] for c in found.raise_for_status().json()]
+
+        (name,) = await wait_for(connections, "the bus's connection to be listed")
+        with broker_admin._client(isolated) as http:
+            http.delete(f"/api/connections/{name}").raise_for_status()
+        await wait_for(lambda: connection.url.host == "localhost", "a reconnect", within=30)
+        await wait_for(bus.ping, "the bus to be connected again", within=30)
+        await bus.publish(received("节点停了"))
+    finally:
+        await bus.stop()
