@@ -1,6 +1,7 @@
 """Broker-node failure drill (`make drill-cluster`): three RabbitMQ nodes of its own on this
-machine, clustered, the four services pointed at all three; while opinions flow, stop the node
-that leads the most work queues, then start it again; then check, as the chaos drill does
+machine, clustered, the four services pointed at all three (each starting on another node,
+where it declares its queues, so connections and queue leaders are spread); while opinions
+flow, stop the node that leads the most work queues, then start it again; then check, as the chaos drill does
 (services/chaos.py), that every opinion was registered, assigned and notified exactly once.
 
 Its nodes are minyi-drill-{a,b,c}@localhost (AMQP 25101-25103, management 25121-25123,
@@ -61,8 +62,12 @@ class Node:
         return f"127.0.0.1:{25101 + self.index}"
 
     @property
+    def management_port(self) -> int:
+        return 25121 + self.index
+
+    @property
     def management(self) -> str:
-        return f"http://guest:guest@127.0.0.1:{25121 + self.index}"
+        return f"http://guest:guest@127.0.0.1:{self.management_port}"
 
     def env(self) -> dict[str, str]:
         home = DRILL / self.letter
@@ -89,10 +94,8 @@ class Node:
         (home / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = {self.amqp}\n"
             f"management.tcp.ip = 127.0.0.1\n"
-            f"management.tcp.port = {25121 + self.index}\n"
-            # New quorum queues get their leader on the least loaded node.
-            "queue_leader_locator = balanced\n"
-        )
+            f"management.tcp.port = {self.management_port}\n"
+        )  # and quorum queues' leaders where they are declared (client-local, the default)
 
     def ctl(self, *args: str) -> str:
         done = subprocess.run(
@@ -184,6 +187,15 @@ def _leaders(nodes: list[Node], alive: list[Node]) -> dict[str, str]:
     raise RuntimeError(f"no management API answers among {[n.name for n in nodes]}")
 
 
+def _clients_of(node: Node) -> list[str]:
+    """The users of the AMQP connections on ``node`` (the services that must move when it
+    stops)."""
+    found = httpx.get(
+        f"http://127.0.0.1:{node.management_port}/api/connections", auth=("guest", "guest")
+    )
+    return sorted(c["user"] for c in found.raise_for_status().json() if c["node"] == node.name)
+
+
 class NodeFailure:
     """Stops the node leading the most work queues at STOP_AT of the opinions and starts it
     again at START_AT (or when the submissions end)."""
@@ -195,6 +207,7 @@ class NodeFailure:
         self.victim: Node | None = None
         self.leaders_before: dict[str, str] = {}
         self.leaders_during: dict[str, str] = {}
+        self.clients_of_victim: list[str] = []
 
     def _note(self, what: str) -> None:
         self.log.append(f"{time.strftime('%H:%M:%S')} {what}")
@@ -213,7 +226,11 @@ class NodeFailure:
         }
         victim = max(self.nodes, key=lambda n: len(leads[n.name]))
         self.victim = victim
-        self._note(f"stop {victim.name}, leader of {', '.join(leads[victim.name])}")
+        self.clients_of_victim = await asyncio.to_thread(_clients_of, victim)
+        self._note(
+            f"stop {victim.name}, leader of {', '.join(leads[victim.name])}, "
+            f"connected: {', '.join(self.clients_of_victim) or 'no service'}"
+        )
         await asyncio.to_thread(victim.stop)
         alive = [n for n in self.nodes if n is not victim]
         await asyncio.sleep(5)  # let the remaining nodes elect new leaders
@@ -231,7 +248,6 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
     run = uuid.uuid4().hex[:6]
     ports = {s: SERVICE_PORT_BASE + 1 + i for i, s in enumerate(SERVICES)}
     env = {
-        "MINYI_AMQP_NODES": json.dumps([n.amqp for n in nodes]),
         "MINYI_AMQP_VHOST": VHOST,
         "MINYI_RABBIT_ADMIN_URL": nodes[0].management,
         "MINYI_DB_PREFIX": f"drill{run}",
@@ -240,7 +256,7 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
         **{f"MINYI_{s.upper()}_PORT": str(port) for s, port in ports.items()},
     }
     os.environ.update(env)
-    settings = Settings()
+    settings = Settings(amqp_nodes=[n.amqp for n in nodes])
     broker_admin.setup(settings)
     commands = {
         f"drill-{s}": (
@@ -249,9 +265,15 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
         )
         for s, port in ports.items()
     }
+    # Service i starts on node i mod 3 and declares its queues there, so connections and queue
+    # leaders are spread over the three nodes, and the node stopped always has services to move.
+    own_nodes = {
+        f"drill-{s}": {"MINYI_AMQP_NODES": json.dumps([n.amqp for n in nodes[i:] + nodes[:i]])}
+        for i, s in ((i % len(nodes), s) for i, s in enumerate(SERVICES))
+    }
     failure = NodeFailure(nodes)
     try:
-        async with _running(commands) as pids:
+        async with _running(commands, own_nodes) as pids:
             before, started = _process_usage(pids), time.time()
             report = await drill(settings, count, concurrency, failure, WEBHOOK_PORT)
             seconds = time.time() - started
@@ -260,6 +282,7 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
         await drop_databases(settings)
     report["seconds"] = round(seconds)
     report["stopped_node"] = failure.victim.name if failure.victim else None
+    report["services_moved"] = failure.clients_of_victim
     report["leaders_before"] = failure.leaders_before
     report["leaders_while_stopped"] = failure.leaders_during
     report["leaders_after"] = _leaders(nodes, nodes)

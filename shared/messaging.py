@@ -5,7 +5,6 @@ retry with backoff through TTL wait queues, and a parking lot for what cannot be
 import functools
 import itertools
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -79,11 +78,8 @@ class EventBus:
         self.settings = settings
         self.source = f"/minyi/{service}"
         self.following: RabbitQueue | None = None
+        # The process starts on the first node; over several, it moves on when it loses one.
         urls = settings.amqp_urls(service)
-        # Processes start on different nodes, so connections (and the leaders of the queues
-        # they declare first) spread over a cluster.
-        first = random.randrange(len(urls))
-        urls = urls[first:] + urls[:first]
         self.broker = RabbitBroker(
             urls[0],
             # Over several nodes, a node that is down at start is skipped rather than fatal.

@@ -21,8 +21,9 @@ class Settings(BaseSettings):
     amqp_port: int = 5672
     amqp_vhost: str = "minyi"
     # A broker cluster's nodes as "host:port" entries (JSON list); when set, amqp_host and
-    # amqp_port are not used. Each process starts on one node and, when it loses that node,
-    # reconnects to the next (shared.messaging.FailoverConnection).
+    # amqp_port are not used. A process connects to the first and, when it loses a node,
+    # to the next (shared.messaging.FailoverConnection); give processes the list in different
+    # orders to spread their connections.
     amqp_nodes: list[str] = Field(default_factory=list)
     # Each service connects as its own RabbitMQ user ``minyi-<service>``.
     service_password: str = "minyi-dev"
