@@ -63,6 +63,10 @@ class EventData(BaseModel):
     def routing_key(self) -> str:
         return self.name
 
+    def subject(self) -> str:
+        """The CloudEvents ``subject``: the opinion the event is about."""
+        return self.opinion_id
+
 
 class DepartmentEvent(EventData):
     """An event addressed to one department: its routing key ends with the department code."""
@@ -80,6 +84,14 @@ class Location(BaseModel):
     community: str | None = Field(default=None, max_length=50, description="社区/村")
 
 
+class Coordinates(BaseModel):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+MEMBER_ID = Field(default=None, description="The 委员/代表 of the office's roster who submitted it")
+
+
 class OpinionReceived(EventData):
     """登记 — an office registered an opinion."""
 
@@ -94,6 +106,7 @@ class OpinionReceived(EventData):
     category_hint: str | None = None
     urgency_hint: str | None = None
     received_at: datetime
+    member_id: str | None = MEMBER_ID
 
 
 class OpinionSupported(EventData):
@@ -107,6 +120,7 @@ class OpinionSupported(EventData):
     supporter_tracking_no: str
     similarity: float | None = Field(default=None, description="None when linked by hand")
     supported_at: datetime
+    member_id: str | None = Field(default=None, description="The supporting item's 委员/代表")
 
 
 class OpinionMerged(EventData):
@@ -349,6 +363,7 @@ class OpinionInstructed(EventData):
     leader: str
     text: str
     instructed_at: datetime
+    member_id: str | None = MEMBER_ID
 
 
 class OpinionAdopted(EventData):
@@ -361,6 +376,83 @@ class OpinionAdopted(EventData):
     adopted_by: str
     note: str
     adopted_at: datetime
+    member_id: str | None = MEMBER_ID
+
+
+class SubmitterSummary(BaseModel):
+    """Who submitted an opinion, as departments and events see it: name and phone masked."""
+
+    kind: str
+    name: str = Field(description="Masked: the family name only (王**)")
+    sector: str | None = Field(default=None, description="界别 or 选区")
+    phone: str | None = Field(default=None, description="Masked (138****5678); revealed on request")
+    member_id: str | None = None
+
+
+class AttachmentSummary(BaseModel):
+    id: str
+    filename: str
+    media_type: str
+    size: int
+    download_path: str = Field(description="GET on intake with the department's key")
+
+
+class SupporterSummary(BaseModel):
+    """One item joined to the opinion: 附议 (similar item) or 并案 (merged by staff)."""
+
+    opinion_id: str
+    tracking_no: str
+    office_id: str
+    how: str
+    at: datetime
+    title: str
+    content: str
+
+
+class OpinionFile(BaseModel):
+    """The whole opinion as the departments holding it work from it (交办材料); personal data
+    masked."""
+
+    revision: int = Field(description="Grows with each change; a receiver keeps the highest")
+    tracking_no: str
+    office_id: str
+    title: str
+    content: str
+    channel: str
+    location: Location
+    coordinates: Coordinates | None = None
+    submitter: SubmitterSummary
+    member_id: str | None = MEMBER_ID
+    received_at: datetime
+    occurred_at: datetime | None = None
+    attachments: list[AttachmentSummary] = Field(default_factory=list)
+    supporters: list[SupporterSummary] = Field(default_factory=list)
+
+
+class OpinionBriefed(DepartmentEvent):
+    """交办材料 — the whole opinion for a department that holds it: sent when it is assigned
+    and again after each change (编辑, 附件, 附议, 并案). Contact details are masked; the lead
+    department reveals them from intake (an audited action)."""
+
+    name = "opinion.briefed"
+    reason: str = Field(description="交办, 编辑, 附件, 附议 or 并案")
+    opinion: OpinionFile
+
+
+class MemberEnrolled(EventData):
+    """委员/代表 — an office put a member on its roster (contact details stay in intake).
+    Not about an opinion: ``opinion_id`` is empty and the subject is the member id."""
+
+    name = "member.enrolled"
+    opinion_id: str = ""
+    member_id: str
+    office_id: str
+    member_name: str
+    kind: str
+    sector: str | None = None
+
+    def subject(self) -> str:
+        return self.member_id
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
@@ -390,6 +482,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CaseEscalated,
         OpinionInstructed,
         OpinionAdopted,
+        OpinionBriefed,
+        MemberEnrolled,
     )
 }
 
@@ -413,7 +507,7 @@ class CloudEvent(BaseModel):
             source=source,
             type=data.event_type(),
             time=utcnow(),
-            subject=data.opinion_id,
+            subject=data.subject(),
             data=data.model_dump(mode="json"),
         )
 

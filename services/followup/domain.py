@@ -32,7 +32,13 @@ from shared.events import (
     FeedbackRequested,
     OpinionAdopted,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
     OpinionInstructed,
+    OpinionMerged,
+    OpinionReceived,
+    OpinionSupported,
+    OpinionWithdrawn,
     Rating,
     ReplyResult,
 )
@@ -102,6 +108,7 @@ class CaseStatus(StrEnum):
     OPEN = "open"
     AWAITING_FEEDBACK = "awaiting_feedback"
     CLOSED = "closed"
+    MERGED = "merged"  # 并案: handled as part of another case
 
 
 ESCALATION_LABELS = {0: "催办", 1: "一级督办", 2: "二级督办"}
@@ -237,6 +244,13 @@ class Case(Aggregate):
     # Kept at the top level so supervisors can list overdue and escalated work.
     overdue: bool = False
     escalation_level: int = NOT_ESCALATED
+    # The whole opinion (交办材料) from intake, its latest revision; None until it arrives.
+    opinion: OpinionFile | None = None
+    merged_into: str | None = None
+
+    @property
+    def member_id(self) -> str | None:
+        return None if self.opinion is None else self.opinion.member_id
 
     @classmethod
     def open(
@@ -269,6 +283,8 @@ class Case(Aggregate):
     def assign(self, assigned: OpinionAssigned, now: datetime, rules: Rules) -> list[Timer]:
         """交办 to one department; a department that returned it or had it withdrawn may be
         assigned again, and one still holding it takes the role it is given (改派 of roles)."""
+        if self.status == CaseStatus.MERGED:
+            return []  # handled in the case it was merged into
         existing = self.assignments.get(assigned.department)
         if existing is not None and not existing.has_ended():
             if existing.role != assigned.role:
@@ -298,6 +314,48 @@ class Case(Aggregate):
         if self.status == CaseStatus.CLOSED:
             return []
         return self._timers(assignment, rules, sign=True)
+
+    def take_brief(self, briefed: OpinionBriefed, now: datetime) -> bool:
+        """The opinion as intake now has it; False when this revision is not newer."""
+        brief = briefed.opinion
+        if self.opinion is not None and brief.revision <= self.opinion.revision:
+            return False
+        edited = self.opinion is not None and (
+            (self.opinion.title, self.opinion.content) != (brief.title, brief.content)
+        )
+        self.opinion = brief
+        self.title = brief.title
+        if edited:
+            self._log(now, "编辑", "intake", f"意见内容已修改: {brief.title}")
+        return True
+
+    def merge_into(self, merged: OpinionMerged, now: datetime) -> list[EventData]:
+        """并案: the opinion is handled in ``into``; every department still working on it
+        stops (no department handles the same matter twice) and is told why."""
+        if self.status == CaseStatus.MERGED:
+            return []
+        reason = f"已并案至 {merged.into_tracking_no}, 在该件中办理"
+        ended = [a for a in self.assignments.values() if not a.has_ended()]
+        for assignment in ended:
+            assignment.status = AssignmentStatus.WITHDRAWN
+            assignment.withdrawn_at = now
+            assignment.withdraw_reason = reason
+            assignment.overdue = False
+        self.status = CaseStatus.MERGED
+        self.merged_into = merged.into_id
+        self.outcome = "并案"
+        self._refresh()
+        self._log(now, "并案", merged.merged_by, reason)
+        return [
+            OpinionWithdrawn(
+                opinion_id=self.id,
+                department=a.department,
+                tracking_no=self.tracking_no,
+                office_id=self.office_id,
+                reason=reason,
+            )
+            for a in ended
+        ]
 
     def assignment_of(self, department: str) -> Assignment:
         if department not in self.assignments:
@@ -344,8 +402,8 @@ class Case(Aggregate):
     def _working(self, department: str, role: Literal["lead", "co"] | None = None) -> Assignment:
         """The department's assignment, which must be signed and still owe work."""
         assignment = self.assignment_of(department)
-        if self.status == CaseStatus.CLOSED:
-            raise CaseError(409, "The case is closed (已办结).")
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
+            raise CaseError(409, f"The case is {self.status} (已办结/已并案).")
         if role == "lead" and assignment.role != "lead":
             raise CaseError(409, "Only the lead department (主办) replies to the submitter.")
         if role == "co" and assignment.role != "co":
@@ -615,6 +673,7 @@ class Case(Aggregate):
                 leader=leader,
                 text=text,
                 instructed_at=now,
+                member_id=self.member_id,
             )
         ]
 
@@ -633,6 +692,7 @@ class Case(Aggregate):
                 adopted_by=by,
                 note=note,
                 adopted_at=now,
+                member_id=self.member_id,
             )
         ]
 
@@ -746,7 +806,7 @@ class Case(Aggregate):
 
     def fire(self, timer: Timer, now: datetime) -> list[EventData]:
         """What a due timer does; nothing when the work it watched is done or its deadline moved."""
-        if self.status == CaseStatus.CLOSED:
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
             return []
         if timer.kind == TimerKind.FEEDBACK:
             if (
@@ -897,6 +957,38 @@ def kpi_change(payload: EventData, at: datetime) -> KpiChange | None:
             month=month_of(at), department=None, counters={ADOPTION_COUNTERS[payload.level]: 1}
         )
     return None
+
+
+class MemberPoints(BaseModel):
+    """What one event adds to a member's 履职积分, once per ``key``, in the month of the
+    business time the event carries."""
+
+    key: str
+    month: str
+    member: str
+    office: str
+    counters: dict[str, int]
+
+
+def member_points(event_id: str, payload: EventData) -> MemberPoints | None:
+    """Submitted (登记 or 附议), 采用 by level and 批示 of an opinion that names its member."""
+    member = getattr(payload, "member_id", None)
+    if member is None:
+        return None
+    office = str(getattr(payload, "office_id", ""))
+    if isinstance(payload, OpinionReceived):
+        key, at, counters = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
+    elif isinstance(payload, OpinionSupported):
+        key, at, counters = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
+    elif isinstance(payload, OpinionAdopted):
+        key, at, counters = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
+    elif isinstance(payload, OpinionInstructed):
+        key, at, counters = event_id, payload.instructed_at, "instructed"
+    else:
+        return None
+    return MemberPoints(
+        key=key, month=month_of(at), member=member, office=office, counters={counters: 1}
+    )
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

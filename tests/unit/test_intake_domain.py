@@ -102,8 +102,9 @@ def test_support_merge_split_and_edit() -> None:
     [supported] = item.support(case, 0.8, NOW)
     assert isinstance(supported, OpinionSupported) and supported.opinion_id == "case"
     assert item.status == OpinionStatus.SUPPORTING and item.joined_to == "case"
-    assert case.add_supporter("item", item.tracking_no, "office-a", "附议", 0.8, NOW)
-    assert not case.add_supporter("item", item.tracking_no, "office-a", "附议", 0.8, NOW)
+    # No department holds it yet: counted, nobody to brief; counted once.
+    assert case.add_supporter(item, "附议", 0.8, NOW) == []
+    assert case.add_supporter(item, "附议", 0.8, NOW) is None
 
     with pytest.raises(OpinionError):
         case.merge_into(other, "编辑甲", NOW)  # it has a supporter
