@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
+from shared.privacy import mask_strings
+
 CE_CONTENT_TYPE = "application/cloudevents+json"
 TYPE_PREFIX = "minyi."
 
@@ -502,13 +504,14 @@ class CloudEvent(BaseModel):
 
     @classmethod
     def wrap(cls, source: str, data: EventData) -> "CloudEvent":
+        """The event to publish; phone and ID numbers in any text are masked (个人信息)."""
         return cls(
             id=new_id(),
             source=source,
             type=data.event_type(),
             time=utcnow(),
             subject=data.subject(),
-            data=data.model_dump(mode="json"),
+            data=mask_strings(data.model_dump(mode="json")),
         )
 
     def payload(self) -> EventData:

@@ -2,6 +2,7 @@
 leave the service that holds them — events, lists, webhooks, logs."""
 
 import re
+from typing import Any
 
 # 身份证号 (18 digits, last may be X) before mobile numbers, so a phone-like run inside an
 # ID number is not masked separately.
@@ -25,3 +26,15 @@ def mask_phone(phone: str | None) -> str | None:
 def mask_name(name: str) -> str:
     """王** — the family name only."""
     return name[:1] + "*" * max(len(name) - 1, 1)
+
+
+def mask_strings(value: Any) -> Any:
+    """``mask_personal_data`` applied to every string inside a JSON-like value, except ids and
+    links (``*_id``, ``*_url``), whose digits are not personal data."""
+    if isinstance(value, str):
+        return mask_personal_data(value)
+    if isinstance(value, dict):
+        return {k: v if k.endswith(("_id", "_url")) else mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_strings(v) for v in value]
+    return value

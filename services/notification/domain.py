@@ -5,7 +5,7 @@ import hashlib
 import hmac
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_serializer, model_validator
@@ -215,18 +215,6 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
-def mask_strings(value: Any) -> Any:
-    """``mask_personal_data`` applied to every string inside a JSON-like value, except ids and
-    links (``*_id``, ``*_url``), whose digits are not personal data."""
-    if isinstance(value, str):
-        return mask_personal_data(value)
-    if isinstance(value, dict):
-        return {k: v if k.endswith(("_id", "_url")) else mask_strings(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_strings(v) for v in value]
-    return value
-
-
 def mask_address(channel: ChannelKind, address: str) -> str:
     """How an address is shown back in lists: phone numbers masked, the rest as is."""
     return mask_personal_data(address) if channel == ChannelKind.SMS else address
@@ -242,3 +230,6 @@ class Message(BaseModel):
     text: str
     body: bytes
     secret: str = ""
+    # For SMS templates: the event name and the template's parameters.
+    event_name: str = ""
+    params: dict[str, str] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ from shared.events import (
     utcnow,
 )
 from shared.messaging import Busy, PermanentFailure
+from shared.privacy import mask_strings
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
 from . import rendering
@@ -33,7 +34,6 @@ from .domain import (
     Roster,
     Subscription,
     delivery_id,
-    mask_strings,
     recipient_id,
     recipients_of,
     role_of,
@@ -167,6 +167,8 @@ async def _deliver(
                 text=text.text,
                 body=body,
                 secret=subscription.secret,
+                event_name=payload.name,
+                params=rendering.sms_params(event, text.subject),
             )
         )
     except rendering.TemplateError as exc:

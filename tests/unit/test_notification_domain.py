@@ -16,8 +16,6 @@ from services.notification.domain import (
     Recipient,
     Subscription,
     delivery_id,
-    mask_personal_data,
-    mask_strings,
     recipients_of,
     signature,
 )
@@ -30,6 +28,7 @@ from shared.events import (
     NotificationDelivered,
     Rating,
 )
+from shared.privacy import mask_personal_data, mask_strings
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
