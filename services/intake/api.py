@@ -152,7 +152,9 @@ class MergeRequest(BaseModel):
 
 
 class EditRequest(BaseModel):
-    submission: OpinionSubmission
+    submission: OpinionSubmission = Field(
+        description="The whole new submission; without submitter.phone the phone is kept"
+    )
     note: str = Field(min_length=1, max_length=500, description="Why it was edited / 修改说明")
 
 
@@ -378,10 +380,7 @@ async def track(
         received_at=opinion.received_at,
         joined_tracking_no=joined.tracking_no if joined else None,
         supporters=len(opinion.supporters),
-        stages=[
-            Stage(step="已受理", at=opinion.received_at, detail=f"受理编号 {opinion.tracking_no}"),
-            *sorted(opinion.progress.values(), key=lambda stage: stage.at),
-        ],
+        stages=opinion.stages(),
     )
 
 

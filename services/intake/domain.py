@@ -30,6 +30,7 @@ from shared.events import (
     OpinionWithdrawn,
     SubmitterSummary,
     SupporterSummary,
+    new_id,
 )
 from shared.privacy import mask_name, mask_personal_data, mask_phone
 from shared.store import Aggregate
@@ -175,6 +176,17 @@ class Stage(BaseModel):
     detail: str = ""
 
 
+# The steps of the progress after 已受理, in the order they happen.
+PROGRESS_STEPS: dict[type[EventData], str] = {
+    OpinionAssigned: "已交办",
+    AssignmentSigned: "已签收",
+    AssignmentReplied: "已答复",
+    FeedbackRequested: "回访",
+    FeedbackReceived: "已评价",
+    CaseClosed: "已办结",
+}
+
+
 class Reveal(BaseModel):
     """An audited look at the submitter's contact details (查看联系方式)."""
 
@@ -303,7 +315,13 @@ class Opinion(Aggregate):
         self, submission: OpinionSubmission, by: str, note: str, now: datetime
     ) -> list[EventData]:
         """编辑: replace the submission, keeping the previous one as a version; the holding
-        departments get the new text."""
+        departments get the new text. Editors see the phone masked: a submission without
+        one keeps the phone on record."""
+        if submission.submitter.phone is None and self.submission.submitter.phone is not None:
+            submitter = submission.submitter.model_copy(
+                update={"phone": self.submission.submitter.phone}
+            )
+            submission = submission.model_copy(update={"submitter": submitter})
         self.versions.append(
             Version(
                 number=len(self.versions) + 1,
@@ -387,43 +405,49 @@ class Opinion(Aggregate):
     def is_lead(self, department: str) -> bool:
         return self.holds(department) and self.holders[department].role == "lead"
 
-    def follow(self, event_id: str, payload: EventData, now: datetime) -> list[EventData]:
+    def follow(self, event_id: str, payload: EventData, at: datetime) -> list[EventData]:
         """Keep who holds the opinion and its public progress in step with routing and the
-        case (each event once); a new holder gets the whole opinion (交办)."""
+        case (each event once, ``at`` its time); a new holder gets the whole opinion (交办)."""
         if self.has_handled(event_id):
             return []
         self.mark_handled(event_id)
         events: list[EventData] = []
-        stage: Stage | None = None
+        detail: str | None = None
         if isinstance(payload, OpinionAssigned):
             if self.status != OpinionStatus.MERGED:
                 self.holders[payload.department] = Holder(
-                    department_name=payload.department_name, role=payload.role, since=now
+                    department_name=payload.department_name, role=payload.role, since=at
                 )
                 self.revision += 1
                 events.append(self.brief(payload.department, "交办"))
-            role = "主办" if payload.role == "lead" else "协办"
-            stage = Stage(step="已交办", at=now, detail=f"{role}: {payload.department_name}")
+            detail = f"{'主办' if payload.role == 'lead' else '协办'}: {payload.department_name}"
         elif isinstance(payload, OpinionWithdrawn | AssignmentReturned):
             if (holder := self.holders.get(payload.department)) is not None:
                 holder.active = False
         elif isinstance(payload, AssignmentSigned):
-            name = self._department_name(payload.department)
-            stage = Stage(step="已签收", at=payload.signed_at, detail=name)
+            detail = self._department_name(payload.department)
         elif isinstance(payload, AssignmentReplied):
             name = self._department_name(payload.department)
-            detail = f"{name}: {payload.result}。{mask_personal_data(payload.text)}"
-            stage = Stage(step="已答复", at=payload.replied_at, detail=detail)
+            detail = f"{name}: {payload.result}。{payload.text}"
         elif isinstance(payload, FeedbackRequested):
-            stage = Stage(step="回访", at=now, detail="已请提交人评价办理结果")
+            detail = "已请提交人评价办理结果"
         elif isinstance(payload, FeedbackReceived):
-            stage = Stage(step="已评价", at=now, detail=str(payload.rating))
+            detail = str(payload.rating)
         elif isinstance(payload, CaseClosed):
             self.close(payload.closed_at)
-            stage = Stage(step="已办结", at=payload.closed_at, detail=payload.outcome)
-        if stage is not None:
-            self.progress[event_id] = stage
+            detail = payload.outcome
+        if detail is not None:
+            step = PROGRESS_STEPS[type(payload)]
+            self.progress[event_id] = Stage(step=step, at=at, detail=detail)
         return events
+
+    def stages(self) -> list[Stage]:
+        """The public progress in order: 已受理 first, then each step as it happened."""
+        received = Stage(step="已受理", at=self.received_at, detail=f"受理编号 {self.tracking_no}")
+        order = list(PROGRESS_STEPS.values())
+        # Two steps of one change can share a millisecond: the order of the steps decides.
+        later = sorted(self.progress.values(), key=lambda s: (s.at, order.index(s.step)))
+        return [received, *later]
 
     def _department_name(self, department: str) -> str:
         holder = self.holders.get(department)
@@ -431,9 +455,7 @@ class Opinion(Aggregate):
 
     def reveal_contact(self, by: str, role: str, subject: str, now: datetime) -> "Submitter":
         """查看联系方式: the full contact details, recorded as an audited reveal."""
-        self.reveals[f"{now.timestamp():.6f}:{subject}"] = Reveal(
-            by=by, role=role, subject=subject, at=now
-        )
+        self.reveals[new_id()] = Reveal(by=by, role=role, subject=subject, at=now)
         return self.submission.submitter
 
     def close(self, now: datetime) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id, utcnow
@@ -82,6 +82,12 @@ async def _load(p: Intake, opinion_id: str) -> Opinion:
     return opinion
 
 
+def _stored_now() -> datetime:
+    """Now as the store keeps it (milliseconds), so an answer matches what is read back."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 async def _new_number(p: Intake) -> str:
     year = utcnow().year
     return tracking_number(year, await p.numbers.next(year))
@@ -114,9 +120,8 @@ async def register_opinion(
             return Registration(existing, replayed=True)
         opinion_id, tracking_no = claim.opinion_id, claim.tracking_no
     await p.numbers.record(tracking_no, opinion_id)
-    now = utcnow()
-    # The store keeps milliseconds: answer a retry and the first request alike.
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    # Answer a retry and the first request alike.
+    now = _stored_now()
     opinion = Opinion(
         id=opinion_id,
         tracking_no=tracking_no,
@@ -179,7 +184,7 @@ async def follow_case(p: Intake, event: CloudEvent) -> None:
         opinion = await p.opinions.get(payload.opinion_id)
         if opinion is None or opinion.has_handled(event.id):
             return
-        briefs = opinion.follow(event.id, payload, utcnow())
+        briefs = opinion.follow(event.id, payload, event.time)
         await p.opinions.save(opinion, _wrap(briefs))
 
     await retry_on_conflict(change)
@@ -214,7 +219,7 @@ async def reveal_contact(
         opinion = await _load(p, opinion_id)
         if not opinion.is_lead(department):
             raise OpinionError(403, "Only the lead department (主办) may see the contact details.")
-        submitter = opinion.reveal_contact(by, role, department, utcnow())
+        submitter = opinion.reveal_contact(by, role, department, _stored_now())
         await p.opinions.save(opinion, [])
         return opinion, submitter
 
