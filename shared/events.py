@@ -4,13 +4,14 @@ Routing key: ``<aggregate>.<event>[.<department>]``. Events addressed to a depar
 its code, so a department's RabbitMQ user can be confined to its own events by topic permission.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
+from shared.clock import utcnow
 from shared.privacy import mask_strings
 
 CE_CONTENT_TYPE = "application/cloudevents+json"
@@ -23,10 +24,6 @@ DEPARTMENT_CODE = r"^[a-z][a-z0-9-]{1,31}$"
 def new_id() -> str:
     """A sortable string id (ULID)."""
     return str(ULID())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownEventType(ValueError):
@@ -234,6 +231,7 @@ class FeedbackReceived(EventData):
     comment: str
     # The submitter's judgement whether the problem was solved, for the 解决率 KPI.
     resolved: bool | None = None
+    rated_at: datetime
 
 
 class CaseClosed(EventData):
@@ -292,6 +290,7 @@ class AssignmentExtensionRequested(DepartmentEvent):
     reason: str
     due_at: datetime
     requested_due_at: datetime
+    requested_at: datetime
 
 
 class AssignmentExtensionApproved(DepartmentEvent):
@@ -345,6 +344,7 @@ class CaseEscalated(DepartmentEvent):
     reason: str
     actor: str
     due_at: datetime
+    escalated_at: datetime
 
 
 class AdoptionLevel(StrEnum):

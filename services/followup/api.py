@@ -14,7 +14,14 @@ from shared.events import DEPARTMENT_CODE, AdoptionLevel, OpinionFile, Rating, R
 from shared.problems import Problem
 
 from . import handlers
-from .adapters import MovableClock, department_inbox, supervised, table_csv, table_xlsx
+from .adapters import (
+    CalendarOutlook,
+    MovableClock,
+    department_inbox,
+    supervised,
+    table_csv,
+    table_xlsx,
+)
 from .domain import (
     Adoption,
     Assignment,
@@ -454,6 +461,14 @@ async def put_calendar(
         )
     await p.calendars.put(body)
     return body
+
+
+@admin.get(
+    "/calendar/status",
+    summary="This year's and next year's holiday calendar: official, loaded or assumed",
+)
+async def calendar_status(p: Ports, principal: Reader) -> CalendarOutlook:
+    return await p.calendars.outlook(await p.clock.now())
 
 
 @admin.get("/calendar/{year}", summary="A loaded year, if any")

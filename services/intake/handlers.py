@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id, utcnow
+from shared.clock import beijing_year, utcnow
+from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
@@ -89,7 +90,7 @@ def _stored_now() -> datetime:
 
 
 async def _new_number(p: Intake) -> str:
-    year = utcnow().year
+    year = beijing_year(utcnow())
     return tracking_number(year, await p.numbers.next(year))
 
 
