@@ -394,8 +394,16 @@ async def test_member_is_notified_of_adoption_and_instruction_and_earns_points(
             member_id=member_id,
             submitter={"kind": "委员", "name": "陈委员", "sector": "教育界"},
         )
-        await case_of(http, system, keys.office, opinion_id)
         followup = system.url("followup")
+
+        async def briefed() -> bool:
+            # The case knows its member once intake's copy of the opinion has arrived.
+            r = await http.get(f"{followup}/cases/{opinion_id}", headers=office)
+            return (
+                r.status_code == 200 and (r.json()["opinion"] or {}).get("member_id") == member_id
+            )
+
+        await wait_for(briefed, "the case to know its member", within=60)
         adopted = await http.post(
             f"{followup}/cases/{opinion_id}/adoptions",
             headers=supervisor,
