@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -180,14 +180,11 @@ class Traffic:
         return found
 
 
-def _log_sizes() -> dict[Path, int]:
-    return {path: path.stat().st_size for path in LOGS.glob("*.log")}
-
-
-@pytest.fixture(scope="session", autouse=True)
-async def traffic(settings: Settings) -> AsyncIterator[Traffic]:
-    """Captures every event of the run from the first e2e test on (see test_personal_data)."""
-    seen = Traffic(log_starts=_log_sizes())
+async def capture_events(
+    settings: Settings, keep: Callable[[bytes], None]
+) -> tuple[aio_pika.abc.AbstractRobustConnection, aio_pika.abc.AbstractChannel]:
+    """A connection to the settings' vhost (as the broker administrator) and a channel whose
+    own queue, bound to every event, hands each message body to ``keep``."""
     admin = urlsplit(settings.rabbit_admin_url)
     connection = await aio_pika.connect_robust(
         f"amqp://{admin.username}:{admin.password}@{settings.amqp_host}:{settings.amqp_port}/"
@@ -202,9 +199,21 @@ async def traffic(settings: Settings) -> AsyncIterator[Traffic]:
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         async with message.process():
-            seen.events.append(message.body)
+            keep(message.body)
 
     await capture.consume(on_message)
+    return connection, channel
+
+
+def _log_sizes() -> dict[Path, int]:
+    return {path: path.stat().st_size for path in LOGS.glob("*.log")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def traffic(settings: Settings) -> AsyncIterator[Traffic]:
+    """Captures every event of the run from the first e2e test on (see test_personal_data)."""
+    seen = Traffic(log_starts=_log_sizes())
+    connection, _ = await capture_events(settings, seen.events.append)
     try:
         yield seen
     finally:
