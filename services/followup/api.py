@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.auth import Principal, Role, require
-from shared.events import DEPARTMENT_CODE, AdoptionLevel, OpinionFile, Rating, ReplyResult
+from shared.events import (
+    DEPARTMENT_CODE,
+    AdoptionLevel,
+    Location,
+    OpinionFile,
+    Rating,
+    ReplyResult,
+)
 from shared.problems import Problem
 
 from . import handlers
@@ -88,6 +95,9 @@ class InboxItem(BaseModel):
     id: str
     tracking_no: str
     title: str
+    content: str | None = Field(description="From intake's copy; null until it arrives")
+    location: Location | None
+    attachments: int
     role: str
     status: str
     sign_due_at: datetime
@@ -206,6 +216,9 @@ async def inbox(
                 id=case.id,
                 tracking_no=case.tracking_no,
                 title=case.title,
+                content=case.opinion.content if case.opinion else None,
+                location=case.opinion.location if case.opinion else None,
+                attachments=len(case.opinion.attachments) if case.opinion else 0,
                 role=a.role,
                 status=a.status,
                 sign_due_at=a.sign_due_at,

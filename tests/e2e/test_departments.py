@@ -128,6 +128,7 @@ async def test_lead_department_works_from_the_whole_opinion(
             a["id"]: await http.get(f"{intake}{a['download_path']}", headers=lead)
             for a in case["opinion"]["attachments"]
         }
+        inbox = await http.get(f"{followup}/inbox", headers=lead)
         as_department = await http.get(f"{intake}/opinions/{opinion_id}", headers=lead)
         revealed = await http.post(f"{intake}/opinions/{opinion_id}/contact", headers=lead)
         audited = await http.get(f"{intake}/opinions/{opinion_id}", headers=office)
@@ -168,6 +169,12 @@ async def test_lead_department_works_from_the_whole_opinion(
     }
     assert brief["received_at"] == registered.json()["received_at"].replace("+00:00", "Z")
     assert PHONE not in json.dumps(case, ensure_ascii=False)
+    [listed] = [item for item in inbox.json() if item["id"] == opinion_id]
+    assert (listed["content"], listed["location"], listed["attachments"]) == (
+        ELEVATOR["content"],
+        ELEVATOR["location"],
+        2,
+    )
     # Both attachments download with the department's key, byte for byte.
     assert {a: r.status_code for a, r in downloads.items()} == dict.fromkeys(attached, 200)
     assert {a: r.content for a, r in downloads.items()} == attached
