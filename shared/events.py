@@ -134,6 +134,18 @@ class OpinionMerged(EventData):
     merged_at: datetime
 
 
+class OpinionSplit(EventData):
+    """拆分 — staff took the opinion ``opinion_id`` out of ``from_id`` again; a case that was
+    merged there becomes work of its own again."""
+
+    name = "opinion.split"
+    tracking_no: str
+    office_id: str
+    from_id: str
+    split_by: str
+    split_at: datetime
+
+
 class OpinionAssigned(DepartmentEvent):
     """交办 — routing assigned the opinion to one department (lead 主办 or co-handler 协办)."""
 
@@ -463,6 +475,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OpinionReceived,
         OpinionSupported,
         OpinionMerged,
+        OpinionSplit,
         OpinionAssigned,
         OpinionTriage,
         OpinionWithdrawn,

@@ -35,6 +35,7 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         # The whole opinion for the case view (交办材料), 并案, and 履职积分 of members.
         "opinion.briefed.*",
         "opinion.merged",
+        "opinion.split",
         "opinion.received",
         "opinion.supported",
     ),

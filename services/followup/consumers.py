@@ -10,6 +10,7 @@ from shared.events import (
     OpinionAssigned,
     OpinionBriefed,
     OpinionMerged,
+    OpinionSplit,
     OpinionWithdrawn,
 )
 from shared.messaging import EventBus
@@ -31,6 +32,8 @@ def subscribe(bus: EventBus, ports: FollowupPorts) -> None:
             await handlers.take_brief(payload, ports)
         elif isinstance(payload, OpinionMerged):
             await handlers.merge(event.id, payload, ports)
+        elif isinstance(payload, OpinionSplit):
+            await handlers.split_off(event.id, payload, ports)
         await handlers.project(event, ports)
 
     bus.consume(on_event)

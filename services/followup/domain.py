@@ -39,6 +39,7 @@ from shared.events import (
     OpinionInstructed,
     OpinionMerged,
     OpinionReceived,
+    OpinionSplit,
     OpinionSupported,
     OpinionWithdrawn,
     Rating,
@@ -114,6 +115,8 @@ class CaseStatus(StrEnum):
 
 
 ESCALATION_LABELS = {0: "催办", 1: "一级督办", 2: "二级督办"}
+# How an assignment ended by 并案 is told apart (a 拆分 restores those).
+MERGED_REASON = "已并案至"
 NOT_ESCALATED = -1
 
 
@@ -294,17 +297,14 @@ class Case(Aggregate):
                 role = "主办" if assigned.role == "lead" else "协办"
                 self._log(now, "改派", "routing", f"{assigned.department_name} 改为{role}")
             return []
-        profile = rules.policy.profile(self.urgency)
-        assignment = Assignment(
-            department=assigned.department,
-            department_name=assigned.department_name,
-            role=assigned.role,
-            assigned_at=now,
-            sign_due_at=rules.calendar.due(now, profile.sign),
-            due_at=rules.calendar.due(now, profile.reply),
-            generation=existing.generation + 1 if existing else 1,
+        assignment = self._fresh(
+            assigned.department,
+            assigned.department_name,
+            assigned.role,
+            existing.generation + 1 if existing else 1,
+            now,
+            rules,
         )
-        self.assignments[assigned.department] = assignment
         role = "主办" if assigned.role == "lead" else "协办"
         self._log(
             now,
@@ -316,6 +316,49 @@ class Case(Aggregate):
         if self.status == CaseStatus.CLOSED:
             return []
         return self._timers(assignment, rules, sign=True)
+
+    def _fresh(
+        self,
+        department: str,
+        name: str,
+        role: Literal["lead", "co"],
+        generation: int,
+        now: datetime,
+        rules: Rules,
+    ) -> Assignment:
+        """A new assignment from ``now``, with the deadlines of the case's urgency."""
+        profile = rules.policy.profile(self.urgency)
+        assignment = Assignment(
+            department=department,
+            department_name=name,
+            role=role,
+            assigned_at=now,
+            sign_due_at=rules.calendar.due(now, profile.sign),
+            due_at=rules.calendar.due(now, profile.reply),
+            generation=generation,
+        )
+        self.assignments[department] = assignment
+        return assignment
+
+    def split_off(self, split: OpinionSplit, now: datetime, rules: Rules) -> list[Timer]:
+        """拆分 of a merged case: the departments its 并案 stopped work on it again, from now
+        on, with new deadlines."""
+        if self.status != CaseStatus.MERGED:
+            return []
+        self.status = CaseStatus.OPEN
+        self.merged_into = None
+        self.outcome = None
+        self._log(now, "拆分", split.split_by, "从并案中拆分, 重新办理")
+        timers = []
+        for a in list(self.assignments.values()):
+            if a.status == AssignmentStatus.WITHDRAWN and (a.withdraw_reason or "").startswith(
+                MERGED_REASON
+            ):
+                fresh = self._fresh(
+                    a.department, a.department_name, a.role, a.generation + 1, now, rules
+                )
+                timers += self._timers(fresh, rules, sign=True)
+        return timers
 
     def take_brief(self, briefed: OpinionBriefed, now: datetime) -> bool:
         """The opinion as intake now has it; False when this revision is not newer."""
@@ -336,7 +379,7 @@ class Case(Aggregate):
         stops (no department handles the same matter twice) and is told why."""
         if self.status == CaseStatus.MERGED:
             return []
-        reason = f"已并案至 {merged.into_tracking_no}, 在该件中办理"
+        reason = f"{MERGED_REASON} {merged.into_tracking_no}, 在该件中办理"
         ended = [a for a in self.assignments.values() if not a.has_ended()]
         for assignment in ended:
             assignment.status = AssignmentStatus.WITHDRAWN

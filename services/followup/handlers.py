@@ -17,6 +17,7 @@ from shared.events import (
     OpinionAssigned,
     OpinionBriefed,
     OpinionMerged,
+    OpinionSplit,
     OpinionWithdrawn,
     Rating,
     ReplyResult,
@@ -144,6 +145,21 @@ async def merge(event_id: str, merged: OpinionMerged, p: FollowupPorts) -> None:
 
     await retry_on_conflict(change)
     await p.timers.cancel(merged.opinion_id)
+
+
+async def split_off(event_id: str, split: OpinionSplit, p: FollowupPorts) -> None:
+    """拆分 of a merged case: its departments work on it again, with new deadlines."""
+
+    async def change() -> None:
+        case = await p.cases.get(split.opinion_id)
+        if case is None or case.has_handled(event_id):
+            return
+        now = await p.clock.now()
+        await p.timers.schedule(case.split_off(split, now, await p.rules(now)))
+        case.mark_handled(event_id)
+        await p.cases.save(case, [])
+
+    await retry_on_conflict(change)
 
 
 Change = Callable[[Case, datetime, Rules], tuple[list[EventData], list[Timer]]]

@@ -285,7 +285,7 @@ async def merge_opinion(
 
 @router.post("/{opinion_id}/split", summary="拆分 — detach an opinion from the one it joined")
 async def split_opinion(opinion_id: str, p: Ports, principal: Editor) -> OpinionView:
-    return _view(await _run(handlers.split(p, opinion_id)), principal)
+    return _view(await _run(handlers.split(p, opinion_id, principal.name)), principal)
 
 
 def _job_view(job: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from shared.events import (
     OpinionFile,
     OpinionMerged,
     OpinionReceived,
+    OpinionSplit,
     OpinionSupported,
     OpinionWithdrawn,
     SubmitterSummary,
@@ -166,6 +167,8 @@ class Holder(BaseModel):
     role: str  # lead | co
     since: datetime
     active: bool = True
+    # Stopped by a 并案: holds it again if the opinion is split off (拆分).
+    merged: bool = False
 
 
 class Stage(BaseModel):
@@ -290,7 +293,7 @@ class Opinion(Aggregate):
         self.joined_to = target.id
         # The departments hand it over to the one it was merged into (see followup).
         for holder in self.holders.values():
-            holder.active = False
+            holder.merged, holder.active = holder.active, False
         return [
             OpinionMerged(
                 opinion_id=self.id,
@@ -303,13 +306,35 @@ class Opinion(Aggregate):
             )
         ]
 
-    def split(self) -> list[EventData]:
-        """拆分: leave the opinion it joined and stand alone again; routed now if never before."""
+    def split(self, by: str, now: datetime) -> list[EventData]:
+        """拆分: leave the opinion it joined and stand alone again: routed now if never before;
+        a merged case is work again for the departments that held it (opinion.split)."""
         if self.joined_to is None or self.status == OpinionStatus.CLOSED:
             raise OpinionError(409, f"{self.tracking_no} is not joined to another opinion.")
+        was_merged, joined_to = self.status == OpinionStatus.MERGED, self.joined_to
         self.status = OpinionStatus.OPEN
         self.joined_to = None
-        return [] if self.routed else self.receive()
+        if not self.routed:
+            return self.receive()
+        if not was_merged:
+            return []
+        for holder in self.holders.values():
+            holder.active, holder.merged = holder.active or holder.merged, False
+        split = OpinionSplit(
+            opinion_id=self.id,
+            tracking_no=self.tracking_no,
+            office_id=self.office_id,
+            from_id=joined_to,
+            split_by=by,
+            split_at=now,
+        )
+        return [split, *self.brief_holders("拆分")]
+
+    def remove_supporter(self, supporter_id: str) -> list[EventData] | None:
+        """A supporter was split off; the holding departments are told. None: not counted."""
+        if self.supporters.pop(supporter_id, None) is None:
+            return None
+        return self.brief_holders("拆分")
 
     def edit(
         self, submission: OpinionSubmission, by: str, note: str, now: datetime

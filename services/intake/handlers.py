@@ -244,13 +244,13 @@ async def merge(p: Intake, opinion_id: str, into_id: str, by: str) -> Opinion:
     return await add_supporter(p, into_id, opinion, "并案", None)
 
 
-async def split(p: Intake, opinion_id: str) -> Opinion:
+async def split(p: Intake, opinion_id: str, by: str) -> Opinion:
     """拆分 by an editor: the opinion leaves the one it joined and becomes a case of its own."""
 
     async def change() -> tuple[Opinion, str]:
         opinion = await _load(p, opinion_id)
         joined_to = opinion.joined_to
-        events = opinion.split()
+        events = opinion.split(by, utcnow())
         assert joined_to is not None  # split() refuses opinions that joined nothing
         await p.opinions.save(opinion, _wrap(events))
         return opinion, joined_to
@@ -259,8 +259,8 @@ async def split(p: Intake, opinion_id: str) -> Opinion:
 
     async def uncount() -> None:
         target = await _load(p, joined_to)
-        if target.supporters.pop(opinion.id, None) is not None:
-            await p.opinions.save(target, [])
+        if (briefs := target.remove_supporter(opinion.id)) is not None:
+            await p.opinions.save(target, _wrap(briefs))
 
     await retry_on_conflict(uncount)
     _index(p, opinion)

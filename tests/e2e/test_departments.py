@@ -209,7 +209,7 @@ async def test_lead_department_works_from_the_whole_opinion(
     assert PHONE not in json.dumps(queued, ensure_ascii=False)
 
 
-async def test_merge_ends_the_merged_assignments_and_timers_and_an_edit_reaches_the_case(
+async def test_merge_ends_the_merged_work_split_restores_it_and_an_edit_reaches_the_case(
     system: System,
     keys: Keys,
     editor_key: str,
@@ -277,6 +277,24 @@ async def test_merge_ends_the_merged_assignments_and_timers_and_an_edit_reaches_
         assert await pending(merged_id) == 0
         assert await pending(kept_id) > 0
 
+        # 拆分: split off again, the merged case is work again for its department.
+        split = await http.post(f"{intake}/opinions/{merged_id}/split", headers=editor)
+        assert split.status_code == 200, split.text
+        reopened = await case_of(http, system, keys.office, merged_id, status="open")
+
+        async def readable_again() -> bool:
+            r = await http.get(f"{intake}/opinions/{merged_id}", headers=worker)
+            return r.status_code == 200
+
+        await wait_for(readable_again, "the department to hold the split opinion again")
+
+        async def supporter_gone() -> bool:
+            r = await http.get(f"{system.url('followup')}/cases/{kept_id}", headers=worker)
+            return r.json()["opinion"]["supporters"] == []
+
+        await wait_for(supporter_gone, "the kept case without the split opinion")
+        assert await pending(merged_id) > 0
+
     # The merged case: every assignment ended, with the reason; no timer left to fire.
     tracking = kept_case["tracking_no"]
     assert ended["merged_into"] == kept_id and ended["overdue"] is False
@@ -285,6 +303,10 @@ async def test_merge_ends_the_merged_assignments_and_timers_and_an_edit_reaches_
     assert withdrawn.event["data"]["department"] == department
     assert tracking in withdrawn.event["data"]["reason"]
     assert after_merge.status_code == 403
+    again = reopened["assignments"][department]
+    assert (again["status"], again["generation"]) == ("assigned", 2)
+    assert reopened["merged_into"] is None
+    assert [e["step"] for e in reopened["timeline"]][-2:] == ["并案", "拆分"]
     # The case it went into holds it as a supporter (并案), with its text; the edit shows.
     [supporter] = kept["opinion"]["supporters"]
     assert (supporter["opinion_id"], supporter["how"]) == (merged_id, "并案")

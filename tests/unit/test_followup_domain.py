@@ -36,6 +36,7 @@ from shared.events import (
     OpinionInstructed,
     OpinionMerged,
     OpinionReceived,
+    OpinionSplit,
     OpinionWithdrawn,
     Rating,
     ReplyResult,
@@ -378,6 +379,25 @@ def test_a_merged_case_ends_its_assignments_and_fires_nothing() -> None:
     assert case.assign(assigned("transport"), later, RULES) == []
     with pytest.raises(CaseError):
         case.sign("housing", later)
+
+    # 拆分: the work the merge ended starts again, from then on, with new deadlines.
+    split = OpinionSplit(
+        opinion_id="op1",
+        tracking_no="SQ-2026-000001",
+        office_id="o1",
+        from_id="op2",
+        split_by="编辑甲",
+        split_at=later,
+    )
+    timers = case.split_off(split, later, RULES)
+    assert case.status == CaseStatus.OPEN and case.merged_into is None
+    lead = case.assignments["housing"]
+    assert (lead.status, lead.generation, lead.assigned_at) == ("assigned", 2, later)
+    assert {t.kind for t in timers if t.department == "housing"} >= {
+        TimerKind.SIGN_DUE,
+        TimerKind.REPLY_DUE,
+    }
+    assert case.split_off(split, later, RULES) == []
 
 
 def test_member_points_follow_the_business_time_of_each_event() -> None:

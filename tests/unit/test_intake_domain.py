@@ -27,6 +27,7 @@ from shared.events import (
     OpinionBriefed,
     OpinionMerged,
     OpinionReceived,
+    OpinionSplit,
     OpinionSupported,
     OpinionWithdrawn,
     Rating,
@@ -125,11 +126,14 @@ def test_support_merge_split_and_edit() -> None:
     with pytest.raises(OpinionError):
         other.merge_into(case, "编辑甲", NOW)  # already merged
 
-    # Split: a never-routed supporter now becomes work for routing; a merged one does not.
-    assert [type(e) for e in item.split()] == [OpinionReceived]
-    assert other.split() == [] and other.status == OpinionStatus.OPEN
+    # Split: a never-routed supporter now becomes work for routing; a merged case becomes
+    # work again for the departments that held it (followup restores their assignments).
+    assert [type(e) for e in item.split("编辑甲", NOW)] == [OpinionReceived]
+    [split] = other.split("编辑甲", NOW)
+    assert isinstance(split, OpinionSplit) and split.from_id == "case"
+    assert other.status == OpinionStatus.OPEN
     with pytest.raises(OpinionError):
-        item.split()
+        item.split("编辑甲", NOW)
 
     item.edit(submission(title="和平路站台顶棚破损"), "编辑甲", "规范标题", NOW)
     assert item.submission.title == "和平路站台顶棚破损"
