@@ -54,6 +54,8 @@ class FeedbackTokens:
 
     def verify(self, token: str, now: datetime) -> tuple[str, int]:
         """The case id and feedback round the token is for; CaseError if forged or expired."""
+        if not token.isascii():  # compare_digest refuses non-ASCII text with a TypeError
+            raise CaseError(403, "The feedback link is not valid.")
         try:
             encoded, signature = token.rsplit(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
@@ -243,6 +245,11 @@ class Timers:
                 await self.timers.update_one({"_id": timer.id}, {"$set": {"attempt": attempt}})
                 continue
             return attempt
+
+    async def cancel(self, case_id: str) -> None:
+        """Drop every pending timer of a case (it is handled elsewhere now, 并案)."""
+        for collection in (self.timers, self.agenda):
+            await collection.delete_many({"case_id": case_id})
 
     async def done(self, timer: Timer, attempt: int) -> None:
         await self.timers.delete_one({"_id": timer.id})

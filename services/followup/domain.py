@@ -34,7 +34,14 @@ from shared.events import (
     FeedbackRequested,
     OpinionAdopted,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
     OpinionInstructed,
+    OpinionMerged,
+    OpinionReceived,
+    OpinionSplit,
+    OpinionSupported,
+    OpinionWithdrawn,
     Rating,
     ReplyResult,
 )
@@ -104,9 +111,12 @@ class CaseStatus(StrEnum):
     OPEN = "open"
     AWAITING_FEEDBACK = "awaiting_feedback"
     CLOSED = "closed"
+    MERGED = "merged"  # 并案: handled as part of another case
 
 
 ESCALATION_LABELS = {0: "催办", 1: "一级督办", 2: "二级督办"}
+# How an assignment ended by 并案 is told apart (a 拆分 restores those).
+MERGED_REASON = "已并案至"
 NOT_ESCALATED = -1
 
 
@@ -239,6 +249,13 @@ class Case(Aggregate):
     # Kept at the top level so supervisors can list overdue and escalated work.
     overdue: bool = False
     escalation_level: int = NOT_ESCALATED
+    # The whole opinion (交办材料) from intake, its latest revision; None until it arrives.
+    opinion: OpinionFile | None = None
+    merged_into: str | None = None
+
+    @property
+    def member_id(self) -> str | None:
+        return None if self.opinion is None else self.opinion.member_id
 
     @classmethod
     def open(
@@ -271,6 +288,8 @@ class Case(Aggregate):
     def assign(self, assigned: OpinionAssigned, now: datetime, rules: Rules) -> list[Timer]:
         """交办 to one department; a department that returned it or had it withdrawn may be
         assigned again, and one still holding it takes the role it is given (改派 of roles)."""
+        if self.status == CaseStatus.MERGED:
+            return []  # handled in the case it was merged into
         existing = self.assignments.get(assigned.department)
         if existing is not None and not existing.has_ended():
             if existing.role != assigned.role:
@@ -278,17 +297,14 @@ class Case(Aggregate):
                 role = "主办" if assigned.role == "lead" else "协办"
                 self._log(now, "改派", "routing", f"{assigned.department_name} 改为{role}")
             return []
-        profile = rules.policy.profile(self.urgency)
-        assignment = Assignment(
-            department=assigned.department,
-            department_name=assigned.department_name,
-            role=assigned.role,
-            assigned_at=now,
-            sign_due_at=rules.calendar.due(now, profile.sign),
-            due_at=rules.calendar.due(now, profile.reply),
-            generation=existing.generation + 1 if existing else 1,
+        assignment = self._fresh(
+            assigned.department,
+            assigned.department_name,
+            assigned.role,
+            existing.generation + 1 if existing else 1,
+            now,
+            rules,
         )
-        self.assignments[assigned.department] = assignment
         role = "主办" if assigned.role == "lead" else "协办"
         self._log(
             now,
@@ -300,6 +316,91 @@ class Case(Aggregate):
         if self.status == CaseStatus.CLOSED:
             return []
         return self._timers(assignment, rules, sign=True)
+
+    def _fresh(
+        self,
+        department: str,
+        name: str,
+        role: Literal["lead", "co"],
+        generation: int,
+        now: datetime,
+        rules: Rules,
+    ) -> Assignment:
+        """A new assignment from ``now``, with the deadlines of the case's urgency."""
+        profile = rules.policy.profile(self.urgency)
+        assignment = Assignment(
+            department=department,
+            department_name=name,
+            role=role,
+            assigned_at=now,
+            sign_due_at=rules.calendar.due(now, profile.sign),
+            due_at=rules.calendar.due(now, profile.reply),
+            generation=generation,
+        )
+        self.assignments[department] = assignment
+        return assignment
+
+    def split_off(self, split: OpinionSplit, now: datetime, rules: Rules) -> list[Timer]:
+        """拆分 of a merged case: the departments its 并案 stopped work on it again, from now
+        on, with new deadlines."""
+        if self.status != CaseStatus.MERGED:
+            return []
+        self.status = CaseStatus.OPEN
+        self.merged_into = None
+        self.outcome = None
+        self._log(now, "拆分", split.split_by, "从并案中拆分, 重新办理")
+        timers = []
+        for a in list(self.assignments.values()):
+            if a.status == AssignmentStatus.WITHDRAWN and (a.withdraw_reason or "").startswith(
+                MERGED_REASON
+            ):
+                fresh = self._fresh(
+                    a.department, a.department_name, a.role, a.generation + 1, now, rules
+                )
+                timers += self._timers(fresh, rules, sign=True)
+        return timers
+
+    def take_brief(self, briefed: OpinionBriefed, now: datetime) -> bool:
+        """The opinion as intake now has it; False when this revision is not newer."""
+        brief = briefed.opinion
+        if self.opinion is not None and brief.revision <= self.opinion.revision:
+            return False
+        edited = self.opinion is not None and (
+            (self.opinion.title, self.opinion.content) != (brief.title, brief.content)
+        )
+        self.opinion = brief
+        self.title = brief.title
+        if edited:
+            self._log(now, "编辑", "intake", f"意见内容已修改: {brief.title}")
+        return True
+
+    def merge_into(self, merged: OpinionMerged, now: datetime) -> list[EventData]:
+        """并案: the opinion is handled in ``into``; every department still working on it
+        stops (no department handles the same matter twice) and is told why."""
+        if self.status == CaseStatus.MERGED:
+            return []
+        reason = f"{MERGED_REASON} {merged.into_tracking_no}, 在该件中办理"
+        ended = [a for a in self.assignments.values() if not a.has_ended()]
+        for assignment in ended:
+            assignment.status = AssignmentStatus.WITHDRAWN
+            assignment.withdrawn_at = now
+            assignment.withdraw_reason = reason
+            assignment.overdue = False
+        self.status = CaseStatus.MERGED
+        self.merged_into = merged.into_id
+        self.outcome = "并案"
+        self._refresh()
+        self._log(now, "并案", merged.merged_by, reason)
+        return [
+            OpinionWithdrawn(
+                opinion_id=self.id,
+                department=a.department,
+                tracking_no=self.tracking_no,
+                office_id=self.office_id,
+                reason=reason,
+            )
+            for a in ended
+        ]
 
     def assignment_of(self, department: str) -> Assignment:
         if department not in self.assignments:
@@ -346,8 +447,8 @@ class Case(Aggregate):
     def _working(self, department: str, role: Literal["lead", "co"] | None = None) -> Assignment:
         """The department's assignment, which must be signed and still owe work."""
         assignment = self.assignment_of(department)
-        if self.status == CaseStatus.CLOSED:
-            raise CaseError(409, "The case is closed (已办结).")
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
+            raise CaseError(409, f"The case is {self.status} (已办结/已并案).")
         if role == "lead" and assignment.role != "lead":
             raise CaseError(409, "Only the lead department (主办) replies to the submitter.")
         if role == "co" and assignment.role != "co":
@@ -619,6 +720,7 @@ class Case(Aggregate):
                 leader=leader,
                 text=text,
                 instructed_at=now,
+                member_id=self.member_id,
             )
         ]
 
@@ -637,6 +739,7 @@ class Case(Aggregate):
                 adopted_by=by,
                 note=note,
                 adopted_at=now,
+                member_id=self.member_id,
             )
         ]
 
@@ -751,7 +854,7 @@ class Case(Aggregate):
 
     def fire(self, timer: Timer, now: datetime) -> list[EventData]:
         """What a due timer does; nothing when the work it watched is done or its deadline moved."""
-        if self.status == CaseStatus.CLOSED:
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
             return []
         if timer.kind == TimerKind.FEEDBACK:
             if (
@@ -897,6 +1000,38 @@ def kpi_change(payload: EventData) -> KpiChange | None:
     if isinstance(payload, OpinionAdopted):
         return KpiChange(payload.adopted_at, None, {ADOPTION_COUNTERS[payload.level]: 1})
     return None
+
+
+class MemberPoints(BaseModel):
+    """What one event adds to a member's 履职积分, once per ``key``, in the month of the
+    business time the event carries."""
+
+    key: str
+    month: str
+    member: str
+    office: str
+    counters: dict[str, int]
+
+
+def member_points(event_id: str, payload: EventData) -> MemberPoints | None:
+    """Submitted (登记 or 附议), 采用 by level and 批示 of an opinion that names its member."""
+    member = getattr(payload, "member_id", None)
+    if member is None:
+        return None
+    office = str(getattr(payload, "office_id", ""))
+    if isinstance(payload, OpinionReceived):
+        key, at, counters = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
+    elif isinstance(payload, OpinionSupported):
+        key, at, counters = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
+    elif isinstance(payload, OpinionAdopted):
+        key, at, counters = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
+    elif isinstance(payload, OpinionInstructed):
+        key, at, counters = event_id, payload.instructed_at, "instructed"
+    else:
+        return None
+    return MemberPoints(
+        key=key, month=month_of(at), member=member, office=office, counters={counters: 1}
+    )
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

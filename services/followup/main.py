@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         timers=Timers(db.timers, db.timer_claims, lease, db.timer_agenda, clock),
         calendars=Calendars(db.calendars, own.office_opens),
         kpis=Kpis(db.kpis),
+        member_kpis=Kpis(db.member_kpis),
         clock=clock,
         tokens=FeedbackTokens(settings.secret, settings.followup_public_url),
         policy=own.policy,

@@ -13,7 +13,9 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from pydantic import ValidationError
 
-from .domain import STATUS_LABELS, Opinion, OpinionSubmission, mask_phone
+from shared.privacy import mask_phone
+
+from .domain import STATUS_LABELS, Opinion, OpinionSubmission
 
 MAX_ROWS = 5000
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import aio_pika
 import httpx
@@ -25,7 +24,7 @@ from shared.events import CE_CONTENT_TYPE, CloudEvent, EventData
 from shared.settings import Settings
 from shared.store import mongo_client
 
-from .conftest import LOGS, PORT_BASE
+from .conftest import LOGS, PORT_BASE, capture_events
 
 REPLICA_PORTS = (PORT_BASE + 101, PORT_BASE + 102)
 DEPARTMENTS = ("housing", "transport", "ecology")
@@ -155,26 +154,15 @@ async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
     }
     for code in DEPARTMENTS:
         keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, code)
-    admin = urlsplit(own.rabbit_admin_url)
-    connection = await aio_pika.connect_robust(
-        f"amqp://{admin.username}:{admin.password}@{own.amqp_host}:{own.amqp_port}/"
-        f"{quote(own.amqp_vhost, safe='')}"
-    )
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        topology.EVENTS.name, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    capture = await channel.declare_queue(exclusive=True)
-    await capture.bind(exchange, routing_key="#")
-    system = Replicas(own, keys, channel)
+    captured: list[CloudEvent] = []
 
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        async with message.process():
-            event = CloudEvent.model_validate(json.loads(message.body))
-            if event.source == "/minyi/followup":
-                system.captured.append(event)
+    def keep(body: bytes) -> None:
+        event = CloudEvent.model_validate(json.loads(body))
+        if event.source == "/minyi/followup":
+            captured.append(event)
 
-    await capture.consume(on_message)
+    connection, channel = await capture_events(own, keep)
+    system = Replicas(own, keys, channel, captured=captured)
     LOGS.mkdir(parents=True, exist_ok=True)
     try:
         for replica in range(len(REPLICA_PORTS)):

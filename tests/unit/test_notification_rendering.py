@@ -23,13 +23,17 @@ from shared.events import (
     FeedbackReceived,
     FeedbackRequested,
     Location,
+    MemberEnrolled,
     OpinionAdopted,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
     OpinionInstructed,
     OpinionReceived,
     OpinionTriage,
     Rating,
     ReplyResult,
+    SubmitterSummary,
 )
 
 NOW = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)  # 09:30 in Beijing
@@ -129,6 +133,23 @@ SAMPLES: list[EventData] = [
         text="请交通局抓紧落实。",
         instructed_at=NOW,
     ),
+    OpinionBriefed(
+        opinion_id="op1",
+        department="transport",
+        reason="交办",
+        opinion=OpinionFile(
+            revision=1,
+            tracking_no="SQ-2026-000001",
+            office_id="office-a",
+            title="和平路公交站台破损",
+            content="站台顶棚破损漏雨，联系电话 13912345678。",
+            channel="走访",
+            location=Location(district="示范区", street="和平街道"),
+            submitter=SubmitterSummary(kind="群众", name="李**", phone="139****5678"),
+            received_at=NOW,
+        ),
+    ),
+    MemberEnrolled(member_id="m1", office_id="office-a", member_name="周委员", kind="委员"),
 ]
 
 
