@@ -234,7 +234,7 @@ async def test_the_console_walked_by_its_users(
         # -- 督查: the dashboard before any work is done ---------------------------------------
         await log_in(page, base, "supervisor", people["supervisor"])
         await choose(page, "[data-test=unit]", "幸福街道办事处")
-        await expect(page.locator("[data-test=chart-trend] canvas")).to_be_visible()
+        await expect(page.locator("[data-shown=xingfu-street]")).to_be_visible()
         before = await page.locator("[data-test=kpi-timely_sign_rate]").inner_text()
         assert "—" in before
         await log_out(page)
@@ -324,6 +324,7 @@ async def test_the_console_walked_by_its_users(
         # -- 督查: the KPI cards and charts moved; the audit log names everyone ----------------
         await log_in(page, base, "supervisor", people["supervisor"])
         await choose(page, "[data-test=unit]", "幸福街道办事处")
+        await expect(page.locator("[data-shown=xingfu-street]")).to_be_visible()
         card = page.locator("[data-test=kpi-timely_sign_rate]")
         await expect(card).not_to_have_text(before, timeout=30_000)
         assert "100.0%" in await card.inner_text()
