@@ -2,7 +2,7 @@
 # background under var/; `make down` stops them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv web stack up down run test fuzz chaos lint bench docs clean
+.PHONY: help venv web stack up down run test fuzz chaos drill-cluster chart-tools lint bench docs clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,6 +13,7 @@ help:
 	@echo "make test   run the tests against the local RabbitMQ + FerretDB"
 	@echo "make fuzz   fuzz every HTTP API from its OpenAPI document (longer run)"
 	@echo "make chaos  chaos drill: kill processes under load, check nothing lost or doubled"
+	@echo "make drill-cluster  3-node RabbitMQ cluster drill: stop the queues' leader under load"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  start everything and run minyi bench"
 	@echo "make docs   write docs/asyncapi.json"
@@ -64,7 +65,7 @@ run: up
 TEST_DATES := 2026-12-31T23:59:00+08:00 2027-01-01T00:00:00+08:00 2027-06-14T16:30:00+08:00
 DATE_TESTS := tests/e2e/test_followup_lifecycle.py tests/e2e/test_lifecycle.py
 
-test: stack web
+test: stack web chart-tools
 	@for at in $(TEST_DATES); do echo "==> as of $$at: $(DATE_TESTS)"; \
 		MINYI_TEST_NOW=$$at $(BIN)/pytest -q $(DATE_TESTS) || exit $$?; done
 	@$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
@@ -77,6 +78,15 @@ fuzz: stack
 # Kill services, the broker and the store while opinions flow; check nothing is lost or doubled.
 chaos: up
 	@$(BIN)/minyi chaos
+
+# helm (go install), the CRD validators (npm) and the CRDs (Go modules), pinned, in var/tools.
+chart-tools:
+	@deploy/helm/tools.sh
+
+# Three RabbitMQ nodes of its own (ports 25xxx, data in var/drill), the services on all three;
+# stops the node leading the work queues under load and starts it again (services/cluster_drill.py).
+drill-cluster: stack
+	@$(BIN)/minyi drill-cluster
 
 lint: venv
 	$(BIN)/ruff check .

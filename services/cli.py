@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
-from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
+from shared.settings import DEFAULT_PORTS, SERVICES, Settings, get_settings
 from shared.store import Document, mongo_client
 
 T = TypeVar("T")
@@ -23,7 +23,14 @@ broker = typer.Typer(help="RabbitMQ set-up.", no_args_is_help=True)
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_args_is_help=True)
 docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
-for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
+store = typer.Typer(help="Document store set-up.", no_args_is_help=True)
+for sub, name in (
+    (broker, "broker"),
+    (keys, "keys"),
+    (dlq, "dlq"),
+    (docs, "docs"),
+    (store, "store"),
+):
     app.add_typer(sub, name=name)
 departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
 app.add_typer(departments, name="departments")
@@ -66,6 +73,37 @@ def serve(
 def broker_setup() -> None:
     """Create the vhost and the per-service RabbitMQ users (idempotent)."""
     for line in broker_admin.setup(get_settings()):
+        typer.echo(f"ok  {line}")
+
+
+# Secondary indexes of the queries that are not by ``_id``: (service, collection, field).
+# FerretDB 1.24 answers only ``_id`` lookups from an index; MongoDB uses all of these.
+INDEXES = (
+    ("followup", "timers", "fire_at"),
+    ("followup", "timer_agenda", "fire_at"),
+    ("intake", "opinions", "received_at"),
+    ("intake", "opinions", "office_id"),
+    *((s, "outbox_pending", "collection") for s in SERVICES),
+)
+
+
+async def create_indexes(settings: Settings) -> list[str]:
+    """Create the INDEXES (idempotent); returns what was done."""
+    mongo = mongo_client(settings)
+    try:
+        done = []
+        for service, collection, field in INDEXES:
+            await mongo[settings.database(service)][collection].create_index(field)
+            done.append(f"{settings.database(service)}.{collection} {field}")
+        return done
+    finally:
+        await mongo.close()
+
+
+@store.command("indexes")
+def store_indexes() -> None:
+    """Create the services' secondary indexes (idempotent)."""
+    for line in asyncio.run(create_indexes(get_settings())):
         typer.echo(f"ok  {line}")
 
 
@@ -216,6 +254,22 @@ def chaos() -> None:
         typer.echo(f"  {line}")
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     typer.echo("chaos drill: " + ("PASSED" if report["passed"] else "FAILED"))
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command("drill-cluster")
+def drill_cluster() -> None:
+    """Broker-node failure drill on a 3-node RabbitMQ cluster of its own (services/
+    cluster_drill.py); exits 1 if it fails."""
+    from services.cluster_drill import run
+
+    report = run()
+    for line in report.pop("actions"):
+        typer.echo(f"  {line}")
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    typer.echo(f"stopped node: {report['stopped_node']}")
+    typer.echo("cluster drill: " + ("PASSED" if report["passed"] else "FAILED"))
     if not report["passed"]:
         raise typer.Exit(1)
 

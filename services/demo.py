@@ -8,6 +8,7 @@ import contextlib
 import hmac
 import inspect
 import json
+import os
 import secrets
 import socket
 import time
@@ -211,7 +212,10 @@ async def serving(app: ASGIApp, port: int) -> AsyncIterator[None]:
 
 
 def url(service: str) -> str:
-    return f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+    """Where ``service`` listens: MINYI_<SERVICE>_PORT (as for deploy/local/services.sh), or
+    its default port."""
+    port = os.environ.get(f"MINYI_{service.upper()}_PORT", DEFAULT_PORTS[service])
+    return f"http://127.0.0.1:{port}"
 
 
 async def wait_for(check: Any, what: str, within: float = 30.0) -> Any:
