@@ -2,7 +2,7 @@
 # background under var/; `make down` stops them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv stack up down run test fuzz chaos drill-cluster chart-tools lint bench docs clean
+.PHONY: help venv web stack up down run test fuzz chaos drill-cluster chart-tools lint bench docs clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,7 +29,21 @@ venv:
 stack: venv
 	@deploy/local/stack.sh up
 
-up: stack
+# The console's browser app: npm packages from the lockfile, then a Vite build into dist/
+# (served by the console; nothing is loaded from outside at run time).
+WEB := services/console/web
+WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.js
+web: $(WEB)/dist/index.html
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	@echo "==> installing the console's npm packages (npm ci)"
+	@cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SOURCES)
+	@echo "==> building the console (vite build)"
+	@cd $(WEB) && npx vite build --logLevel warn
+
+up: stack web
 	@deploy/local/services.sh up
 
 down:
@@ -51,7 +65,7 @@ run: up
 TEST_DATES := 2026-12-31T23:59:00+08:00 2027-01-01T00:00:00+08:00 2027-06-14T16:30:00+08:00
 DATE_TESTS := tests/e2e/test_followup_lifecycle.py tests/e2e/test_lifecycle.py
 
-test: stack chart-tools
+test: stack web chart-tools
 	@for at in $(TEST_DATES); do echo "==> as of $$at: $(DATE_TESTS)"; \
 		MINYI_TEST_NOW=$$at $(BIN)/pytest -q $(DATE_TESTS) || exit $$?; done
 	@$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \

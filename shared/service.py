@@ -81,7 +81,7 @@ def service_app(
     service: str,
     description: str,
     settings: Settings,
-    bus: EventBus,
+    bus: EventBus | None,
     mongo: AsyncMongoClient[Document],
     routers: Sequence[APIRouter],
     repositories: Sequence[Repository[Any]] = (),
@@ -97,7 +97,8 @@ def service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await bus.start()
+        if bus:
+            await bus.start()
         for start in on_start:
             await start()
         sweeper = asyncio.create_task(
@@ -117,7 +118,8 @@ def service_app(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await bus.stop()
+            if bus:
+                await bus.stop()
             for stop in on_stop:
                 await stop()
             await mongo.close()
@@ -141,7 +143,7 @@ def service_app(
 
     @ops.get("/ready", summary="Readiness: broker and database reachable")
     async def ready() -> dict[str, Any]:
-        broker_ok = await bus.ping()
+        broker_ok = await bus.ping() if bus else True
         try:
             await mongo.admin.command("ping")
             db_ok = True

@@ -7,7 +7,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "routing", "followup", "notification")
-DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "followup": 8003, "notification": 8004}
+DEFAULT_PORTS = {
+    "console": 8000,
+    "intake": 8001,
+    "routing": 8002,
+    "followup": 8003,
+    "notification": 8004,
+}
 
 
 class Settings(BaseSettings):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from shared.auth import Principal, Role, require
+from shared.clock import utcnow
 from shared.privacy import mask_phone
 from shared.problems import Problem
 
@@ -225,6 +226,37 @@ async def submit_opinion(
         status=opinion.status,
         joined=joined,
         message=message,
+    )
+
+
+class SimilarCase(JoinedCase):
+    """The open opinion a submission would join; its title only for the office's own."""
+
+    title: str | None
+    similarity: float
+
+
+class SimilarAnswer(BaseModel):
+    similar: SimilarCase | None
+    message: str
+
+
+@router.post("/similar", summary="Would this opinion join an open one as 附议? (stores nothing)")
+async def similar_opinion(body: OpinionSubmission, p: Ports, principal: Submitter) -> SimilarAnswer:
+    found = await handlers.similar_open(p, body, utcnow())
+    if found is None:
+        return SimilarAnswer(similar=None, message="未发现相近的在办意见，提交后将作为新件办理")
+    target, similarity = found
+    own = target.office_id == principal.subject
+    similar = SimilarCase(
+        id=target.id,
+        tracking_no=target.tracking_no,
+        supporters=len(target.supporters),
+        title=target.submission.title if own else None,
+        similarity=round(similarity, 3),
+    )
+    return SimilarAnswer(
+        similar=similar, message=f"与在办意见 {target.tracking_no} 相近，提交后将作为附议并入该件"
     )
 
 

@@ -130,24 +130,35 @@ async def register_opinion(
         received_at=now,
         submission=submission,
     )
-    location = submission.location
-    match = p.index.find(submission.text(), location.district, location.street, now)
-    target = None if match is None else await p.opinions.get(match.opinion_id)
-    if match is not None and target is not None and target.status == OpinionStatus.OPEN:
-        similarity: float | None = match.similarity
-        events = opinion.support(target, match.similarity, now)
+    found = await similar_open(p, submission, now)
+    if found is not None:
+        events = opinion.support(*found, now)
     else:
-        target, similarity, events = None, None, opinion.receive()
+        events = opinion.receive()
         # Indexed before storing: if publishing fails after the insert, later items still
         # find it; an entry whose opinion was never stored matches nothing (see above).
         _index(p, opinion)
     if not await p.opinions.add(opinion, _wrap(events)):
         # A concurrent request with the same key stored it first.
         return Registration(await _load(p, opinion_id), replayed=True)
-    if target is None:
+    if found is None:
         return Registration(opinion, replayed=False)
+    target, similarity = found
     joined = await add_supporter(p, target.id, opinion, "附议", similarity)
     return Registration(opinion, replayed=False, joined=joined)
+
+
+async def similar_open(
+    p: Intake, submission: OpinionSubmission, now: datetime
+) -> tuple[Opinion, float] | None:
+    """The open opinion ``submission`` would join as 附议, and how similar it is; None when it
+    would be new work. Stores nothing: the console asks before submitting."""
+    location = submission.location
+    match = p.index.find(submission.text(), location.district, location.street, now)
+    target = None if match is None else await p.opinions.get(match.opinion_id)
+    if match is None or target is None or target.status != OpinionStatus.OPEN:
+        return None
+    return target, match.similarity
 
 
 async def add_supporter(

@@ -1,5 +1,6 @@
 """The four services as real processes on test ports, against the real broker and store."""
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,9 @@ from shared.store import mongo_client
 # Several test runs can share a machine: each sets its own MINYI_TEST_PORT_BASE.
 PORT_BASE = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))
 PORTS = {service: PORT_BASE + 1 + i for i, service in enumerate(SERVICES)}
+# The console in front of them (started with them: it needs nothing else).
+PORTS["console"] = PORT_BASE + 20
+STARTED = (*SERVICES, "console")
 SINK_PORT = PORT_BASE + 99
 LOGS = Path(f"var/log/tests-{PORT_BASE}")
 
@@ -49,7 +53,7 @@ class System:
             env=os.environ.copy(),
         )
 
-    def wait_ready(self, services: tuple[str, ...] = SERVICES, within: float = 60) -> None:
+    def wait_ready(self, services: tuple[str, ...] = STARTED, within: float = 60) -> None:
         deadline = time.monotonic() + within
         for service in services:
             while True:
@@ -88,7 +92,8 @@ class System:
 @pytest.fixture(scope="session")
 def system(settings: Settings) -> Iterator[System]:
     running = System(settings)
-    for service in SERVICES:
+    os.environ["MINYI_CONSOLE_UPSTREAMS"] = json.dumps({s: running.url(s) for s in SERVICES})
+    for service in STARTED:
         running.start(service)
     try:
         running.wait_ready()
