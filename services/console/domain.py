@@ -147,6 +147,8 @@ ACTIONS: list[tuple[str, str, str, str]] = [
     ("followup", "POST", "adoptions", "采用"),
     ("followup", "PUT", "calendar", "节假日安排"),
     ("intake", "POST", "similar", "相近意见查询"),
+    ("intake", "POST", "contact", "查看联系方式"),
+    ("intake", "POST", "members", "委员/代表名册"),
     ("intake", "POST", "merge", "并案"),
     ("intake", "POST", "split", "拆分"),
     ("intake", "POST", "imports", "批量导入"),
@@ -159,7 +161,6 @@ ACTIONS: list[tuple[str, str, str, str]] = [
     ("notification", "POST", "subscriptions", "订阅通知"),
     ("notification", "DELETE", "subscriptions", "取消订阅"),
     ("*", "GET", "export", "导出"),
-    ("*", "GET", "contact", "查看联系方式"),
 ]
 
 

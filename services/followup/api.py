@@ -243,19 +243,27 @@ async def read_case(case_id: str, p: Ports, principal: Reader) -> CaseView:
 
 @router.post("/cases/{case_id}/sign", summary="签收 — sign for an assignment (idempotent)")
 async def sign_case(case_id: str, p: Ports, principal: Worker) -> CaseView:
-    return await _run(handlers.sign(p, case_id, principal.subject))
+    return await _run(handlers.sign(p, case_id, principal.subject, principal.name))
 
 
 @router.post("/cases/{case_id}/reply", summary="答复 — the lead replies with a result")
 async def reply_case(case_id: str, body: ReplyRequest, p: Ports, principal: Worker) -> CaseView:
     return await _run(
-        handlers.reply(p, case_id, principal.subject, body.result, body.text, body.attachments)
+        handlers.reply(
+            p,
+            case_id,
+            principal.subject,
+            body.result,
+            body.text,
+            body.attachments,
+            principal.name,
+        )
     )
 
 
 @router.post("/cases/{case_id}/input", summary="协办意见 — a co-handler's input to the lead")
 async def give_input(case_id: str, body: InputRequest, p: Ports, principal: Worker) -> CaseView:
-    return await _run(handlers.give_input(p, case_id, principal.subject, body.text))
+    return await _run(handlers.give_input(p, case_id, principal.subject, body.text, principal.name))
 
 
 @router.post("/cases/{case_id}/extension", summary="申请延期 — ask for a later due date")
@@ -263,13 +271,17 @@ async def request_extension(
     case_id: str, body: ExtensionRequest, p: Ports, principal: Worker
 ) -> CaseView:
     return await _run(
-        handlers.request_extension(p, case_id, principal.subject, body.reason, body.new_due)
+        handlers.request_extension(
+            p, case_id, principal.subject, body.reason, body.new_due, principal.name
+        )
     )
 
 
 @router.post("/cases/{case_id}/return", summary="退回 — return a wrong assignment")
 async def return_case(case_id: str, body: ReturnRequest, p: Ports, principal: Worker) -> CaseView:
-    return await _run(handlers.return_assignment(p, case_id, principal.subject, body.reason))
+    return await _run(
+        handlers.return_assignment(p, case_id, principal.subject, body.reason, principal.name)
+    )
 
 
 # -- the submitter --------------------------------------------------------------------------

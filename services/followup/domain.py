@@ -415,8 +415,9 @@ class Case(Aggregate):
                 return a
         return None
 
-    def sign(self, department: str, now: datetime) -> list[EventData]:
-        """签收; signing again changes nothing."""
+    def sign(self, department: str, now: datetime, by: str | None = None) -> list[EventData]:
+        """签收; signing again changes nothing. ``by``: the person (and unit) on the timeline,
+        the department itself when a machine acts."""
         assignment = self.assignment_of(department)
         if assignment.status == AssignmentStatus.RETURNED:
             raise CaseError(409, "This assignment was returned (退回); it cannot be signed.")
@@ -430,7 +431,7 @@ class Case(Aggregate):
         self._log(
             now,
             "签收",
-            department,
+            by or department,
             f"{assignment.department_name} 已签收{'' if on_time else ' (超期签收)'}",
         )
         return [
@@ -472,6 +473,7 @@ class Case(Aggregate):
         now: datetime,
         rules: Rules,
         feedback_url: str,
+        by: str | None = None,
     ) -> tuple[list[EventData], list[Timer]]:
         """答复 by the lead department; asks the submitter for feedback (回访)."""
         assignment = self._working(department, "lead")
@@ -485,7 +487,7 @@ class Case(Aggregate):
         self.feedback_round += 1
         self.feedback_due_at = rules.calendar.due(now, rules.policy.feedback_window)
         late = "" if on_time else " (超期答复)"
-        self._log(now, "答复", department, f"{assignment.department_name}: {result}{late}")
+        self._log(now, "答复", by or department, f"{assignment.department_name}: {result}{late}")
         self._log(
             now,
             "回访",
@@ -522,7 +524,9 @@ class Case(Aggregate):
         )
         return events, [timer]
 
-    def give_input(self, department: str, text: str, now: datetime) -> list[EventData]:
+    def give_input(
+        self, department: str, text: str, now: datetime, by: str | None = None
+    ) -> list[EventData]:
         """协办意见: a co-handler's input goes to the lead department."""
         assignment = self._working(department, "co")
         lead = self.lead()
@@ -532,7 +536,10 @@ class Case(Aggregate):
         assignment.replied_at = now
         assignment.text = text
         self._log(
-            now, "协办意见", department, f"{assignment.department_name} → {lead.department_name}"
+            now,
+            "协办意见",
+            by or department,
+            f"{assignment.department_name} → {lead.department_name}",
         )
         self._refresh()
         return [
@@ -548,7 +555,13 @@ class Case(Aggregate):
         ]
 
     def request_extension(
-        self, department: str, reason: str, new_day: date, now: datetime, rules: Rules
+        self,
+        department: str,
+        reason: str,
+        new_day: date,
+        now: datetime,
+        rules: Rules,
+        by: str | None = None,
     ) -> list[EventData]:
         """申请延期: before the due date, at most ``extensions_allowed`` times, to a later day."""
         assignment = self._working(department)
@@ -572,7 +585,7 @@ class Case(Aggregate):
         assignment.extension = Extension(
             requested_at=now, reason=reason, requested_due_at=requested_due
         )
-        self._log(now, "申请延期", department, f"申请延期至 {new_day:%Y-%m-%d}: {reason}")
+        self._log(now, "申请延期", by or department, f"申请延期至 {new_day:%Y-%m-%d}: {reason}")
         return [
             AssignmentExtensionRequested(
                 opinion_id=self.id,
@@ -632,7 +645,9 @@ class Case(Aggregate):
         )
         return [approved], self._timers(assignment, rules, sign=False)
 
-    def return_assignment(self, department: str, reason: str, now: datetime) -> list[EventData]:
+    def return_assignment(
+        self, department: str, reason: str, now: datetime, by: str | None = None
+    ) -> list[EventData]:
         """退回 a wrong assignment with a reason; routing decides again without it."""
         assignment = self.assignment_of(department)
         if assignment.status == AssignmentStatus.RETURNED:
@@ -645,7 +660,7 @@ class Case(Aggregate):
         assignment.return_reason = reason
         assignment.overdue = False
         self._refresh()
-        self._log(now, "退回", department, f"{assignment.department_name} 退回: {reason}")
+        self._log(now, "退回", by or department, f"{assignment.department_name} 退回: {reason}")
         return [
             AssignmentReturned(
                 opinion_id=self.id,

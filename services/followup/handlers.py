@@ -184,9 +184,9 @@ def _no_timers(events: list[EventData]) -> tuple[list[EventData], list[Timer]]:
     return events, []
 
 
-async def sign(p: FollowupPorts, case_id: str, department: str) -> Case:
-    """签收 (idempotent)."""
-    return await _act(p, case_id, lambda c, now, _: _no_timers(c.sign(department, now)))
+async def sign(p: FollowupPorts, case_id: str, department: str, by: str | None = None) -> Case:
+    """签收 (idempotent). ``by`` (here and below): who acts, for the timeline."""
+    return await _act(p, case_id, lambda c, now, _: _no_timers(c.sign(department, now, by)))
 
 
 async def reply(
@@ -196,31 +196,41 @@ async def reply(
     result: ReplyResult,
     text: str,
     attachments: list[Attachment],
+    by: str | None = None,
 ) -> Case:
     """答复 by the lead; the submitter gets a signed single-use feedback link."""
 
     def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
         expires = rules.calendar.due(now, rules.policy.feedback_window)
         url = p.tokens.url(case.id, case.feedback_round + 1, expires)
-        return case.reply(department, result, text, attachments, now, rules, url)
+        return case.reply(department, result, text, attachments, now, rules, url, by)
 
     return await _act(p, case_id, change)
 
 
-async def give_input(p: FollowupPorts, case_id: str, department: str, text: str) -> Case:
+async def give_input(
+    p: FollowupPorts, case_id: str, department: str, text: str, by: str | None = None
+) -> Case:
     """协办意见 to the lead."""
-    return await _act(p, case_id, lambda c, now, _: _no_timers(c.give_input(department, text, now)))
+    return await _act(
+        p, case_id, lambda c, now, _: _no_timers(c.give_input(department, text, now, by))
+    )
 
 
 async def request_extension(
-    p: FollowupPorts, case_id: str, department: str, reason: str, new_due: date
+    p: FollowupPorts,
+    case_id: str,
+    department: str,
+    reason: str,
+    new_due: date,
+    by: str | None = None,
 ) -> Case:
     """申请延期."""
     return await _act(
         p,
         case_id,
         lambda c, now, rules: _no_timers(
-            c.request_extension(department, reason, new_due, now, rules)
+            c.request_extension(department, reason, new_due, now, rules, by)
         ),
     )
 
@@ -236,10 +246,12 @@ async def decide_extension(
     )
 
 
-async def return_assignment(p: FollowupPorts, case_id: str, department: str, reason: str) -> Case:
+async def return_assignment(
+    p: FollowupPorts, case_id: str, department: str, reason: str, by: str | None = None
+) -> Case:
     """退回."""
     return await _act(
-        p, case_id, lambda c, now, _: _no_timers(c.return_assignment(department, reason, now))
+        p, case_id, lambda c, now, _: _no_timers(c.return_assignment(department, reason, now, by))
     )
 
 

@@ -251,6 +251,21 @@ async def test_the_console_walked_by_its_users(
         await elevator.locator("a").click()
         await expect(page.locator("[data-test=case]")).to_contain_text(ELEVATOR)
         case_url = page.url
+        # The whole opinion (intake's copy reaches the case a moment after it opens), the
+        # contact masked until revealed, and the reveal recorded.
+        case_id = case_url.rsplit("/", 1)[1]
+
+        async def briefed() -> bool:
+            found = await admin.call("GET", f"/api/followup/cases/{case_id}")
+            return found.status_code == 200 and found.json()["opinion"] is not None
+
+        await wait_for(briefed, "the opinion's copy at the case")
+        await page.reload()
+        await expect(page.locator("[data-test=content]")).to_contain_text(ELEVATOR_TEXT)
+        await expect(page.locator("[data-test=case]")).to_contain_text("137****1111")
+        await expect(page.locator("[data-test=case]")).not_to_contain_text("13700001111")
+        await page.click("[data-test=reveal]")
+        await expect(page.locator("[data-test=contact]")).to_contain_text("13700001111")
         await page.click("[data-test=sign]")
         await page.click("[data-test=open-extension]")
         later = (utcnow().astimezone(BEIJING).date() + timedelta(days=20)).isoformat()
@@ -261,6 +276,10 @@ async def test_the_console_walked_by_its_users(
         await page.fill("textarea[name=extension-reason]", "需协调电梯厂家更换主板")
         await page.click("[data-test=send-extension]")
         await expect(page.locator(".el-timeline")).to_contain_text("申请延期")
+        # The timeline names the person and the unit, not only the department.
+        await expect(page.locator(".el-timeline")).to_contain_text(
+            "签收 · 吴晓峰（幸福街道办事处）"
+        )
         await shoot(page, "07-案件办理")
         await log_out(page)
 
@@ -305,12 +324,8 @@ async def test_the_console_walked_by_its_users(
         await log_out(page)
 
         # -- 公众: the submitter rates through the link ----------------------------------------
-        elevator_id = case_url.rsplit("/", 1)[1]
-
         def feedback_link() -> str | None:
-            found = [
-                e for e in sink.of_type("feedback.requested") if e.event["subject"] == elevator_id
-            ]
+            found = [e for e in sink.of_type("feedback.requested") if e.event["subject"] == case_id]
             return found[0].event["data"]["feedback_url"] if found else None
 
         link = await wait_for(feedback_link, "the feedback link", within=60)
@@ -336,6 +351,7 @@ async def test_the_console_walked_by_its_users(
             ("李文静", "批量导入"),
             ("陈思远", "分类交办"),
             ("吴晓峰", "签收"),
+            ("吴晓峰", "查看联系方式"),
             ("吴晓峰", "申请延期"),
             ("赵明", "延期审批"),
             ("吴晓峰", "答复"),

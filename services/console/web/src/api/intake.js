@@ -11,3 +11,5 @@ export const importJob = (id) => get(`${base}/imports/${id}`)
 export const track = (trackingNo, code) => get(`${base}/track/${encodeURIComponent(trackingNo)}`, { code })
 // Would this opinion join an open one as 附议? Asked before submitting, changes nothing.
 export const checkSimilar = (opinion) => post(`${base}/opinions/similar`, opinion)
+// 查看联系方式: the lead department sees the submitter's contact in full (recorded).
+export const revealContact = (id) => post(`${base}/opinions/${id}/contact`)
