@@ -3,6 +3,7 @@ reads that rebuild the duplicate index and export an office's opinions."""
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -110,6 +111,28 @@ async def opinions_of(db: AsyncDatabase[Document], office_id: str | None) -> lis
     query: Document = {} if office_id is None else {"office_id": office_id}
     found = [Opinion.model_validate(doc) async for doc in db.opinions.find(query, {"outbox": 0})]
     return sorted(found, key=lambda o: o.tracking_no)
+
+
+async def opinion_page(
+    db: AsyncDatabase[Document],
+    office_id: str | None,
+    status: OpinionStatus | None,
+    text: str | None,
+    limit: int,
+    before: str | None,
+) -> list[Opinion]:
+    """我的意见: an office's opinions (all offices' for ``None``), newest first, at most
+    ``limit`` older than the ``before`` id; ``text`` in the title or the tracking number."""
+    query: Document = {} if office_id is None else {"office_id": office_id}
+    if status is not None:
+        query["status"] = status.value
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    if text:
+        words = re.escape(text)
+        query["$or"] = [{"submission.title": {"$regex": words}}, {"tracking_no": text}]
+    cursor = db.opinions.find(query, {"outbox": 0}).sort("_id", -1).limit(limit)
+    return [Opinion.model_validate(doc) async for doc in cursor]
 
 
 class ImportJobs:

@@ -16,7 +16,7 @@ from shared.privacy import mask_phone
 from shared.problems import Problem
 
 from . import handlers, sheets
-from .adapters import opinions_of
+from .adapters import opinion_page, opinions_of
 from .domain import (
     STATUS_LABELS,
     AttachmentRef,
@@ -258,6 +258,53 @@ async def similar_opinion(body: OpinionSubmission, p: Ports, principal: Submitte
     return SimilarAnswer(
         similar=similar, message=f"与在办意见 {target.tracking_no} 相近，提交后将作为附议并入该件"
     )
+
+
+class OpinionRow(BaseModel):
+    """One line of 我的意见."""
+
+    id: str
+    tracking_no: str
+    title: str
+    channel: str
+    street: str | None
+    status: OpinionStatus
+    status_label: str
+    received_at: datetime
+    supporters: int
+    member_id: str | None
+    joined_to: str | None = Field(description="The opinion it joined (附议/并案), whose case it is")
+
+
+@router.get("", summary="我的意见 — the office's opinions (editors: all), newest first")
+async def list_opinions(
+    p: Ports,
+    principal: Reader,
+    status: OpinionStatus | None = None,
+    q: Annotated[str | None, Query(max_length=50, description="In the title, or a number")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[
+        str | None, Query(max_length=40, description="Cursor: the last id seen")
+    ] = None,
+) -> list[OpinionRow]:
+    office = None if principal.sees_all() else principal.subject
+    found = await opinion_page(p.opinions.collection.database, office, status, q, limit, before)
+    return [
+        OpinionRow(
+            id=o.id,
+            tracking_no=o.tracking_no,
+            title=o.submission.title,
+            channel=o.submission.channel,
+            street=o.submission.location.street,
+            status=o.status,
+            status_label=STATUS_LABELS[o.status],
+            received_at=o.received_at,
+            supporters=len(o.supporters),
+            member_id=o.submission.member_id,
+            joined_to=o.joined_to,
+        )
+        for o in found
+    ]
 
 
 @router.get("/export", summary="Export the office's opinions (editors: all) as XLSX or CSV")

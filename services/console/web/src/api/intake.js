@@ -13,3 +13,6 @@ export const track = (trackingNo, code) => get(`${base}/track/${encodeURICompone
 export const checkSimilar = (opinion) => post(`${base}/opinions/similar`, opinion)
 // 查看联系方式: the lead department sees the submitter's contact in full (recorded).
 export const revealContact = (id) => post(`${base}/opinions/${id}/contact`)
+export const opinions = (query) => get(`${base}/opinions`, query)
+export const members = () => get(`${base}/members`)
+export const addMember = (member) => post(`${base}/members`, member)
