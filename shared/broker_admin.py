@@ -42,8 +42,8 @@ def setup(settings: Settings) -> list[str]:
         http.put(f"/api/permissions/{vhost}/{quote(admin)}", json=everything).raise_for_status()
         done.append(f"vhost {settings.amqp_vhost} (admin {admin})")
         for service in SERVICES:
-            user = f"minyi-{service}"
-            body = {"password": settings.service_password, "tags": ""}
+            user = settings.amqp_user(service)
+            body = {"password": settings.amqp_passwords[service], "tags": ""}
             http.put(f"/api/users/{user}", json=body).raise_for_status()
             perms = service_permissions(service)
             http.put(f"/api/permissions/{vhost}/{user}", json=perms).raise_for_status()
@@ -133,10 +133,14 @@ def revoke_department(settings: Settings, code: str) -> None:
 
 
 def delete_vhost(settings: Settings) -> None:
+    """Delete the vhost and its service users (users are broker-wide)."""
+    paths = [f"/api/vhosts/{quote(settings.amqp_vhost, safe='')}"]
+    paths += [f"/api/users/{quote(settings.amqp_user(s), safe='')}" for s in SERVICES]
     with _client(settings) as http:
-        response = http.delete(f"/api/vhosts/{quote(settings.amqp_vhost, safe='')}")
-        if response.status_code not in (204, 404):
-            response.raise_for_status()
+        for path in paths:
+            response = http.delete(path)
+            if response.status_code not in (204, 404):
+                response.raise_for_status()
 
 
 async def parked(service: str, settings: Settings, limit: int) -> list[dict[str, Any]]:

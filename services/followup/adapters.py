@@ -4,8 +4,6 @@ loaded holiday years, KPI projections and case queries, on MongoDB/FerretDB."""
 import base64
 import contextlib
 import csv
-import hashlib
-import hmac
 import io
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
@@ -15,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.events import utcnow
+from shared.keys import KeyRing
 from shared.store import Document, Kept
 
 from .domain import AssignmentStatus, Case, CaseError, Timer
@@ -25,17 +24,14 @@ class FeedbackTokens:
     """Signed, single-purpose links for the submitter: ``<case>.<round>.<expiry>`` + HMAC.
     Single use comes from the case: a round can be rated once."""
 
-    def __init__(self, secret: str, public_url: str) -> None:
-        self.key = hashlib.sha256(f"feedback:{secret}".encode()).digest()
+    def __init__(self, keys: KeyRing, public_url: str) -> None:
+        self.keys = keys
         self.public_url = public_url.rstrip("/")
-
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self.key, payload.encode(), hashlib.sha256).hexdigest()
 
     def url(self, case_id: str, feedback_round: int, expires_at: datetime) -> str:
         payload = f"{case_id}.{feedback_round}.{int(expires_at.timestamp())}"
         encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-        return f"{self.public_url}/feedback/{encoded}.{self._sign(payload)}"
+        return f"{self.public_url}/feedback/{encoded}.{self.keys.sign(payload)}"
 
     def verify(self, token: str, now: datetime) -> tuple[str, int]:
         """The case id and feedback round the token is for; CaseError if forged or expired."""
@@ -43,7 +39,7 @@ class FeedbackTokens:
             encoded, signature = token.rsplit(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
             case_id, feedback_round, expires = payload.split(".")
-            valid = hmac.compare_digest(signature, self._sign(payload))
+            valid = self.keys.verify(payload, signature, now)
             round_no, expiry = int(feedback_round), int(expires)
         except ValueError:
             raise CaseError(403, "The feedback link is not valid.") from None

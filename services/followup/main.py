@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         calendars=Calendars(db.calendars, own.office_opens),
         kpis=Kpis(db.kpis),
         clock=clock,
-        tokens=FeedbackTokens(settings.secret, settings.followup_public_url),
+        tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,
         points=own.points,
     )

@@ -2,7 +2,6 @@
 files, read and export their own; editors read all and merge, split and edit; anyone with a
 receipt looks up its status."""
 
-import hmac
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from shared.auth import Principal, require
+from shared.events import utcnow
 from shared.problems import Problem
 
 from . import handlers, sheets
@@ -25,6 +25,7 @@ from .domain import (
     Supporter,
     Version,
     mask_phone,
+    tracking_code_valid,
     tracking_secret,
 )
 from .handlers import Intake
@@ -177,7 +178,7 @@ async def submit_opinion(
     return OpinionAccepted(
         id=opinion.id,
         tracking_no=opinion.tracking_no,
-        tracking_secret=tracking_secret(p.secret, opinion.tracking_no),
+        tracking_secret=tracking_secret(p.tracking_keys, opinion.tracking_no),
         received_at=opinion.received_at,
         status=opinion.status,
         joined=joined,
@@ -304,7 +305,7 @@ async def track(
 ) -> TrackingView:
     # Same answer for an unknown number and a wrong code: numbers cannot be probed.
     unknown = Problem(404, detail="No opinion with this tracking number and code 编号或查询码有误.")
-    if not hmac.compare_digest(code.encode(), tracking_secret(p.secret, tracking_no).encode()):
+    if not tracking_code_valid(p.tracking_keys, tracking_no, code, utcnow()):
         raise unknown
     opinion_id = await p.numbers.opinion_of(tracking_no)
     opinion = None if opinion_id is None else await p.opinions.get(opinion_id)

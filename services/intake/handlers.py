@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.events import CloudEvent, EventData, OpinionReceived, new_id, utcnow
+from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
@@ -43,7 +44,7 @@ class Intake:
     jobs: ImportJobs
     attachments: Attachments
     index: DuplicateIndex
-    secret: str  # signs the receipts' tracking codes
+    tracking_keys: KeyRing  # sign the receipts' tracking codes
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 

@@ -22,6 +22,7 @@ from shared.events import EVENT_TYPES
 from shared.problems import Problem
 
 from . import handlers, rendering
+from .adapters import RefusedDestination
 from .domain import (
     MOBILE_PHONE,
     OWN_EVENTS_PREFIX,
@@ -170,12 +171,21 @@ async def _create(
     address: str,
     event_names: list[str],
     quiet_hours: QuietHours | None,
+    field: str = "address",
 ) -> SubscriptionCreated:
+    if channel == ChannelKind.WEBHOOK:
+        try:
+            await p.destinations.resolve(address)
+        except RefusedDestination as exc:
+            message = f"不允许的网址 / webhook URL not allowed: {exc}"
+            raise Problem(
+                422, detail=message, errors=[{"field": field, "message": message}]
+            ) from None
     try:
         subscription = await handlers.subscribe(
             p, rid, channel, address, event_names, quiet_hours, secrets.token_urlsafe(32)
         )
-    except handlers.AlreadySubscribed as exc:
+    except (handlers.AlreadySubscribed, handlers.TooManySubscriptions) as exc:
         raise Problem(409, detail=str(exc)) from None
     view = SubscriptionView.of(rid, subscription)
     return SubscriptionCreated(**view.model_dump(), secret=subscription.secret or None)
@@ -194,7 +204,8 @@ async def create_webhook(
     body: WebhookRequest, p: Ports, principal: Subscriber
 ) -> SubscriptionCreated:
     rid = _recipient(principal, None)
-    return await _create(p, rid, ChannelKind.WEBHOOK, str(body.url), body.event_names, None)
+    url = str(body.url)
+    return await _create(p, rid, ChannelKind.WEBHOOK, url, body.event_names, None, "url")
 
 
 RecipientQuery = Annotated[

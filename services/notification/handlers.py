@@ -1,6 +1,7 @@
 """Notification use cases: deliver an event to everyone who wants it, exactly once per
 (event, recipient, channel, address); manage subscriptions and templates."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ from shared.messaging import Busy, PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
 from . import rendering
-from .adapters import Channel, DeliveryError, PermanentDeliveryError, TemplateOverrides
+from .adapters import (
+    Channel,
+    DeliveryError,
+    Destinations,
+    PermanentDeliveryError,
+    TemplateOverrides,
+)
 from .domain import (
     OWN_EVENTS_PREFIX,
     ChannelKind,
@@ -29,6 +36,7 @@ from .domain import (
     Recipient,
     RecipientRole,
     Roster,
+    SendSlots,
     Subscription,
     delivery_id,
     mask_strings,
@@ -49,12 +57,21 @@ class NotificationPorts:
     channels: Mapping[ChannelKind, Channel]
     # Sends the event round again later, for deliveries held by quiet hours.
     hold: Callable[[CloudEvent], Awaitable[None]]
+    destinations: Destinations
     claim_lease: timedelta = timedelta(seconds=20)
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Sends of one delivery before it counts as failed for good: bounds every event's sends.
+    max_attempts: int = 5
+    slots: SendSlots = field(default_factory=lambda: SendSlots(2))
+    subscriptions_per_recipient: int = 20
 
 
 class AlreadySubscribed(Exception):
     """The recipient already has an active subscription to this address on this channel."""
+
+
+class TooManySubscriptions(Exception):
+    """The recipient has as many active subscriptions as one may have."""
 
 
 class Outcome:
@@ -70,22 +87,30 @@ class Outcome:
 async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
     """Deliver an event to every subscription that wants it, each at most once.
 
-    Raises PermanentFailure (the event is parked with the reason) when a template is broken or
-    a receiver refused for good, and DeliveryError (the bus retries later with backoff) when a
-    receiver failed for now; deliveries already made are skipped on the next round. Raises Busy
-    (looked at again later, not counted as an attempt) when another consumer is sending one."""
+    Deliveries to different subscriptions run at once. Each round of an event has one outcome,
+    so an event is never in two places: held by quiet hours (one copy on the hold queue, which
+    also retries the failing deliveries when it comes back), else DeliveryError (the bus
+    retries later with backoff) when a receiver failed for now, Busy (looked at again later,
+    not counted as an attempt) when a send is under way elsewhere, PermanentFailure (parked
+    with the reason) when a template is broken or a receiver refused for good. Deliveries made
+    are skipped on the next round; one that failed ``max_attempts`` times is not tried again."""
     payload = event.payload()
     if payload.name.startswith(OWN_EVENTS_PREFIX):
         return
     outcome = Outcome()
     # Personal data never leaves masked-out: webhooks get the masked event too.
     body = event.model_copy(update={"data": mask_strings(event.data)}).model_dump_json().encode()
+    sends = []
     for rid in await _recipients(payload, ports):
         recipient = await ports.recipients.get(rid)
         for subscription in recipient.wants(payload.name) if recipient else []:
-            await _deliver(event, payload, rid, subscription, body, ports, outcome)
+            sends.append(_deliver(event, payload, rid, subscription, body, ports, outcome))
+    failures = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
+    if failures:
+        raise failures[0]
     if outcome.held:
         await ports.hold(event)
+        return
     if outcome.retry:
         raise DeliveryError("; ".join(outcome.retry + outcome.busy + outcome.permanent))
     if outcome.busy:
@@ -120,8 +145,28 @@ async def _deliver(
                 return
         outcome.held = True
         return
-    delivery = await _claim(did, event, rid, subscription, now, ports)
-    if delivery == DeliveryStatus.DELIVERED:
+    if not ports.slots.take(subscription.id):
+        outcome.busy.append(f"{where}: {ports.slots.per_subscription} sends under way")
+        return
+    try:
+        await _claim_and_send(event, payload, rid, subscription, body, ports, outcome, did)
+    finally:
+        ports.slots.give_back(subscription.id)
+
+
+async def _claim_and_send(
+    event: CloudEvent,
+    payload: EventData,
+    rid: str,
+    subscription: Subscription,
+    body: bytes,
+    ports: NotificationPorts,
+    outcome: Outcome,
+    did: str,
+) -> None:
+    where = f"{rid} {subscription.channel.value}"
+    delivery = await _claim(did, event, rid, subscription, ports.clock(), ports)
+    if delivery in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         return
     if not isinstance(delivery, Delivery):
         outcome.busy.append(f"{where}: being sent by another consumer")
@@ -145,11 +190,15 @@ async def _deliver(
         await _finish(delivery, DeliveryStatus.FAILED, reason, payload, ports)
     except PermanentDeliveryError as exc:
         outcome.permanent.append(f"{where}: {exc}")
-        await _finish(delivery, DeliveryStatus.FAILED, str(exc), payload, ports)
-        await _count_permanent_failure(ports.recipients, rid, subscription.id, str(exc), exc.gone)
+        await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
+        await _count_permanent_failure(ports.recipients, rid, subscription.id, exc.public, exc.gone)
     except DeliveryError as exc:
+        if delivery.attempts >= ports.max_attempts:
+            outcome.permanent.append(f"{where}: failed {delivery.attempts} times, last: {exc}")
+            await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
+            return
         outcome.retry.append(f"{where}: {exc}")
-        await _finish(delivery, DeliveryStatus.FAILING, str(exc), payload, ports)
+        await _finish(delivery, DeliveryStatus.FAILING, exc.public, payload, ports)
     except Exception as exc:
         # Give up the claim, so the retry of this event does not wait for the lease to run out.
         await _finish(
@@ -194,7 +243,8 @@ async def _claim(
 ) -> Delivery | DeliveryStatus:
     """Mark the delivery as being sent by this consumer, so two copies of an event handled at
     once never both send. Returns the claimed delivery, or what keeps us from sending it:
-    DELIVERED (done before) or SENDING (another consumer has it now)."""
+    DELIVERED (done before), FAILED (failed ``max_attempts`` times) or SENDING (another
+    consumer has it now)."""
     # Most events are new: try the insert first, read only when it already exists.
     fresh = _new_delivery(did, event, rid, subscription, now)
     if await ports.deliveries.add(fresh, []):
@@ -204,6 +254,8 @@ async def _claim(
         return DeliveryStatus.SENDING
     if delivery.status == DeliveryStatus.DELIVERED:
         return DeliveryStatus.DELIVERED
+    if delivery.status == DeliveryStatus.FAILED and delivery.attempts >= ports.max_attempts:
+        return DeliveryStatus.FAILED
     if not delivery.claimable(now, ports.claim_lease):
         return DeliveryStatus.SENDING
     delivery.status = DeliveryStatus.SENDING
@@ -300,7 +352,9 @@ async def subscribe(
     quiet_hours: QuietHours | None,
     secret: str,
 ) -> Subscription:
-    """Add a subscription; raises AlreadySubscribed for a second one to the same address."""
+    """Add a subscription; raises AlreadySubscribed for a second one to the same address and
+    TooManySubscriptions beyond ``ports.subscriptions_per_recipient`` active ones."""
+    limit = ports.subscriptions_per_recipient
     subscription = Subscription(
         id=new_id(),
         channel=channel,
@@ -320,6 +374,8 @@ async def subscribe(
             return
         if recipient.has_address(channel, address):
             raise AlreadySubscribed(f"{rid} already receives {channel.value} at this address")
+        if sum(s.active for s in recipient.subscriptions.values()) >= limit:
+            raise TooManySubscriptions(f"{rid} has {limit} active subscriptions, the most allowed")
         recipient.subscriptions[subscription.id] = subscription
         await ports.recipients.save(recipient, [])
 
