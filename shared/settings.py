@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     followup_public_url: str = "http://127.0.0.1:8003"
     webhook_timeout_seconds: float = 5.0
     max_body_bytes: int = 1_000_000
+    # Requests per API key and minute, per service (submit, import, poll …), all replicas together.
+    rate_limit_per_minute: int = 600
 
     def amqp_user(self, service: str) -> str:
         return f"{self.amqp_vhost}-{service}"

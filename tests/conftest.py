@@ -33,6 +33,9 @@ def settings() -> Iterator[Settings]:
         "MINYI_TRACKING_KEY": secrets.token_urlsafe(32),
         "MINYI_FEEDBACK_KEY": secrets.token_urlsafe(32),
         "MINYI_AMQP_PASSWORDS": json.dumps({s: secrets.token_urlsafe(24) for s in SERVICES}),
+        # The tests poll and fuzz with a few keys; tests/integration/test_security_limits.py
+        # shows the limit itself.
+        "MINYI_RATE_LIMIT_PER_MINUTE": "1000000",
         # Webhooks may reach only this run's own receivers (tests/e2e and tests/integration).
         "MINYI_WEBHOOK_ALLOW": json.dumps(
             [f"127.0.0.1:{port_base + 99}", f"127.0.0.1:{port_base + 100}-{port_base + 999}"]
