@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_attempts: int = 5
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1000, 5000, 30000])
     delivery_limit: int = 10
+    # Messages a department's own queue holds before the oldest move to minyi.dept-overflow.
+    department_queue_max_length: int = 100_000
     outbox_sweep_seconds: float = 5.0
 
     # One key per purpose (no defaults): receipts' tracking codes and feedback links. To rotate

@@ -43,5 +43,5 @@ class ChannelSettings(BaseSettings):
     # One webhook request from connect to answer, however the receiver drips its bytes.
     webhook_deadline_seconds: float = 10.0
     # Sends at once to one subscription; more wait for a later round (the event comes back).
-    sends_per_subscription: int = 2
+    sends_per_subscription: int = 4
     subscriptions_per_recipient: int = 20

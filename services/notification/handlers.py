@@ -62,7 +62,7 @@ class NotificationPorts:
     clock: Callable[[], datetime] = field(default=utcnow)
     # Sends of one delivery before it counts as failed for good: bounds every event's sends.
     max_attempts: int = 5
-    slots: SendSlots = field(default_factory=lambda: SendSlots(2))
+    slots: SendSlots = field(default_factory=lambda: SendSlots(4))
     subscriptions_per_recipient: int = 20
 
 

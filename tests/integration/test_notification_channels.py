@@ -33,6 +33,7 @@ from shared.messaging import EventBus
 from shared.settings import Settings
 from shared.store import Document
 
+from .conftest import Publishers
 from .notification_servers import Mailbox, Receiver, free_port, smtp_server
 
 NOW = datetime.now(UTC)
@@ -88,7 +89,7 @@ class Notifier:
     ports: NotificationPorts
     settings: Settings
     http: httpx.AsyncClient
-    publisher: EventBus
+    publisher: Publishers
     mailbox: Mailbox
     gateway: Receiver
     office: dict[str, str]
@@ -138,8 +139,7 @@ async def notifier(
                 transport=httpx.ASGITransport(app=app), base_url="http://notification"
             ) as http,
         ):
-            publisher = make_bus("intake")
-            await publisher.start()
+            publisher = Publishers(make_bus)
             yield Notifier(
                 app=app,
                 ports=app.state.ports,
