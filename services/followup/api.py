@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.auth import Principal, Role, require
 from shared.events import DEPARTMENT_CODE, AdoptionLevel, Rating, ReplyResult
+from shared.paging import After, Limit, link_next
 from shared.problems import Problem
 
 from . import handlers
@@ -323,13 +324,21 @@ def _supervised(cases: list[Case]) -> list[SupervisedItem]:
 
 
 @supervision.get("/supervision/overdue", summary="Open work past its due date (超期)")
-async def overdue(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
-    return _supervised(await supervised(p.cases.collection, escalated=False))
+async def overdue(
+    p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
+) -> list[SupervisedItem]:
+    found = await supervised(p.cases.collection, False, after, limit)
+    link_next(response, [c.id for c in found], limit)
+    return _supervised(found)
 
 
 @supervision.get("/supervision/escalated", summary="Work under 督办 (level 1 or 2)")
-async def escalated(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
-    return _supervised(await supervised(p.cases.collection, escalated=True))
+async def escalated(
+    p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
+) -> list[SupervisedItem]:
+    found = await supervised(p.cases.collection, True, after, limit)
+    link_next(response, [c.id for c in found], limit)
+    return _supervised(found)
 
 
 Dimension = Literal["department", "office", "category", "all"]

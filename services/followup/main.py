@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         cases=cases,
         timers=Timers(db.timers, db.timer_claims, lease, db.timer_agenda, clock),
         calendars=Calendars(db.calendars, own.office_opens),
-        kpis=Kpis(db.kpis),
+        kpis=Kpis(db.kpis, db.kpi_totals),
         clock=clock,
         tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,

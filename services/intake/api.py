@@ -2,19 +2,24 @@
 files, read and export their own; editors read all and merge, split and edit; anyone with a
 receipt looks up its status."""
 
-from collections.abc import Awaitable
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from shared.auth import Principal, require
 from shared.events import utcnow
 from shared.problems import Problem
 
 from . import handlers, sheets
-from .adapters import opinions_of
+from .adapters import opinion_batches
 from .domain import (
     STATUS_LABELS,
     AttachmentRef,
@@ -65,6 +70,7 @@ RAW_FILE = {
 }
 
 T = TypeVar("T")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def _run(action: Awaitable[T]) -> T:
@@ -186,20 +192,52 @@ async def submit_opinion(
     )
 
 
-@router.get("/export", summary="Export the office's opinions (editors: all) as XLSX or CSV")
+EXPORT_BATCH = 500
+
+
+def _export_rows(docs: list[dict[str, Any]], mask: bool) -> list[list[str]]:
+    return [sheets.export_row(Opinion.model_validate(doc), mask) for doc in docs]
+
+
+@router.get(
+    "/export",
+    summary="Export the office's opinions (editors: all) as XLSX or CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+)
 async def export_opinions(
     p: Ports, principal: Reader, format: Literal["xlsx", "csv"] = "xlsx"
 ) -> Response:
+    """Streamed: opinions are read in batches and turned into rows in a worker thread, so an
+    export of every opinion holds neither the event loop nor all of them in memory. CSV goes
+    out batch by batch; XLSX is built in a temporary file and sent from there."""
     office = None if principal.sees_all() else principal.subject
-    found = await opinions_of(p.opinions.collection.database, office)
-    rows = [sheets.export_row(o, mask=principal.sees_all()) for o in found]
+    mask = principal.sees_all()
+    batches = opinion_batches(p.opinions.collection.database, office, EXPORT_BATCH)
+    headers = {
+        "Content-Disposition": f'attachment; filename="opinions-{principal.subject}.{format}"'
+    }
     if format == "csv":
-        body, media_type = sheets.write_csv(rows), "text/csv; charset=utf-8"
-    else:
-        body = sheets.write_xlsx(rows)
-        media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    disposition = f'attachment; filename="opinions-{principal.subject}.{format}"'
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+        async def parts() -> AsyncIterator[bytes]:
+            yield sheets.csv_part([], first=True)
+            async for docs in batches:
+                yield sheets.csv_part(await asyncio.to_thread(_export_rows, docs, mask))
+
+        return StreamingResponse(parts(), media_type="text/csv; charset=utf-8", headers=headers)
+    export = sheets.XlsxExport()
+
+    def add(docs: list[dict[str, Any]]) -> None:
+        export.append(_export_rows(docs, mask))
+
+    async for docs in batches:
+        await asyncio.to_thread(add, docs)
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    await asyncio.to_thread(export.save, path)
+    return FileResponse(
+        path, media_type=XLSX, headers=headers, background=BackgroundTask(os.unlink, path)
+    )
 
 
 @router.get("/{opinion_id}", summary="Read one opinion (an office sees only its own)")

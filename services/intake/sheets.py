@@ -267,21 +267,42 @@ def export_row(opinion: Opinion, mask: bool) -> list[str]:
     return [neutralise(str(c)) if c is not None else "" for c in cells]
 
 
-def write_csv(rows: Iterable[list[str]]) -> bytes:
-    """UTF-8 with BOM, which Excel needs to show Chinese correctly."""
+def csv_part(rows: Iterable[list[str]], first: bool = False) -> bytes:
+    """Rows as CSV; the ``first`` part starts with the BOM Excel needs to show Chinese
+    correctly, and the header."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    if first:
+        out.write("\ufeff")
+        writer.writerow(EXPORT_COLUMNS)
     writer.writerows(rows)
-    return out.getvalue().encode("utf-8-sig")
+    return out.getvalue().encode()
+
+
+def write_csv(rows: Iterable[list[str]]) -> bytes:
+    return csv_part(rows, first=True)
+
+
+class XlsxExport:
+    """An export workbook built row batch by row batch: openpyxl's write-only mode keeps the
+    rows in a temporary file, not in memory."""
+
+    def __init__(self) -> None:
+        self.book = Workbook(write_only=True)
+        self.sheet = self.book.create_sheet("社情民意")
+        self.sheet.append(list(EXPORT_COLUMNS))
+
+    def append(self, rows: Iterable[list[str]]) -> None:
+        for row in rows:
+            self.sheet.append(row)
+
+    def save(self, target: str | io.BytesIO) -> None:
+        self.book.save(target)
 
 
 def write_xlsx(rows: Iterable[list[str]]) -> bytes:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("社情民意")
-    sheet.append(list(EXPORT_COLUMNS))
-    for row in rows:
-        sheet.append(row)
+    export = XlsxExport()
+    export.append(rows)
     out = io.BytesIO()
-    book.save(out)
+    export.save(out)
     return out.getvalue()

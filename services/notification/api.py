@@ -19,6 +19,7 @@ from pydantic import (
 
 from shared.auth import Principal, Role, require
 from shared.events import EVENT_TYPES
+from shared.paging import After, Limit, after_filter, link_next
 from shared.problems import Problem
 
 from . import handlers, rendering
@@ -253,13 +254,21 @@ async def enable_subscription(
 
 @router.get("/deliveries", summary="Delivery log of your subscriptions")
 async def list_deliveries(
-    p: Ports, principal: Subscriber, opinion_id: str | None = None, recipient: RecipientQuery = None
+    p: Ports,
+    principal: Subscriber,
+    response: Response,
+    opinion_id: Annotated[str | None, Query(max_length=100)] = None,
+    recipient: RecipientQuery = None,
+    after: After = None,
+    limit: Limit = 500,
 ) -> list[Delivery]:
-    query: dict[str, str] = {"recipient": _recipient(principal, recipient)}
+    query: dict[str, object] = {"recipient": _recipient(principal, recipient)}
     if opinion_id:
         query["opinion_id"] = opinion_id
-    cursor = p.deliveries.collection.find(query).limit(500)
-    return [Delivery.model_validate(doc) async for doc in cursor]
+    cursor = p.deliveries.collection.find(query | after_filter(after)).sort("_id", 1).limit(limit)
+    found = [Delivery.model_validate(doc) async for doc in cursor]
+    link_next(response, [d.id for d in found], limit)
+    return found
 
 
 templates = APIRouter(prefix="/templates", tags=["templates"])
