@@ -77,8 +77,9 @@ def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
         if pid_file.exists():
             pids[name] = int(pid_file.read_text().strip())
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
-            pids["rabbitmq"] = int(proc.name)
+        with contextlib.suppress(OSError):  # a process that ended since the listing
+            if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
+                pids["rabbitmq"] = int(proc.name)
     usage = {}
     tick = os.sysconf("SC_CLK_TCK")
     for name, pid in pids.items():

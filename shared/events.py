@@ -4,12 +4,14 @@ Routing key: ``<aggregate>.<event>[.<department>]``. Events addressed to a depar
 its code, so a department's RabbitMQ user can be confined to its own events by topic permission.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
+
+from shared.clock import utcnow
 
 CE_CONTENT_TYPE = "application/cloudevents+json"
 TYPE_PREFIX = "minyi."
@@ -21,10 +23,6 @@ DEPARTMENT_CODE = r"^[a-z][a-z0-9-]{1,31}$"
 def new_id() -> str:
     """A sortable string id (ULID)."""
     return str(ULID())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownEventType(ValueError):
@@ -218,6 +216,7 @@ class FeedbackReceived(EventData):
     comment: str
     # The submitter's judgement whether the problem was solved, for the 解决率 KPI.
     resolved: bool | None = None
+    rated_at: datetime
 
 
 class CaseClosed(EventData):
@@ -276,6 +275,7 @@ class AssignmentExtensionRequested(DepartmentEvent):
     reason: str
     due_at: datetime
     requested_due_at: datetime
+    requested_at: datetime
 
 
 class AssignmentExtensionApproved(DepartmentEvent):
@@ -329,6 +329,7 @@ class CaseEscalated(DepartmentEvent):
     reason: str
     actor: str
     due_at: datetime
+    escalated_at: datetime
 
 
 class AdoptionLevel(StrEnum):

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import problems
+from shared import clock, problems
 from shared.auth import AUTH_DB, RateLimits
 from shared.messaging import EventBus
 from shared.problems import Problem
@@ -88,10 +88,12 @@ def service_app(
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     upload_limits: Mapping[str, int] | None = None,
     on_start: Sequence[Callable[[], Awaitable[None]]] = (),
+    ready_notes: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     """Assemble one service's HTTP app and process lifespan. ``upload_limits`` maps path
     prefixes to body limits larger than ``settings.max_body_bytes``; ``on_start`` runs after
-    the bus has started, before requests are served."""
+    the bus has started, before requests are served; ``ready_notes`` adds what operators should
+    know to ``/ready`` without making the service unready (e.g. an unknown holiday year)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,6 +104,13 @@ def service_app(
             run_sweeper(list(repositories), settings.outbox_sweep_seconds)
         )
         log.info("started", extra={"service": service})
+        if clock.offset():
+            log.warning(
+                "clock offset %s in effect (%s): this process is not on real time",
+                clock.offset(),
+                clock.OFFSET_ENV,
+                extra={"service": service},
+            )
         try:
             yield
         finally:
@@ -134,7 +143,7 @@ def service_app(
         return {"status": "ok", "service": service}
 
     @ops.get("/ready", summary="Readiness: broker and database reachable")
-    async def ready() -> dict[str, str]:
+    async def ready() -> dict[str, Any]:
         broker_ok = await bus.ping()
         try:
             await mongo.admin.command("ping")
@@ -147,7 +156,8 @@ def service_app(
                 detail=f"broker={'ok' if broker_ok else 'down'}, "
                 f"database={'ok' if db_ok else 'down'}",
             )
-        return {"status": "ready", "service": service}
+        notes = await ready_notes() if ready_notes else {}
+        return {"status": "ready", "service": service, **notes}
 
     @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

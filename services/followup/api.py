@@ -15,7 +15,14 @@ from shared.paging import After, Limit, link_next
 from shared.problems import Problem
 
 from . import handlers
-from .adapters import MovableClock, department_inbox, supervised, table_csv, table_xlsx
+from .adapters import (
+    CalendarOutlook,
+    MovableClock,
+    department_inbox,
+    supervised,
+    table_csv,
+    table_xlsx,
+)
 from .domain import (
     Adoption,
     Assignment,
@@ -453,6 +460,14 @@ async def put_calendar(
         )
     await p.calendars.put(body)
     return body
+
+
+@admin.get(
+    "/calendar/status",
+    summary="This year's and next year's holiday calendar: official, loaded or assumed",
+)
+async def calendar_status(p: Ports, principal: Reader) -> CalendarOutlook:
+    return await p.calendars.outlook(await p.clock.now())
 
 
 @admin.get("/calendar/{year}", summary="A loaded year, if any")

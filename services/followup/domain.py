@@ -7,12 +7,14 @@ department, or withdrawn (改派) when staff move the opinion elsewhere; a lead'
 moves by an approved extension (延期) or by a reopening (重办) after 不满意.
 Case lifecycle: open → awaiting_feedback (回访) → closed (办结), or back to open once."""
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.clock import BEIJING
 from shared.events import (
     AdoptionLevel,
     AssignmentExtensionApproved,
@@ -38,7 +40,7 @@ from shared.events import (
 )
 from shared.store import Aggregate
 
-from .workdays import BEIJING, Span, WorkCalendar
+from .workdays import Span, WorkCalendar
 
 
 class CaseError(Exception):
@@ -479,6 +481,7 @@ class Case(Aggregate):
                 reason=reason,
                 due_at=assignment.due_at,
                 requested_due_at=requested_due,
+                requested_at=now,
             )
         ]
 
@@ -601,6 +604,7 @@ class Case(Aggregate):
             reason=reason,
             actor=actor,
             due_at=assignment.due_at,
+            escalated_at=now,
         )
 
     def instruct(self, leader: str, text: str, now: datetime) -> list[EventData]:
@@ -666,6 +670,7 @@ class Case(Aggregate):
             rating=rating,
             comment=comment,
             resolved=resolved,
+            rated_at=now,
         )
         reopen = rating == Rating.UNSATISFIED and self.reopened < rules.policy.reopens_allowed
         if reopen and lead is not None:
@@ -824,12 +829,18 @@ class Case(Aggregate):
 # -- KPI projections (统计) -------------------------------------------------------------------
 
 
-class KpiChange(BaseModel):
-    """Counters to add for one event in one month, by department (None: the case's lead)."""
+@dataclass(frozen=True)
+class KpiChange:
+    """Counters to add for one event, by department (None: the case's lead), filed under the
+    reporting month of ``at``, the business time the event reports."""
 
-    month: str
+    at: datetime
     department: str | None
     counters: dict[str, int]
+
+    @property
+    def month(self) -> str:
+        return month_of(self.at)
 
 
 ADOPTION_COUNTERS = {
@@ -845,31 +856,26 @@ def month_of(at: datetime) -> str:
     return f"{at.astimezone(BEIJING):%Y-%m}"
 
 
-def kpi_change(payload: EventData, at: datetime) -> KpiChange | None:
-    """How an event moves the KPI counters. A deadline counts once, in the month it falls
-    due: met (on-time sign/reply) or missed (its breach); a late act adds nothing more."""
+def kpi_change(payload: EventData) -> KpiChange | None:
+    """How an event moves the KPI counters, filed under the month of the business time it
+    reports (never the envelope's publishing time, so a late or replayed event lands where its
+    first delivery did). A deadline counts once, in the month it falls due: met (on-time
+    sign/reply) or missed (its breach); a late act adds nothing more."""
     if isinstance(payload, AssignmentSigned):
         if not payload.on_time or payload.sign_due_at is None:
             return None
         counters = {"sign_due": 1, "signed_on_time": 1}
-        return KpiChange(
-            month=month_of(payload.sign_due_at), department=payload.department, counters=counters
-        )
+        return KpiChange(payload.sign_due_at, payload.department, counters)
     if isinstance(payload, AssignmentReplied):
         if not payload.on_time or payload.due_at is None:
             return None
-        counters = {"reply_due": 1, "replied_on_time": 1}
-        return KpiChange(
-            month=month_of(payload.due_at), department=payload.department, counters=counters
-        )
+        return KpiChange(payload.due_at, payload.department, {"reply_due": 1, "replied_on_time": 1})
     if isinstance(payload, DeadlineBreached):
         counters = {"sign_due": 1} if payload.kind == "sign" else {"reply_due": 1, "overdue": 1}
-        return KpiChange(
-            month=month_of(payload.due_at), department=payload.department, counters=counters
-        )
+        return KpiChange(payload.due_at, payload.department, counters)
     if isinstance(payload, CaseEscalated):
         counter = "urged" if payload.level == 0 else "escalated"
-        return KpiChange(month=month_of(at), department=payload.department, counters={counter: 1})
+        return KpiChange(payload.escalated_at, payload.department, {counter: 1})
     if isinstance(payload, FeedbackReceived):
         counters = {
             "feedback": 1,
@@ -878,24 +884,18 @@ def kpi_change(payload: EventData, at: datetime) -> KpiChange | None:
             "basically_satisfied": int(payload.rating == Rating.BASICALLY_SATISFIED),
             "unsatisfied": int(payload.rating == Rating.UNSATISFIED),
         }
-        return KpiChange(month=month_of(at), department=None, counters=counters)
+        return KpiChange(payload.rated_at, None, counters)
     if isinstance(payload, CaseClosed):
         counters = {"closed": 1, "no_feedback": int(payload.outcome == "未评价")}
-        return KpiChange(month=month_of(payload.closed_at), department=None, counters=counters)
+        return KpiChange(payload.closed_at, None, counters)
     if isinstance(payload, AssignmentExtensionRequested):
-        return KpiChange(
-            month=month_of(at), department=payload.department, counters={"extensions_requested": 1}
-        )
+        return KpiChange(payload.requested_at, payload.department, {"extensions_requested": 1})
     if isinstance(payload, AssignmentReturned):
-        return KpiChange(
-            month=month_of(at), department=payload.department, counters={"returned": 1}
-        )
+        return KpiChange(payload.returned_at, payload.department, {"returned": 1})
     if isinstance(payload, OpinionInstructed):
-        return KpiChange(month=month_of(at), department=None, counters={"instructed": 1})
+        return KpiChange(payload.instructed_at, None, {"instructed": 1})
     if isinstance(payload, OpinionAdopted):
-        return KpiChange(
-            month=month_of(at), department=None, counters={ADOPTION_COUNTERS[payload.level]: 1}
-        )
+        return KpiChange(payload.adopted_at, None, {ADOPTION_COUNTERS[payload.level]: 1})
     return None
 
 

@@ -263,16 +263,17 @@ async def project(event: CloudEvent, p: FollowupPorts) -> None:
     if isinstance(payload, OpinionAssigned):
         if payload.role != "lead":
             return
-        # Counted once per opinion however often routing assigns it again (履职积分: submitted).
+        # Counted once per opinion however often routing assigns it again (履职积分: submitted),
+        # in the month the opinion was received.
         values = {
             "department": payload.department,
             "office": payload.office_id,
             "category": payload.category,
         }
         key = f"submitted-{payload.opinion_id}"
-        await p.kpis.add(key, month_of(event.time), values, {"submitted": 1})
+        await p.kpis.add(key, month_of(payload.received_at), values, {"submitted": 1})
         return
-    found = kpi_change(payload, event.time)
+    found = kpi_change(payload)
     if found is None:
         return
     case = await p.cases.get(event.subject)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from shared.auth import Principal, require
-from shared.events import utcnow
+from shared.clock import utcnow
 from shared.problems import Problem
 
 from . import handlers, sheets

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.events import CloudEvent, EventData, OpinionReceived, new_id, utcnow
+from shared.clock import beijing_year, utcnow
+from shared.events import CloudEvent, EventData, OpinionReceived, new_id
 from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
 
@@ -80,7 +81,7 @@ async def _load(p: Intake, opinion_id: str) -> Opinion:
 
 
 async def _new_number(p: Intake) -> str:
-    year = utcnow().year
+    year = beijing_year(utcnow())
     return tracking_number(year, await p.numbers.next(year))
 
 

@@ -16,9 +16,11 @@ from urllib.parse import quote, urlsplit
 import aio_pika
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.demo import wait_for
 from shared import auth, broker_admin, topology
+from shared.clock import beijing_year, utcnow
 from shared.events import CE_CONTENT_TYPE, CloudEvent, EventData
 from shared.settings import Settings
 from shared.store import mongo_client
@@ -93,7 +95,10 @@ class Replicas:
 
     async def publish(self, data: EventData) -> None:
         """Publish an event as another service would (e.g. routing's opinion.assigned)."""
-        event = CloudEvent.wrap("/minyi/routing", data)
+        await self.republish(CloudEvent.wrap("/minyi/routing", data))
+
+    async def republish(self, event: CloudEvent) -> None:
+        """Put an event on the exchange as it is (same id): a redelivery or a replay."""
         exchange = await self.channel.get_exchange(topology.EVENTS.name)
         message = aio_pika.Message(
             event.model_dump_json().encode(),
@@ -101,7 +106,23 @@ class Replicas:
             content_type=CE_CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await exchange.publish(message, routing_key=data.routing_key(), mandatory=True)
+        await exchange.publish(message, routing_key=event.payload().routing_key(), mandatory=True)
+
+    async def handled(self, types: set[str]) -> int:
+        """Events of these types both replicas have handled (``ok``), from their /metrics."""
+        total = 0
+        async with httpx.AsyncClient(timeout=10) as http:
+            for replica in range(len(REPLICA_PORTS)):
+                text = (await http.get(f"{self.url(replica)}/metrics")).text
+                for family in text_string_to_metric_families(text):
+                    total += sum(
+                        int(sample.value)
+                        for sample in family.samples
+                        if sample.name == "minyi_events_handled_total"
+                        and sample.labels["outcome"] == "ok"
+                        and sample.labels["type"] in types
+                    )
+        return total
 
     async def case(self, opinion_id: str) -> dict[str, Any] | None:
         """The case as an administrator reads it, or None while it does not exist."""
@@ -180,10 +201,11 @@ async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
 def assignment(
     opinion_id: str, department: str = "housing", role: str = "lead", urgency: str = "general"
 ) -> dict[str, Any]:
-    """The fields of routing's opinion.assigned for a test opinion."""
+    """The fields of routing's opinion.assigned for a test opinion, received just now."""
+    now = utcnow()
     return {
         "opinion_id": opinion_id,
-        "tracking_no": f"SQ-2026-{opinion_id[-6:]}",
+        "tracking_no": f"SQ-{beijing_year(now)}-{opinion_id[-6:]}",
         "office_id": "office-fu",
         "title": "和平路路灯不亮",
         "department": department,
@@ -192,5 +214,5 @@ def assignment(
         "category": "城乡建设",
         "urgency": urgency,
         "explanation": "test",
-        "received_at": "2026-09-29T02:00:00Z",
+        "received_at": now.isoformat(),
     }

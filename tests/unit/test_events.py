@@ -33,7 +33,9 @@ def test_envelope_is_cloudevents_structured_json() -> None:
 
 def test_department_events_end_with_the_department_code() -> None:
     signed = AssignmentSigned(opinion_id="op1", office_id="o1", department="housing", signed_at=NOW)
-    rated = FeedbackReceived(opinion_id="op1", office_id="o1", rating=Rating.SATISFIED, comment="")
+    rated = FeedbackReceived(
+        opinion_id="op1", office_id="o1", rating=Rating.SATISFIED, comment="", rated_at=NOW
+    )
     assert signed.routing_key() == "assignment.signed.housing"
     assert rated.routing_key() == "feedback.received"
 

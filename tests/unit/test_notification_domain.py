@@ -59,7 +59,9 @@ def test_events_reach_their_office_department_and_member() -> None:
         member_id: str
 
     signed = AssignmentSigned(opinion_id="op", office_id="o1", department="housing", signed_at=NOW)
-    rated = FeedbackReceived(opinion_id="op", office_id="o1", rating=Rating.SATISFIED, comment="")
+    rated = FeedbackReceived(
+        opinion_id="op", office_id="o1", rating=Rating.SATISFIED, comment="", rated_at=NOW
+    )
     news = MemberNews(opinion_id="op", office_id="o1", member_id="m7")
     assert recipients_of(signed) == ["office:o1", "department:housing"]
     assert recipients_of(rated) == ["office:o1"]

@@ -81,7 +81,7 @@ SAMPLES: list[EventData] = [
         feedback_url="http://127.0.0.1:8003/feedback/abc.def",
         expires_at=NOW,
     ),
-    FeedbackReceived(**COMMON, rating=Rating.SATISFIED, comment="很好"),
+    FeedbackReceived(**COMMON, rating=Rating.SATISFIED, comment="很好", rated_at=NOW),
     CaseClosed(**COMMON, tracking_no="SQ-2026-000001", outcome="已解决", closed_at=NOW),
     DeadlineWarning(
         **COMMON, department="transport", tracking_no="SQ-2026-000001", kind="reply", due_at=NOW
@@ -98,6 +98,7 @@ SAMPLES: list[EventData] = [
         reason="超期5个工作日",
         actor="timer",
         due_at=NOW,
+        escalated_at=NOW,
     ),
     AssignmentExtensionApproved(
         **COMMON,
