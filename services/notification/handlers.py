@@ -82,6 +82,8 @@ class Outcome:
         self.busy: list[str] = []
         self.permanent: list[str] = []
         self.held = False
+        # Something of this event is held: this copy comes back every quiet-hours recheck.
+        self.holding = False
 
 
 async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
@@ -93,18 +95,22 @@ async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
     retries later with backoff) when a receiver failed for now, Busy (looked at again later,
     not counted as an attempt) when a send is under way elsewhere, PermanentFailure (parked
     with the reason) when a template is broken or a receiver refused for good. Deliveries made
-    are skipped on the next round; one that failed ``max_attempts`` times is not tried again."""
+    are skipped on the next round; one that failed ``max_attempts`` times is not tried again
+    while the event goes round for quiet hours (a replay, or the round after them, tries it
+    once more)."""
     payload = event.payload()
     if payload.name.startswith(OWN_EVENTS_PREFIX):
         return
     outcome = Outcome()
     # Personal data never leaves masked-out: webhooks get the masked event too.
     body = event.model_copy(update={"data": mask_strings(event.data)}).model_dump_json().encode()
-    sends = []
+    wanted = []
     for rid in await _recipients(payload, ports):
         recipient = await ports.recipients.get(rid)
-        for subscription in recipient.wants(payload.name) if recipient else []:
-            sends.append(_deliver(event, payload, rid, subscription, body, ports, outcome))
+        wanted += [(rid, s) for s in (recipient.wants(payload.name) if recipient else [])]
+    now = ports.clock()
+    outcome.holding = any(s.quiet_hours and s.quiet_hours.ends_after(now) for _, s in wanted)
+    sends = [_deliver(event, payload, rid, s, body, ports, outcome) for rid, s in wanted]
     failures = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
     if failures:
         raise failures[0]
@@ -165,7 +171,7 @@ async def _claim_and_send(
     did: str,
 ) -> None:
     where = f"{rid} {subscription.channel.value}"
-    delivery = await _claim(did, event, rid, subscription, ports.clock(), ports)
+    delivery = await _claim(did, event, rid, subscription, ports.clock(), ports, outcome.holding)
     if delivery in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         return
     if not isinstance(delivery, Delivery):
@@ -240,11 +246,12 @@ async def _claim(
     subscription: Subscription,
     now: datetime,
     ports: NotificationPorts,
+    holding: bool,
 ) -> Delivery | DeliveryStatus:
     """Mark the delivery as being sent by this consumer, so two copies of an event handled at
     once never both send. Returns the claimed delivery, or what keeps us from sending it:
-    DELIVERED (done before), FAILED (failed ``max_attempts`` times) or SENDING (another
-    consumer has it now)."""
+    DELIVERED (done before), FAILED (failed ``max_attempts`` times, while ``holding``) or
+    SENDING (another consumer has it now)."""
     # Most events are new: try the insert first, read only when it already exists.
     fresh = _new_delivery(did, event, rid, subscription, now)
     if await ports.deliveries.add(fresh, []):
@@ -254,7 +261,8 @@ async def _claim(
         return DeliveryStatus.SENDING
     if delivery.status == DeliveryStatus.DELIVERED:
         return DeliveryStatus.DELIVERED
-    if delivery.status == DeliveryStatus.FAILED and delivery.attempts >= ports.max_attempts:
+    exhausted = delivery.attempts >= ports.max_attempts
+    if holding and delivery.status == DeliveryStatus.FAILED and exhausted:
         return DeliveryStatus.FAILED
     if not delivery.claimable(now, ports.claim_lease):
         return DeliveryStatus.SENDING
