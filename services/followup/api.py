@@ -330,22 +330,26 @@ def _supervised(cases: list[Case]) -> list[SupervisedItem]:
     ]
 
 
+async def _supervised_page(
+    p: FollowupPorts, escalated: bool, response: Response, after: str | None, limit: int
+) -> list[SupervisedItem]:
+    found = await supervised(p.cases.collection, escalated, after, limit)
+    link_next(response, [c.id for c in found], limit)
+    return _supervised(found)
+
+
 @supervision.get("/supervision/overdue", summary="Open work past its due date (超期)")
 async def overdue(
     p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
 ) -> list[SupervisedItem]:
-    found = await supervised(p.cases.collection, False, after, limit)
-    link_next(response, [c.id for c in found], limit)
-    return _supervised(found)
+    return await _supervised_page(p, False, response, after, limit)
 
 
 @supervision.get("/supervision/escalated", summary="Work under 督办 (level 1 or 2)")
 async def escalated(
     p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
 ) -> list[SupervisedItem]:
-    found = await supervised(p.cases.collection, True, after, limit)
-    link_next(response, [c.id for c in found], limit)
-    return _supervised(found)
+    return await _supervised_page(p, True, response, after, limit)
 
 
 Dimension = Literal["department", "office", "category", "all"]

@@ -155,66 +155,56 @@ async def _deliver(
         outcome.busy.append(f"{where}: {ports.slots.per_subscription} sends under way")
         return
     try:
-        await _claim_and_send(event, payload, rid, subscription, body, ports, outcome, did)
+        delivery = await _claim(
+            did, event, rid, subscription, ports.clock(), ports, outcome.holding
+        )
+        if delivery in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+            return
+        if not isinstance(delivery, Delivery):
+            outcome.busy.append(f"{where}: being sent by another consumer")
+            return
+        channel = ports.channels[subscription.channel]
+        try:
+            text = await _render(event, payload, role_of(rid), ports.templates)
+            await channel.send(
+                Message(
+                    delivery_id=did,
+                    address=subscription.address,
+                    subject=text.subject,
+                    text=text.text,
+                    body=body,
+                    secret=subscription.secret,
+                )
+            )
+        except rendering.TemplateError as exc:
+            reason = f"template error: {exc}"
+            outcome.permanent.append(f"{where}: {reason}")
+            await _finish(delivery, DeliveryStatus.FAILED, reason, payload, ports)
+        except PermanentDeliveryError as exc:
+            outcome.permanent.append(f"{where}: {exc}")
+            await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
+            await _count_permanent_failure(
+                ports.recipients, rid, subscription.id, exc.public, exc.gone
+            )
+        except DeliveryError as exc:
+            if delivery.attempts >= ports.max_attempts:
+                outcome.permanent.append(f"{where}: failed {delivery.attempts} times, last: {exc}")
+                await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
+                return
+            outcome.retry.append(f"{where}: {exc}")
+            await _finish(delivery, DeliveryStatus.FAILING, exc.public, payload, ports)
+        except Exception as exc:
+            # Give up the claim, so the retry of this event does not wait for the lease to run out.
+            await _finish(
+                delivery, DeliveryStatus.FAILING, f"{type(exc).__name__}: {exc}", payload, ports
+            )
+            raise
+        else:
+            await _finish(delivery, DeliveryStatus.DELIVERED, None, payload, ports)
+            if subscription.permanent_failures:
+                await _reset_failures(ports.recipients, rid, subscription.id)
     finally:
         ports.slots.give_back(subscription.id)
-
-
-async def _claim_and_send(
-    event: CloudEvent,
-    payload: EventData,
-    rid: str,
-    subscription: Subscription,
-    body: bytes,
-    ports: NotificationPorts,
-    outcome: Outcome,
-    did: str,
-) -> None:
-    where = f"{rid} {subscription.channel.value}"
-    delivery = await _claim(did, event, rid, subscription, ports.clock(), ports, outcome.holding)
-    if delivery in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
-        return
-    if not isinstance(delivery, Delivery):
-        outcome.busy.append(f"{where}: being sent by another consumer")
-        return
-    channel = ports.channels[subscription.channel]
-    try:
-        text = await _render(event, payload, role_of(rid), ports.templates)
-        await channel.send(
-            Message(
-                delivery_id=did,
-                address=subscription.address,
-                subject=text.subject,
-                text=text.text,
-                body=body,
-                secret=subscription.secret,
-            )
-        )
-    except rendering.TemplateError as exc:
-        reason = f"template error: {exc}"
-        outcome.permanent.append(f"{where}: {reason}")
-        await _finish(delivery, DeliveryStatus.FAILED, reason, payload, ports)
-    except PermanentDeliveryError as exc:
-        outcome.permanent.append(f"{where}: {exc}")
-        await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
-        await _count_permanent_failure(ports.recipients, rid, subscription.id, exc.public, exc.gone)
-    except DeliveryError as exc:
-        if delivery.attempts >= ports.max_attempts:
-            outcome.permanent.append(f"{where}: failed {delivery.attempts} times, last: {exc}")
-            await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
-            return
-        outcome.retry.append(f"{where}: {exc}")
-        await _finish(delivery, DeliveryStatus.FAILING, exc.public, payload, ports)
-    except Exception as exc:
-        # Give up the claim, so the retry of this event does not wait for the lease to run out.
-        await _finish(
-            delivery, DeliveryStatus.FAILING, f"{type(exc).__name__}: {exc}", payload, ports
-        )
-        raise
-    else:
-        await _finish(delivery, DeliveryStatus.DELIVERED, None, payload, ports)
-        if subscription.permanent_failures:
-            await _reset_failures(ports.recipients, rid, subscription.id)
 
 
 def _new_delivery(
