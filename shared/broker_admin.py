@@ -162,7 +162,7 @@ def _bound_department_queues(http: httpx.Client, settings: Settings) -> None:
     cannot fill the broker's disk. Beyond the bound the oldest messages move to the overflow
     queue (dead-lettered: x-death names the queue and the routing key), itself bounded and
     dropping its oldest beyond that; there they can be read
-    by the administrator (management API, `rabbitmqctl list_queues`) and replayed by hand."""
+    by the administrator (management API, `rabbitmqctl list_queues`) and moved back by hand."""
     vhost = quote(settings.amqp_vhost, safe="")
     overflow = topology.department_overflow_queue_name()
     http.put(
