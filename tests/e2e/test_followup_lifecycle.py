@@ -186,9 +186,11 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             return totals
 
         async def housing_settled() -> dict[str, dict[str, int]] | None:
+            # Settled once the last facts are in: all three cases closed (A, B, C).
             rows = await kpis("department")
             housing = rows.get("housing")
-            return rows if housing and rates(housing) == expected_housing else None
+            done = housing and rates(housing) == expected_housing and housing.get("closed") == 3
+            return rows if done else None
 
         rows = await wait_for(housing_settled, "housing KPIs", within=60)
         assert rows["housing"]["overdue"] == 1
