@@ -6,6 +6,8 @@ SHELL := /bin/bash
 
 VENV := .venv
 BIN := $(VENV)/bin
+# The local stack's secrets (made by deploy/local/stack.sh), for commands that run services.
+LOCAL_ENV := set -a && . var/local.env && set +a &&
 PYTEST_ARGS ?=
 
 help:
@@ -50,8 +52,8 @@ down:
 	@deploy/local/services.sh down; deploy/local/stack.sh down
 
 run: up
-	@$(BIN)/minyi seed
-	@$(BIN)/minyi demo
+	@$(LOCAL_ENV) $(BIN)/minyi seed
+	@$(LOCAL_ENV) $(BIN)/minyi demo
 	@echo
 	@echo "The system keeps running in the background; 'make down' stops it."
 	@echo "Logs: var/log/ (intake, routing, followup, notification, ferretdb)."
@@ -77,7 +79,7 @@ fuzz: stack
 
 # Kill services, the broker and the store while opinions flow; check nothing is lost or doubled.
 chaos: up
-	@$(BIN)/minyi chaos
+	@$(LOCAL_ENV) $(BIN)/minyi chaos
 
 # helm (go install), the CRD validators (npm) and the CRDs (Go modules), pinned, in var/tools.
 chart-tools:
@@ -94,7 +96,7 @@ lint: venv
 	$(BIN)/mypy
 
 bench: up
-	@$(BIN)/minyi bench
+	@$(LOCAL_ENV) $(BIN)/minyi bench
 
 docs: venv
 	$(BIN)/minyi docs asyncapi --output docs/asyncapi.json

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
-from shared.settings import DEFAULT_PORTS, SERVICES, Settings, get_settings
+from shared.settings import DEFAULT_PORTS, SERVICES, InsecureSettings, Settings, get_settings
 from shared.store import Document, mongo_client
 
 T = TypeVar("T")
@@ -46,6 +46,15 @@ def _check_service(service: str, known: tuple[str, ...] = SERVICES) -> None:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(known)}")
 
 
+def _check_secrets(purpose: str) -> None:
+    """Exit 2 with one line on stderr if a secret is missing, short or known."""
+    try:
+        get_settings().check_secrets(purpose)
+    except InsecureSettings as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     service: ServiceName,
@@ -54,6 +63,7 @@ def serve(
 ) -> None:
     """Run one service (HTTP API and its event consumers), or the console, in this process."""
     _check_service(service, SERVABLE)
+    _check_secrets(service)
     configure_logging()
     uvicorn.run(
         f"services.{service}.main:create_app",
@@ -72,6 +82,7 @@ def serve(
 @broker.command("setup")
 def broker_setup() -> None:
     """Create the vhost and the per-service RabbitMQ users (idempotent)."""
+    _check_secrets("broker-setup")
     for line in broker_admin.setup(get_settings()):
         typer.echo(f"ok  {line}")
 

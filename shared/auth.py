@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import utcnow
@@ -125,6 +127,7 @@ async def _principal(
             401, "缺少凭据 / Missing credentials", "Send an API key: Authorization: Bearer <key>"
         )
     key_id = hash_key(credentials.credentials)
+    request.state.key_id = key_id
     cached = _known.get(key_id)
     if cached and cached[0] > time.monotonic():
         return cached[1]
@@ -144,10 +147,53 @@ async def _principal(
     return principal
 
 
+async def _limited(
+    request: Request, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
+    """Count the request against its key's limit per minute, in the store, so every replica
+    of the service counts together; 429 with Retry-After beyond it."""
+    limits: RateLimits = request.app.state.rate_limits
+    wait = await limits.hit(request.state.key_id, utcnow())
+    if wait:
+        raise Problem(
+            429,
+            detail=f"At most {limits.per_minute} requests a minute per key; "
+            f"try again in {wait} s 请求过于频繁，请 {wait} 秒后再试.",
+            headers={"Retry-After": str(wait)},
+        )
+    return principal
+
+
+class RateLimits:
+    """A fixed one-minute window per key: one counter document per key and minute, read and
+    written by ``_id`` (``<key hash>:<minute>``); the one before is removed when a new one
+    starts, so at most two are kept per key."""
+
+    def __init__(self, collection: AsyncCollection[Document], per_minute: int) -> None:
+        self.collection = collection
+        self.per_minute = per_minute
+
+    async def hit(self, key_id: str, now: datetime) -> int:
+        """Count one request; 0 if within the limit, else the seconds until the next window."""
+        minute = int(now.timestamp()) // 60
+        counter = await self.collection.find_one_and_update(
+            {"_id": f"{key_id[:32]}:{minute}"},
+            {"$inc": {"n": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None  # upserted
+        if counter["n"] == 1:
+            await self.collection.delete_one({"_id": f"{key_id[:32]}:{minute - 1}"})
+        if counter["n"] <= self.per_minute:
+            return 0
+        return 60 - int(now.timestamp()) % 60
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """FastAPI dependency: the caller's principal, which must hold ``scope``."""
 
-    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(_limited)]) -> Principal:
         if not principal.can(scope):
             raise Problem(
                 403,

@@ -25,10 +25,47 @@ def _client(settings: Settings) -> httpx.Client:
     )
 
 
-def service_permissions(service: str) -> dict[str, str]:
-    """A service may configure, write and read its own queues and the two shared exchanges."""
-    own = rf"^(minyi\.events|minyi\.dlx|{re.escape(topology.work_queue_name(service))}(\..+)?)$"
-    return {"configure": own, "write": own, "read": own}
+def _any_of(words: tuple[str, ...] | list[str]) -> str:
+    return "|".join(re.escape(w) for w in words)
+
+
+def service_permissions(service: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Vhost and topic permissions of a service's user. It may configure only its own queues
+    (not the exchanges: the administrator declares them), write and read its own queues and the
+    two exchanges; on the event exchange publish only its own routing keys and bind only its
+    own binding keys, on the internal exchange address only its own queues."""
+    own_queues = rf"{re.escape(topology.work_queue_name(service))}(\..+)?"
+    exchanges = rf"{re.escape(topology.EVENTS.name)}|{re.escape(topology.INTERNAL.name)}"
+    vhost = {
+        "configure": rf"^{own_queues}$",
+        "write": rf"^({exchanges}|{own_queues})$",
+        "read": rf"^({exchanges}|{own_queues})$",
+    }
+    binds = list(topology.BINDINGS.get(service, ())) + list(topology.FOLLOWS.get(service, ()))
+    topic = [
+        {
+            "exchange": topology.EVENTS.name,
+            "write": rf"^({_any_of(topology.PUBLISHES[service])})(\.[^.]+)?$",
+            "read": rf"^({_any_of(binds)})$" if binds else "^$",
+        },
+        {
+            "exchange": topology.INTERNAL.name,
+            "write": rf"^{own_queues}$",
+            "read": rf"^{own_queues}$",
+        },
+    ]
+    return vhost, topic
+
+
+def _declare_exchanges(http: httpx.Client, vhost: str) -> None:
+    """Both exchanges as topic exchanges; an older direct minyi.dlx is replaced (its bindings
+    are made again by each service when it starts)."""
+    for exchange in (topology.EVENTS, topology.INTERNAL):
+        path = f"/api/exchanges/{vhost}/{quote(exchange.name)}"
+        found = http.get(path)
+        if found.status_code == 200 and found.json()["type"] != "topic":
+            http.delete(path).raise_for_status()
+        http.put(path, json={"type": "topic", "durable": True}).raise_for_status()
 
 
 def setup(settings: Settings) -> list[str]:
@@ -41,12 +78,15 @@ def setup(settings: Settings) -> list[str]:
         everything = {"configure": ".*", "write": ".*", "read": ".*"}
         http.put(f"/api/permissions/{vhost}/{quote(admin)}", json=everything).raise_for_status()
         done.append(f"vhost {settings.amqp_vhost} (admin {admin})")
+        _declare_exchanges(http, vhost)
         for service in SERVICES:
-            user = f"minyi-{service}"
-            body = {"password": settings.service_password, "tags": ""}
+            user = settings.amqp_user(service)
+            body = {"password": settings.amqp_passwords[service], "tags": ""}
             http.put(f"/api/users/{user}", json=body).raise_for_status()
-            perms = service_permissions(service)
+            perms, topics = service_permissions(service)
             http.put(f"/api/permissions/{vhost}/{user}", json=perms).raise_for_status()
+            for topic in topics:
+                http.put(f"/api/topic-permissions/{vhost}/{user}", json=topic).raise_for_status()
             done.append(f"user {user}")
     return done
 
@@ -100,10 +140,8 @@ def provision_department(
                 f"/api/users/{user}", json={"password": password, "tags": ""}
             ).raise_for_status()
         # Declared by the administrator: the department may not configure anything itself.
-        http.put(
-            f"/api/exchanges/{vhost}/{quote(topology.EVENTS.name)}",
-            json={"type": "topic", "durable": True},
-        ).raise_for_status()
+        _declare_exchanges(http, vhost)
+        _bound_department_queues(http, settings)
         http.put(
             f"/api/queues/{vhost}/{quote(queue)}",
             json={"durable": True, "arguments": {"x-queue-type": "quorum"}},
@@ -117,6 +155,44 @@ def provision_department(
         http.put(f"/api/topic-permissions/{vhost}/{user}", json=topic).raise_for_status()
     url = f"amqp://{user}:<password>@{settings.amqp_host}:{settings.amqp_port}/{vhost}"
     return ProvisionedDepartment(user, password, queue, binding, url)
+
+
+def _bound_department_queues(http: httpx.Client, settings: Settings) -> None:
+    """A policy bounds every department queue of the vhost: a department that stops consuming
+    cannot fill the broker's disk. Beyond the bound the oldest messages move to the overflow
+    queue (dead-lettered: x-death names the queue and the routing key), itself bounded and
+    dropping its oldest beyond that; there they can be read
+    by the administrator (management API, `rabbitmqctl list_queues`) and moved back by hand."""
+    vhost = quote(settings.amqp_vhost, safe="")
+    overflow = topology.department_overflow_queue_name()
+    http.put(
+        f"/api/queues/{vhost}/{quote(overflow)}",
+        json={
+            "durable": True,
+            "arguments": {
+                "x-queue-type": "quorum",
+                "x-max-length": settings.department_queue_max_length,
+                "x-overflow": "drop-head",
+            },
+        },
+    ).raise_for_status()
+    http.post(
+        f"/api/bindings/{vhost}/e/{quote(topology.INTERNAL.name)}/q/{quote(overflow)}",
+        json={"routing_key": overflow},
+    ).raise_for_status()
+    http.put(
+        f"/api/policies/{vhost}/minyi-department-queues",
+        json={
+            "pattern": rf"^{re.escape(topology.department_queue_name(''))}[^.]+$",
+            "apply-to": "queues",
+            "definition": {
+                "max-length": settings.department_queue_max_length,
+                "overflow": "drop-head",
+                "dead-letter-exchange": topology.INTERNAL.name,
+                "dead-letter-routing-key": overflow,
+            },
+        },
+    ).raise_for_status()
 
 
 def revoke_department(settings: Settings, code: str) -> None:
@@ -133,10 +209,14 @@ def revoke_department(settings: Settings, code: str) -> None:
 
 
 def delete_vhost(settings: Settings) -> None:
+    """Delete the vhost and its service users (users are broker-wide)."""
+    paths = [f"/api/vhosts/{quote(settings.amqp_vhost, safe='')}"]
+    paths += [f"/api/users/{quote(settings.amqp_user(s), safe='')}" for s in SERVICES]
     with _client(settings) as http:
-        response = http.delete(f"/api/vhosts/{quote(settings.amqp_vhost, safe='')}")
-        if response.status_code not in (204, 404):
-            response.raise_for_status()
+        for path in paths:
+            response = http.delete(path)
+            if response.status_code not in (204, 404):
+                response.raise_for_status()
 
 
 async def parked(service: str, settings: Settings, limit: int) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ _TITLES = {
     413: "请求过大 / Content too large",
     415: "不支持的类型 / Unsupported media type",
     422: "请求参数有误 / Invalid request",
+    429: "请求过于频繁 / Too many requests",
     500: "服务器内部错误 / Internal server error",
     503: "服务暂不可用 / Service unavailable",
 }
@@ -30,12 +31,18 @@ class Problem(Exception):
     """Raise to answer with a problem+json body."""
 
     def __init__(
-        self, status: int, title: str | None = None, detail: str = "", **extra: Any
+        self,
+        status: int,
+        title: str | None = None,
+        detail: str = "",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title or _TITLES.get(status, "Error")
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -109,7 +116,9 @@ def install(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
-        return problem_response(request, exc.status, exc.title, exc.detail, **exc.extra)
+        response = problem_response(request, exc.status, exc.title, exc.detail, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

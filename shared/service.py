@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import clock, problems
-from shared.auth import AUTH_DB
+from shared.auth import AUTH_DB, RateLimits
 from shared.messaging import EventBus
 from shared.problems import Problem
 from shared.settings import Settings
@@ -132,6 +132,9 @@ def service_app(
         lifespan=lifespan,
     )
     app.state.auth_db = mongo[settings.database(AUTH_DB)]
+    app.state.rate_limits = RateLimits(
+        mongo[settings.database(service)].rate_limits, settings.rate_limit_per_minute
+    )
     problems.install(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, prefix_limits=upload_limits)
 

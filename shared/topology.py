@@ -13,9 +13,12 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExcha
 
 from shared.settings import Settings
 
-EVENTS = RabbitExchange("minyi.events", type=ExchangeType.TOPIC, durable=True)
-# Direct exchange addressing the internal queues by name: dead letters, retries, replays.
-INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.DIRECT, durable=True)
+# Both exchanges are made by the administrator (`minyi broker setup`); services only check
+# that they exist (passive declare), as they may not configure them.
+EVENTS = RabbitExchange("minyi.events", type=ExchangeType.TOPIC, durable=True, declare=False)
+# Addresses the internal queues by their full name: dead letters, retries, replays. A topic
+# exchange (bound by exact names), so topic permissions confine each service to its own queues.
+INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.TOPIC, durable=True, declare=False)
 
 # Binding keys of each consuming service's work queue.
 BINDINGS: dict[str, tuple[str, ...]] = {
@@ -58,6 +61,32 @@ BINDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The events each service publishes: its RabbitMQ user may publish no other routing key.
+PUBLISHES: dict[str, tuple[str, ...]] = {
+    "intake": ("opinion.received", "opinion.supported", "opinion.merged"),
+    "routing": ("opinion.assigned", "opinion.triage", "opinion.withdrawn"),
+    "followup": (
+        "assignment.signed",
+        "assignment.replied",
+        "assignment.returned",
+        "assignment.input_given",
+        "assignment.extension_requested",
+        "assignment.extension_approved",
+        "assignment.extension_refused",
+        "deadline.warning",
+        "deadline.breached",
+        "case.escalated",
+        "case.reopened",
+        "case.closed",
+        "feedback.requested",
+        "feedback.received",
+        "opinion.adopted",
+        "opinion.instructed",
+    ),
+    "notification": ("notification.delivered", "notification.failed"),
+}
+
+
 # Events every replica of a service must see to keep its in-memory state current (competing
 # consumers on the work queue see each event once, in one replica only).
 FOLLOWS: dict[str, tuple[str, ...]] = {
@@ -80,6 +109,12 @@ def follow_queue(service: str, process: str) -> RabbitQueue:
 def department_queue_name(code: str) -> str:
     """The AMQP queue a department's own system consumes (部门订阅)."""
     return f"minyi.dept.{code}"
+
+
+def department_overflow_queue_name() -> str:
+    """Where messages pushed out of a full department queue go (oldest first), for every
+    department of the vhost; each keeps its routing key, which ends with the department."""
+    return "minyi.dept-overflow"
 
 
 def department_binding(code: str) -> str:

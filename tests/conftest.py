@@ -2,7 +2,9 @@
 prefix on the real RabbitMQ and document store that ``make test`` starts."""
 
 import asyncio
+import json
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -10,7 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared import broker_admin
-from shared.settings import Settings
+from shared.settings import SERVICES, Settings
 from shared.store import Document, drop_databases, mongo_client
 
 
@@ -26,6 +28,19 @@ def settings() -> Iterator[Settings]:
         "MINYI_MAX_ATTEMPTS": "3",
         "MINYI_OUTBOX_SWEEP_SECONDS": "1",
         "MINYI_FOLLOWUP_PUBLIC_URL": f"http://127.0.0.1:{port_base + 3}",
+        # The local dev stack's rules, with this run's own random secrets and broker users.
+        "MINYI_ENV": "local",
+        "MINYI_TRACKING_KEY": secrets.token_urlsafe(32),
+        "MINYI_FEEDBACK_KEY": secrets.token_urlsafe(32),
+        "MINYI_SESSION_KEY": secrets.token_urlsafe(32),
+        "MINYI_AMQP_PASSWORDS": json.dumps({s: secrets.token_urlsafe(24) for s in SERVICES}),
+        # The tests poll and fuzz with a few keys; tests/integration/test_security_limits.py
+        # shows the limit itself.
+        "MINYI_RATE_LIMIT_PER_MINUTE": "1000000",
+        # Webhooks may reach only this run's own receivers (tests/e2e and tests/integration).
+        "MINYI_WEBHOOK_ALLOW": json.dumps(
+            [f"127.0.0.1:{port_base + 99}", f"127.0.0.1:{port_base + 100}-{port_base + 999}"]
+        ),
     }
     os.environ.update(env)
     test_settings = Settings()

@@ -34,6 +34,11 @@ ready() { curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$1]}/ready
 
 up() {
   [ -x "$MINYI" ] || die ".venv/bin/minyi not found: run 'make venv' first"
+  [ -f "$ROOT/var/local.env" ] || die "var/local.env not found: run 'make stack' first (it makes the local secrets)"
+  set -a
+  # shellcheck source=/dev/null
+  . "$ROOT/var/local.env"
+  set +a
   mkdir -p "$RUN" "$LOGS"
   local svc
   for svc in "${SERVICES[@]}"; do

@@ -178,6 +178,39 @@ ferret_down() {
   rm -f "$FERRET_PID"
 }
 
+# --- secrets ----------------------------------------------------------------
+# The local dev stack's own random secrets, made on the first run and kept in var/local.env
+# (mode 600), which services.sh and the Makefile load. MINYI_ENV=local marks this stack: only
+# here may the broker admin be guest and the store run without a password.
+LOCAL_ENV="$VAR/local.env"
+secrets_up() {
+  if [ ! -f "$LOCAL_ENV" ]; then
+    log "generating the local stack's secrets into var/local.env"
+    mkdir -p "$VAR"
+    local gen='import secrets; print(secrets.token_urlsafe(32))'
+    (
+      umask 077
+      cat >"$LOCAL_ENV" <<EOF
+MINYI_ENV=local
+MINYI_TRACKING_KEY=$(python3 -c "$gen")
+MINYI_FEEDBACK_KEY=$(python3 -c "$gen")
+MINYI_SESSION_KEY=$(python3 -c "$gen")
+MINYI_AMQP_PASSWORDS='{"intake": "$(python3 -c "$gen")", "routing": "$(python3 -c "$gen")", "followup": "$(python3 -c "$gen")", "notification": "$(python3 -c "$gen")"}'
+# The demo's, the bench's and the chaos drill's webhook receivers (8097-8099), nothing else.
+MINYI_WEBHOOK_ALLOW='["127.0.0.1:8090-8099"]'
+EOF
+    )
+  fi
+  # A key added since this file was written (the console's) is added to it.
+  if ! grep -q '^MINYI_SESSION_KEY=' "$LOCAL_ENV"; then
+    echo "MINYI_SESSION_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" >>"$LOCAL_ENV"
+  fi
+  set -a
+  # shellcheck source=/dev/null
+  . "$LOCAL_ENV"
+  set +a
+}
+
 # --- commands ---------------------------------------------------------------
 # --- Browser for the console's tests (Playwright drives Debian's chromium) ----------------
 browser_up() {
@@ -193,6 +226,7 @@ browser_up() {
 
 up() {
   browser_up
+  secrets_up
   rabbit_up
   ferret_up
   indexer_up

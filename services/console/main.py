@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, own: ConsoleSettings | None = N
     upstreams = Upstreams(own.upstreams, own.upstream_timeout_seconds)
     ports = ConsolePorts(
         directory=Directory(db),
-        sessions=Sessions(db, settings.secret),
+        sessions=Sessions(db, settings.session_key),
         audit=AuditLog(db),
         passwords=Passwords(),
         auth_db=mongo[settings.database(AUTH_DB)],

@@ -4,9 +4,8 @@ loaded holiday years, KPI projections and case queries, on MongoDB/FerretDB."""
 import base64
 import contextlib
 import csv
-import hashlib
-import hmac
 import io
+import secrets
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
@@ -17,6 +16,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.clock import beijing_year, utcnow
+from shared.keys import KeyRing
+from shared.paging import after_filter
 from shared.store import Document, Kept
 
 from .domain import AssignmentStatus, Case, CaseError, Timer
@@ -40,17 +41,14 @@ class FeedbackTokens:
     """Signed, single-purpose links for the submitter: ``<case>.<round>.<expiry>`` + HMAC.
     Single use comes from the case: a round can be rated once."""
 
-    def __init__(self, secret: str, public_url: str) -> None:
-        self.key = hashlib.sha256(f"feedback:{secret}".encode()).digest()
+    def __init__(self, keys: KeyRing, public_url: str) -> None:
+        self.keys = keys
         self.public_url = public_url.rstrip("/")
-
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self.key, payload.encode(), hashlib.sha256).hexdigest()
 
     def url(self, case_id: str, feedback_round: int, expires_at: datetime) -> str:
         payload = f"{case_id}.{feedback_round}.{int(expires_at.timestamp())}"
         encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-        return f"{self.public_url}/feedback/{encoded}.{self._sign(payload)}"
+        return f"{self.public_url}/feedback/{encoded}.{self.keys.sign(payload)}"
 
     def verify(self, token: str, now: datetime) -> tuple[str, int]:
         """The case id and feedback round the token is for; CaseError if forged or expired."""
@@ -60,7 +58,7 @@ class FeedbackTokens:
             encoded, signature = token.rsplit(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
             case_id, feedback_round, expires = payload.split(".")
-            valid = hmac.compare_digest(signature, self._sign(payload))
+            valid = self.keys.verify(payload, signature, now)
             round_no, expiry = int(feedback_round), int(expires)
         except ValueError:
             raise CaseError(403, "The feedback link is not valid.") from None
@@ -258,16 +256,30 @@ class Timers:
         await self.claims.delete_many({"_id": {"$in": claims}})
 
 
+KPI_DIMENSIONS = ("department", "office", "category", "all")
+
+
 class Kpis:
     """KPI projection: one fact per counted event (``_id`` = the event's key, so a redelivered
     event is refused as a duplicate) with its month, department, office, category and counter
-    deltas; tables are ``$group``/``$sum`` over the facts of a dimension.
+    deltas; and per month the sums of its facts by every dimension (``month:<m>`` in
+    ``totals``), which is what tables are read from.
 
     Facts rather than ``$inc`` on one document per department and month: FerretDB 1.24 on
-    SQLite loses concurrent ``$inc`` updates of one document, while inserts are atomic."""
+    SQLite loses concurrent ``$inc`` updates of one document, while inserts are atomic. So a
+    new fact only marks its month changed (``changed:<m>``, a fresh stamp), and a month's sums
+    are made again from its facts when read, at most once per ``refresh`` however often
+    tables are asked for: a table is at most ``refresh`` behind."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        totals: AsyncCollection[Document],
+        refresh: timedelta = timedelta(seconds=2),
+    ) -> None:
         self.collection = collection
+        self.totals = totals
+        self.refresh = refresh
 
     async def add(
         self, key: str, month: str, values: dict[str, str], counters: dict[str, int]
@@ -276,24 +288,55 @@ class Kpis:
         fact = {"_id": key, "month": month, **values, "counters": counters}
         try:
             await self.collection.insert_one(fact)
+            counted = True
         except DuplicateKeyError:
-            return False
-        return True
+            counted = False
+        # Also for a duplicate: the first try may have stopped between the two writes.
+        await self.totals.update_one(
+            {"_id": f"changed:{month}"}, {"$set": {"stamp": secrets.token_hex(8)}}, upsert=True
+        )
+        return counted
 
     async def table(self, dimension: str, month: str | None) -> list[dict[str, Any]]:
-        """Rows of one dimension ("all": everything together) and month: value, counters."""
-        match: Document = {"month": month} if month else {}
-        facts = [f async for f in self.collection.find(match, {"_id": 0})]
-        totals: dict[tuple[str, str], dict[str, int]] = {}
-        for fact in facts:
-            value = "全部" if dimension == "all" else str(fact.get(dimension, ""))
-            row = totals.setdefault((fact["month"], value), {})
-            for name, n in fact["counters"].items():
-                row[name] = row.get(name, 0) + n
-        return [
-            {"value": value, "month": m, "counters": counters}
-            for (m, value), counters in sorted(totals.items())
-        ]
+        """Rows of one dimension ("all": everything together) and month (None: every month):
+        value, month, counters."""
+        months = [month] if month else await self._months()
+        rows = []
+        for m in months:
+            sums = await self._sums(m)
+            rows += [{**row, "month": m} for row in sums[dimension]]
+        return sorted(rows, key=lambda r: (r["month"], r["value"]))
+
+    async def _months(self) -> list[str]:
+        # Two small documents per month: the sums and the change mark.
+        ids = [doc["_id"] async for doc in self.totals.find({}, {"_id": 1})]
+        return sorted({i.partition(":")[2] for i in ids})
+
+    async def _sums(self, month: str) -> dict[str, list[dict[str, Any]]]:
+        now = utcnow()
+        # The mark is read before the facts: a fact counted meanwhile leaves a newer stamp.
+        changed = await self.totals.find_one({"_id": f"changed:{month}"})
+        summed = await self.totals.find_one({"_id": f"month:{month}"})
+        if summed is not None and (changed is None or now - summed["summed_at"] < self.refresh):
+            rows: dict[str, list[dict[str, Any]]] = summed["rows"]
+            return rows
+        totals: dict[str, dict[str, dict[str, int]]] = {d: {} for d in KPI_DIMENSIONS}
+        async for fact in self.collection.find({"month": month}, {"_id": 0}):
+            for dimension in KPI_DIMENSIONS:
+                value = "全部" if dimension == "all" else str(fact.get(dimension, ""))
+                row = totals[dimension].setdefault(value, {})
+                for name, n in fact["counters"].items():
+                    row[name] = row.get(name, 0) + n
+        rows = {
+            d: [{"value": v, "counters": c} for v, c in sorted(by_value.items())]
+            for d, by_value in totals.items()
+        }
+        await self.totals.replace_one(
+            {"_id": f"month:{month}"}, {"rows": rows, "summed_at": now}, upsert=True
+        )
+        if changed is not None:
+            await self.totals.delete_one({"_id": changed["_id"], "stamp": changed["stamp"]})
+        return rows
 
 
 def table_csv(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -338,8 +381,11 @@ async def department_inbox(
     return [Case.model_validate(doc) async for doc in soonest]
 
 
-async def supervised(cases: AsyncCollection[Document], escalated: bool) -> list[Case]:
-    """Open cases that are overdue (超期), or escalated to 督办 (level ≥ 1)."""
+async def supervised(
+    cases: AsyncCollection[Document], escalated: bool, after: str | None, limit: int
+) -> list[Case]:
+    """At most ``limit`` open cases that are overdue (超期), or escalated to 督办 (level ≥ 1),
+    in id order after ``after``."""
     query: Document = {"escalation_level": {"$gte": 1}} if escalated else {"overdue": True}
-    found = [Case.model_validate(doc) async for doc in cases.find(query)]
-    return sorted(found, key=lambda c: c.opened_at)
+    found = cases.find(query | after_filter(after)).sort("_id", 1).limit(limit)
+    return [Case.model_validate(doc) async for doc in found]

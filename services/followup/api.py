@@ -18,6 +18,7 @@ from shared.events import (
     Rating,
     ReplyResult,
 )
+from shared.paging import After, Limit, link_next
 from shared.problems import Problem
 
 from . import handlers
@@ -362,14 +363,26 @@ def _supervised(cases: list[Case]) -> list[SupervisedItem]:
     ]
 
 
+async def _supervised_page(
+    p: FollowupPorts, escalated: bool, response: Response, after: str | None, limit: int
+) -> list[SupervisedItem]:
+    found = await supervised(p.cases.collection, escalated, after, limit)
+    link_next(response, [c.id for c in found], limit)
+    return _supervised(found)
+
+
 @supervision.get("/supervision/overdue", summary="Open work past its due date (超期)")
-async def overdue(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
-    return _supervised(await supervised(p.cases.collection, escalated=False))
+async def overdue(
+    p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
+) -> list[SupervisedItem]:
+    return await _supervised_page(p, False, response, after, limit)
 
 
 @supervision.get("/supervision/escalated", summary="Work under 督办 (level 1 or 2)")
-async def escalated(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
-    return _supervised(await supervised(p.cases.collection, escalated=True))
+async def escalated(
+    p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
+) -> list[SupervisedItem]:
+    return await _supervised_page(p, True, response, after, limit)
 
 
 Dimension = Literal["department", "office", "category", "member", "all"]

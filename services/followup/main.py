@@ -44,10 +44,10 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         cases=cases,
         timers=Timers(db.timers, db.timer_claims, lease, db.timer_agenda, clock),
         calendars=Calendars(db.calendars, own.office_opens),
-        kpis=Kpis(db.kpis),
-        member_kpis=Kpis(db.member_kpis),
+        kpis=Kpis(db.kpis, db.kpi_totals),
+        member_kpis=Kpis(db.member_kpis, db.member_kpi_totals),
         clock=clock,
-        tokens=FeedbackTokens(settings.secret, settings.followup_public_url),
+        tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,
         points=own.points,
     )

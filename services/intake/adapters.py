@@ -106,11 +106,20 @@ async def open_opinions(db: AsyncDatabase[Document], since: datetime) -> AsyncIt
         yield Opinion.model_validate(doc)
 
 
-async def opinions_of(db: AsyncDatabase[Document], office_id: str | None) -> list[Opinion]:
-    """An office's opinions (all offices' for ``None``), oldest first, for export."""
+async def opinion_batches(
+    db: AsyncDatabase[Document], office_id: str | None, size: int
+) -> AsyncIterator[list[Document]]:
+    """An office's opinions (all offices' for ``None``) in batches of ``size`` stored
+    documents, in id order (the order they were registered in), for a streamed export."""
     query: Document = {} if office_id is None else {"office_id": office_id}
-    found = [Opinion.model_validate(doc) async for doc in db.opinions.find(query, {"outbox": 0})]
-    return sorted(found, key=lambda o: o.tracking_no)
+    batch: list[Document] = []
+    async for doc in db.opinions.find(query, {"outbox": 0}).sort("_id", 1).batch_size(size):
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 async def opinion_page(

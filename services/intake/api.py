@@ -2,13 +2,17 @@
 files, read and export their own; editors read all and merge, split and edit; anyone with a
 receipt looks up its status."""
 
-import hmac
-from collections.abc import Awaitable
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from shared.auth import Principal, Role, require
 from shared.clock import utcnow
@@ -16,7 +20,7 @@ from shared.privacy import mask_phone
 from shared.problems import Problem
 
 from . import handlers, sheets
-from .adapters import opinion_page, opinions_of
+from .adapters import opinion_batches, opinion_page
 from .domain import (
     STATUS_LABELS,
     AttachmentRef,
@@ -31,6 +35,7 @@ from .domain import (
     Stage,
     Supporter,
     Version,
+    tracking_code_valid,
     tracking_secret,
 )
 from .handlers import Intake
@@ -71,6 +76,7 @@ RAW_FILE = {
 }
 
 T = TypeVar("T")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def _run(action: Awaitable[T]) -> T:
@@ -221,7 +227,7 @@ async def submit_opinion(
     return OpinionAccepted(
         id=opinion.id,
         tracking_no=opinion.tracking_no,
-        tracking_secret=tracking_secret(p.secret, opinion.tracking_no),
+        tracking_secret=tracking_secret(p.tracking_keys, opinion.tracking_no),
         received_at=opinion.received_at,
         status=opinion.status,
         joined=joined,
@@ -307,20 +313,52 @@ async def list_opinions(
     ]
 
 
-@router.get("/export", summary="Export the office's opinions (editors: all) as XLSX or CSV")
+EXPORT_BATCH = 500
+
+
+def _export_rows(docs: list[dict[str, Any]], mask: bool) -> list[list[str]]:
+    return [sheets.export_row(Opinion.model_validate(doc), mask) for doc in docs]
+
+
+@router.get(
+    "/export",
+    summary="Export the office's opinions (editors: all) as XLSX or CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+)
 async def export_opinions(
     p: Ports, principal: Reader, format: Literal["xlsx", "csv"] = "xlsx"
 ) -> Response:
+    """Streamed: opinions are read in batches and turned into rows in a worker thread, so an
+    export of every opinion holds neither the event loop nor all of them in memory. CSV goes
+    out batch by batch; XLSX is built in a temporary file and sent from there."""
     office = None if principal.sees_all() else principal.subject
-    found = await opinions_of(p.opinions.collection.database, office)
-    rows = [sheets.export_row(o, mask=principal.sees_all()) for o in found]
+    mask = principal.sees_all()
+    batches = opinion_batches(p.opinions.collection.database, office, EXPORT_BATCH)
+    headers = {
+        "Content-Disposition": f'attachment; filename="opinions-{principal.subject}.{format}"'
+    }
     if format == "csv":
-        body, media_type = sheets.write_csv(rows), "text/csv; charset=utf-8"
-    else:
-        body = sheets.write_xlsx(rows)
-        media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    disposition = f'attachment; filename="opinions-{principal.subject}.{format}"'
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+        async def parts() -> AsyncIterator[bytes]:
+            yield sheets.csv_part([], first=True)
+            async for docs in batches:
+                yield sheets.csv_part(await asyncio.to_thread(_export_rows, docs, mask))
+
+        return StreamingResponse(parts(), media_type="text/csv; charset=utf-8", headers=headers)
+    export = sheets.XlsxExport()
+
+    def add(docs: list[dict[str, Any]]) -> None:
+        export.append(_export_rows(docs, mask))
+
+    async for docs in batches:
+        await asyncio.to_thread(add, docs)
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    await asyncio.to_thread(export.save, path)
+    return FileResponse(
+        path, media_type=XLSX, headers=headers, background=BackgroundTask(os.unlink, path)
+    )
 
 
 @router.get("/{opinion_id}", summary="Read one opinion (an office sees only its own)")
@@ -444,7 +482,7 @@ async def track(
 ) -> TrackingView:
     # Same answer for an unknown number and a wrong code: numbers cannot be probed.
     unknown = Problem(404, detail="No opinion with this tracking number and code 编号或查询码有误.")
-    if not hmac.compare_digest(code.encode(), tracking_secret(p.secret, tracking_no).encode()):
+    if not tracking_code_valid(p.tracking_keys, tracking_no, code, utcnow()):
         raise unknown
     opinion_id = await p.numbers.opinion_of(tracking_no)
     opinion = None if opinion_id is None else await p.opinions.get(opinion_id)

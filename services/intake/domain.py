@@ -3,7 +3,6 @@ aggregated — 附议 (a new item supports an open opinion), 并案 (staff merge
 No I/O: methods change the opinion and return the events to publish."""
 
 import hashlib
-import hmac
 from datetime import datetime
 from enum import StrEnum
 
@@ -33,6 +32,7 @@ from shared.events import (
     SupporterSummary,
     new_id,
 )
+from shared.keys import KeyRing
 from shared.privacy import mask_name, mask_personal_data, mask_phone
 from shared.store import Aggregate
 
@@ -562,7 +562,14 @@ def tracking_number(year: int, sequence: int) -> str:
     return f"SQ-{year}-{sequence:06d}"
 
 
-def tracking_secret(secret: str, tracking_no: str) -> str:
+TRACKING_CODE_LENGTH = 12
+
+
+def tracking_secret(keys: KeyRing, tracking_no: str) -> str:
     """The code printed on the receipt for the public status lookup; derived, never stored."""
-    digest = hmac.new(f"tracking:{secret}".encode(), tracking_no.encode(), hashlib.sha256)
-    return digest.hexdigest()[:12]
+    return keys.sign(tracking_no)[:TRACKING_CODE_LENGTH]
+
+
+def tracking_code_valid(keys: KeyRing, tracking_no: str, code: str, now: datetime) -> bool:
+    """The receipt's code, signed with the current key or (while rotating) the previous one."""
+    return keys.verify(tracking_no, code, now, TRACKING_CODE_LENGTH)

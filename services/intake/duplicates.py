@@ -95,12 +95,16 @@ def _band_keys(sig: Signature) -> list[int]:
 
 
 class DuplicateIndex:
-    """Open opinions that new items may repeat, by district."""
+    """Open opinions that new items may repeat, by district. Bounded: an entry older than the
+    window (it can no longer match) goes when a newer one comes, and beyond ``max_entries``
+    the earliest indexed goes first."""
 
-    def __init__(self, threshold: float, window: timedelta) -> None:
+    def __init__(self, threshold: float, window: timedelta, max_entries: int = 200_000) -> None:
         self.threshold = threshold
         self.window = window
+        self.max_entries = max_entries
         self.partitions: dict[str, _Partition] = {}
+        # In the order indexed, which is mostly the order received.
         self.district_of: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -114,6 +118,7 @@ class DuplicateIndex:
     ) -> None:
         """Index an open opinion (again, if its text changed)."""
         self.remove(opinion_id)
+        self._expire(received_at)
         sig = signature(text)
         keys = _band_keys(sig)
         partition = self.partitions.setdefault(district, _Partition())
@@ -121,6 +126,15 @@ class DuplicateIndex:
         for band, key in zip(partition.buckets(street), keys, strict=True):
             band.setdefault(key, []).append(opinion_id)
         self.district_of[opinion_id] = district
+
+    def _expire(self, now: datetime) -> None:
+        """Drop the earliest indexed entries while they are out of the window or too many."""
+        while self.district_of:
+            oldest, district = next(iter(self.district_of.items()))
+            too_old = self.partitions[district].entries[oldest].received_at < now - self.window
+            if not too_old and len(self.district_of) < self.max_entries:
+                return
+            self.remove(oldest)
 
     def remove(self, opinion_id: str) -> None:
         """Forget an opinion (closed, merged, or no longer a case of its own)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.clock import beijing_year, utcnow
 from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
+from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
@@ -48,7 +49,7 @@ class Intake:
     jobs: ImportJobs
     attachments: Attachments
     index: DuplicateIndex
-    secret: str  # signs the receipts' tracking codes
+    tracking_keys: KeyRing  # sign the receipts' tracking codes
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 

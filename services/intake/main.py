@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
         jobs=ImportJobs(db),
         attachments=Attachments(db),
         index=DuplicateIndex(own.duplicate_threshold, window),
-        secret=settings.secret,
+        tracking_keys=settings.tracking_keys(),
     )
     consumers.subscribe(bus, intake)
 

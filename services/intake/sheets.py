@@ -4,6 +4,7 @@ tricked into executing (formula injection)."""
 
 import csv
 import io
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,6 +20,15 @@ from shared.problems import chinese
 from .domain import STATUS_LABELS, Opinion, OpinionSubmission
 
 MAX_ROWS = 5000
+# What an upload may expand to: the body limit says nothing about a zip's content, and openpyxl
+# reads all of sharedStrings.xml into memory (a 300 KB bomb took intake to 677 MB).
+MAX_UNPACKED_BYTES = 64_000_000
+# Unpacked / packed size of any member over 1 MB; real sheets compress about 3-20 times.
+MAX_RATIO = 100
+MAX_MEMBERS = 200
+MAX_COLUMNS = 100
+# Every cell's text together, CSV or XLSX: 5000 rows of long opinions fit.
+MAX_TEXT_CHARS = 20_000_000
 
 # Column names offices use → field of the submission (dotted for nested fields).
 COLUMNS: dict[str, str] = {
@@ -100,14 +110,35 @@ def _not_xlsx(exc: Exception) -> SheetError:
     )
 
 
+def _too_large(message: str) -> SheetError:
+    return SheetError(413, f"{message} 文件展开后过大")
+
+
+def check_archive(data: bytes) -> None:
+    """Refuse a zip bomb before parsing: the sizes the archive declares (zipfile holds every
+    member to its declared size) must stay within MAX_UNPACKED_BYTES and MAX_RATIO."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise _not_xlsx(exc) from None
+    if len(members) > MAX_MEMBERS:
+        raise _too_large(f"The XLSX archive has {len(members)} parts, at most {MAX_MEMBERS}")
+    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+        raise _too_large(f"The XLSX file unpacks to more than {MAX_UNPACKED_BYTES} bytes")
+    for m in members:
+        if m.file_size > 1_000_000 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            raise _too_large(f"The XLSX part {m.filename[:100]} is compressed over {MAX_RATIO}:1")
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[Any]]:
+    check_archive(data)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:
         # Whatever a broken or hostile file makes the parser raise, it is the file's fault.
         raise _not_xlsx(exc) from None
     try:
-        for row in book.worksheets[0].iter_rows(values_only=True):
+        for row in book.worksheets[0].iter_rows(max_col=MAX_COLUMNS, values_only=True):
             yield list(row)
     except Exception as exc:
         # Sheets are parsed lazily: a corrupt sheet inside a valid zip fails only here.
@@ -135,7 +166,8 @@ def _csv_rows(data: bytes) -> Iterator[list[Any]]:
 
 
 def read_table(filename: str, data: bytes) -> tuple[list[str], list[tuple[int, list[str | None]]]]:
-    """The header and the numbered rows (spreadsheet row numbers; empty rows skipped)."""
+    """The header and the numbered rows (spreadsheet row numbers; empty rows skipped, but
+    counted toward MAX_ROWS, as every cell's text counts toward MAX_TEXT_CHARS)."""
     lower = filename.lower()
     if lower.endswith(".xlsx"):
         rows = _xlsx_rows(data)
@@ -145,13 +177,16 @@ def read_table(filename: str, data: bytes) -> tuple[list[str], list[tuple[int, l
         raise SheetError(415, f"Only .xlsx and .csv files can be imported, not {filename!r}")
     header = [(_cell(v) or "") for v in next(rows, [])]
     body: list[tuple[int, list[str | None]]] = []
+    text = sum(map(len, header))
     for number, values in enumerate(rows, start=2):
-        cells = [_cell(v) for v in values]
-        if not any(cells):
-            continue
-        if len(body) == MAX_ROWS:
+        if number > MAX_ROWS + 1:
             raise SheetError(413, f"At most {MAX_ROWS} rows per import 每次最多导入 {MAX_ROWS} 行")
-        body.append((number, cells))
+        cells = [_cell(v) for v in values[:MAX_COLUMNS]]
+        text += sum(len(c) for c in cells if c)
+        if text > MAX_TEXT_CHARS:
+            raise _too_large(f"The cells hold more than {MAX_TEXT_CHARS} characters")
+        if any(cells):
+            body.append((number, cells))
     return header, body
 
 
@@ -207,7 +242,10 @@ def parse_rows(
 
 
 def neutralise(value: str) -> str:
-    """A leading apostrophe keeps a cell like ``=HYPERLINK(...)`` plain text in Excel."""
+    """The cell as plain text Excel will not run: control characters XML cannot carry are
+    removed first (openpyxl would drop them later and uncover a formula), then a leading
+    apostrophe keeps a cell like ``=HYPERLINK(...)`` text."""
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
@@ -232,22 +270,42 @@ def export_row(opinion: Opinion, mask: bool) -> list[str]:
     return [neutralise(str(c)) if c is not None else "" for c in cells]
 
 
-def write_csv(rows: Iterable[list[str]]) -> bytes:
-    """UTF-8 with BOM, which Excel needs to show Chinese correctly."""
+def csv_part(rows: Iterable[list[str]], first: bool = False) -> bytes:
+    """Rows as CSV; the ``first`` part starts with the BOM Excel needs to show Chinese
+    correctly, and the header."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    if first:
+        out.write("\ufeff")
+        writer.writerow(EXPORT_COLUMNS)
     writer.writerows(rows)
-    return out.getvalue().encode("utf-8-sig")
+    return out.getvalue().encode()
+
+
+def write_csv(rows: Iterable[list[str]]) -> bytes:
+    return csv_part(rows, first=True)
+
+
+class XlsxExport:
+    """An export workbook built row batch by row batch: openpyxl's write-only mode keeps the
+    rows in a temporary file, not in memory."""
+
+    def __init__(self) -> None:
+        self.book = Workbook(write_only=True)
+        self.sheet = self.book.create_sheet("社情民意")
+        self.sheet.append(list(EXPORT_COLUMNS))
+
+    def append(self, rows: Iterable[list[str]]) -> None:
+        for row in rows:
+            self.sheet.append(row)
+
+    def save(self, target: str | io.BytesIO) -> None:
+        self.book.save(target)
 
 
 def write_xlsx(rows: Iterable[list[str]]) -> bytes:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("社情民意")
-    sheet.append(list(EXPORT_COLUMNS))
-    for row in rows:
-        # XML cannot carry most control characters; CSV keeps them.
-        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", cell) for cell in row])
+    export = XlsxExport()
+    export.append(rows)
     out = io.BytesIO()
-    book.save(out)
+    export.save(out)
     return out.getvalue()

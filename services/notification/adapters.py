@@ -1,6 +1,9 @@
 """Notification adapters: the channels (plugins behind one small interface), the stored
 template overrides, and the quiet-hours hold on a RabbitMQ TTL wait queue."""
 
+import asyncio
+import logging
+import socket
 import time
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -18,19 +21,79 @@ from shared.messaging import ROUTING_KEY_HEADER, EventBus
 from shared.store import Document, Kept
 
 from .config import ChannelSettings
-from .domain import ChannelKind, Message, RecipientRole, signature
+from .domain import (
+    ChannelKind,
+    Message,
+    RecipientRole,
+    allowed_exception,
+    refusal_of_address,
+    refusal_of_url,
+    signature,
+)
+
+log = logging.getLogger("minyi.notification")
+
+# What the delivery log and a switched-off subscription say about a webhook's failure: the
+# same few words whatever happened, so the log cannot be used to scan ports or read answers.
+NOT_ACCEPTED = "接收方暂未接收，稍后重试 / not accepted, trying again later"
+REFUSED = "接收方拒绝接收 / refused by the receiver"
+GONE = "接收方已停用此地址 / the receiver has gone (410)"
+NOT_ALLOWED = "不允许的地址 / address not allowed"
 
 
 class DeliveryError(Exception):
-    """The receiver did not take the delivery this time; trying again later may help."""
+    """The receiver did not take the delivery this time; trying again later may help.
+    ``public`` is what the delivery log shows; the message itself (for operators: logs and the
+    parking lot) may say more."""
+
+    def __init__(self, reason: str, public: str | None = None) -> None:
+        super().__init__(reason)
+        self.public = public or reason
 
 
 class PermanentDeliveryError(DeliveryError):
     """The receiver refused the delivery for good (bad address, 4xx, 410 Gone)."""
 
-    def __init__(self, reason: str, gone: bool = False) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, gone: bool = False, public: str | None = None) -> None:
+        super().__init__(reason, public)
         self.gone = gone
+
+
+class RefusedDestination(Exception):
+    """A webhook URL that may not be used (SSRF guard); the message says why."""
+
+
+class Destinations:
+    """Where webhooks may go: public addresses only, checked on every IP a host resolves to;
+    the stack's own hosts never; ``allow`` lists explicit exceptions ("host:port")."""
+
+    def __init__(self, allow: list[str], own_hosts: set[str]) -> None:
+        self.allow = allow
+        self.own_hosts = {h.lower() for h in own_hosts}
+
+    async def resolve(self, url: str) -> httpx.URL:
+        """The URL with its host replaced by a checked IP address, so what is checked is what
+        is connected to (no DNS rebinding between the check and the request)."""
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
+        if why := refusal_of_url(parsed.scheme, bool(parsed.userinfo)):
+            raise RefusedDestination(why)
+        excepted = allowed_exception(host, port, self.allow)
+        if not excepted and host.lower().rstrip(".") in self.own_hosts:
+            raise RefusedDestination(f"{host} is a host of the stack itself")
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError) as exc:
+            raise RefusedDestination(f"host {host} does not resolve ({exc})") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        if not addresses:
+            raise RefusedDestination(f"host {host} does not resolve")
+        for address in [] if excepted else addresses:
+            if why := refusal_of_address(address):
+                raise RefusedDestination(f"{host}: {why}")
+        return parsed.copy_with(host=addresses[0])
 
 
 class Channel(Protocol):
@@ -65,24 +128,53 @@ async def _answer(request: Awaitable[httpx.Response]) -> httpx.Response:
 
 
 class WebhookChannel:
-    """POSTs the CloudEvent as JSON, signed with HMAC-SHA256 over ``<timestamp>.<body>``."""
+    """POSTs the CloudEvent as JSON, signed with HMAC-SHA256 over ``<timestamp>.<body>``, to
+    a checked public address, within one overall ``deadline``, without following redirects
+    and without reading the answer's body (only its status counts)."""
 
     kind = ChannelKind.WEBHOOK
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, destinations: Destinations, deadline: float
+    ) -> None:
         self.client = client
+        self.destinations = destinations
+        self.deadline = deadline
 
     async def send(self, message: Message) -> None:
+        try:
+            target = await self.destinations.resolve(message.address)
+        except RefusedDestination as exc:
+            raise PermanentDeliveryError(f"refused destination: {exc}", public=NOT_ALLOWED) from exc
+        original = httpx.URL(message.address)
         headers = {
+            "Host": original.netloc.decode(),
             "Content-Type": CE_CONTENT_TYPE,
             # Receivers dedupe on this id: the same delivery always carries the same one.
             "X-Minyi-Delivery": message.delivery_id,
             "X-Minyi-Signature": signature(message.secret, int(time.time()), message.body),
         }
-        response = await _answer(
-            self.client.post(message.address, content=message.body, headers=headers)
+        request = self.client.build_request(
+            "POST",
+            target,
+            content=message.body,
+            headers=headers,
+            extensions={"sni_hostname": original.host},
         )
-        _check_http_answer(response)
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await _answer(self.client.send(request, stream=True))
+                await response.aclose()
+        except TimeoutError as exc:
+            raise DeliveryError(f"no answer within {self.deadline} s", NOT_ACCEPTED) from exc
+        except DeliveryError as exc:
+            raise DeliveryError(str(exc), NOT_ACCEPTED) from exc
+        try:
+            _check_http_answer(response)
+        except PermanentDeliveryError as exc:
+            raise PermanentDeliveryError(str(exc), exc.gone, GONE if exc.gone else REFUSED) from exc
+        except DeliveryError as exc:
+            raise DeliveryError(str(exc), NOT_ACCEPTED) from exc
 
 
 class EmailChannel:

@@ -19,9 +19,11 @@ from pydantic import (
 
 from shared.auth import Principal, Role, require
 from shared.events import EVENT_TYPES
+from shared.paging import After, Limit, after_filter, link_next
 from shared.problems import Problem
 
 from . import handlers, rendering
+from .adapters import RefusedDestination
 from .domain import (
     MOBILE_PHONE,
     OWN_EVENTS_PREFIX,
@@ -178,12 +180,21 @@ async def _create(
     address: str,
     event_names: list[str],
     quiet_hours: QuietHours | None,
+    field: str = "address",
 ) -> SubscriptionCreated:
+    if channel == ChannelKind.WEBHOOK:
+        try:
+            await p.destinations.resolve(address)
+        except RefusedDestination as exc:
+            message = f"不允许的网址 / webhook URL not allowed: {exc}"
+            raise Problem(
+                422, detail=message, errors=[{"field": field, "message": message}]
+            ) from None
     try:
         subscription = await handlers.subscribe(
             p, rid, channel, address, event_names, quiet_hours, secrets.token_urlsafe(32)
         )
-    except handlers.AlreadySubscribed as exc:
+    except (handlers.AlreadySubscribed, handlers.TooManySubscriptions) as exc:
         raise Problem(409, detail=str(exc)) from None
     view = SubscriptionView.of(rid, subscription)
     return SubscriptionCreated(**view.model_dump(), secret=subscription.secret or None)
@@ -202,7 +213,8 @@ async def create_webhook(
     body: WebhookRequest, p: Ports, principal: Subscriber
 ) -> SubscriptionCreated:
     rid = await _recipient(p, principal, None)
-    return await _create(p, rid, ChannelKind.WEBHOOK, str(body.url), body.event_names, None)
+    url = str(body.url)
+    return await _create(p, rid, ChannelKind.WEBHOOK, url, body.event_names, None, "url")
 
 
 RecipientQuery = Annotated[
@@ -250,13 +262,21 @@ async def enable_subscription(
 
 @router.get("/deliveries", summary="Delivery log of your subscriptions")
 async def list_deliveries(
-    p: Ports, principal: Subscriber, opinion_id: str | None = None, recipient: RecipientQuery = None
+    p: Ports,
+    principal: Subscriber,
+    response: Response,
+    opinion_id: Annotated[str | None, Query(max_length=100)] = None,
+    recipient: RecipientQuery = None,
+    after: After = None,
+    limit: Limit = 500,
 ) -> list[Delivery]:
-    query: dict[str, str] = {"recipient": await _recipient(p, principal, recipient)}
+    query: dict[str, object] = {"recipient": await _recipient(p, principal, recipient)}
     if opinion_id:
         query["opinion_id"] = opinion_id
-    cursor = p.deliveries.collection.find(query).limit(500)
-    return [Delivery.model_validate(doc) async for doc in cursor]
+    cursor = p.deliveries.collection.find(query | after_filter(after)).sort("_id", 1).limit(limit)
+    found = [Delivery.model_validate(doc) async for doc in cursor]
+    link_next(response, [d.id for d in found], limit)
+    return found
 
 
 templates = APIRouter(prefix="/templates", tags=["templates"])

@@ -29,3 +29,22 @@ class ChannelSettings(BaseSettings):
     # send can take (timeouts are 5 s) and well inside the bus's retry window (1 + 5 + 30 + 30 s
     # by default), or the event of a killed consumer is parked before the lease runs out.
     claim_lease_seconds: float = 20.0
+
+    # Webhooks go to public addresses only. Listed here are the exceptions, "host:port" or
+    # "host:first-last" — only the local demo's and the tests' own receivers, never in production.
+    webhook_allow: list[str] = []
+    # Hosts of the stack itself, refused whatever they resolve to (compose service names).
+    webhook_own_hosts: list[str] = [
+        "intake",
+        "routing",
+        "followup",
+        "notification",
+        "rabbitmq",
+        "mongo",
+        "localhost",
+    ]
+    # One webhook request from connect to answer, however the receiver drips its bytes.
+    webhook_deadline_seconds: float = 10.0
+    # Sends at once to one subscription; more wait for a later round (the event comes back).
+    sends_per_subscription: int = 4
+    subscriptions_per_recipient: int = 20

@@ -3,6 +3,7 @@ must not be disturbed, and what was delivered. No I/O."""
 
 import hashlib
 import hmac
+import ipaddress
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import ClassVar
@@ -233,3 +234,57 @@ class Message(BaseModel):
     # For SMS templates: the event name and the template's parameters.
     event_name: str = ""
     params: dict[str, str] = Field(default_factory=dict)
+
+
+# -- where webhooks may go (SSRF) ------------------------------------------------------------
+
+
+def refusal_of_url(scheme: str, userinfo: bool) -> str | None:
+    """Why a webhook URL is refused whatever its host, or None."""
+    if scheme not in ("http", "https"):
+        return "only http and https"
+    if userinfo:
+        return "no user or password in the URL"
+    return None
+
+
+def refusal_of_address(address: str) -> str | None:
+    """Why an IP address is no place for a webhook (loopback, private, link-local, reserved,
+    multicast, unspecified — IPv4-mapped IPv6 judged as its IPv4), or None."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    # is_global is False for loopback, private, link-local, reserved, shared and unspecified.
+    if not ip.is_global or ip.is_multicast:
+        return "not a public address"
+    return None
+
+
+def allowed_exception(host: str, port: int, allow: list[str]) -> bool:
+    """Whether ``host:port`` is one of the explicit exceptions ("host:port", "host:lo-hi")."""
+    for entry in allow:
+        allowed_host, _, ports = entry.rpartition(":")
+        first, _, last = ports.partition("-")
+        if allowed_host == host and int(first) <= port <= int(last or first):
+            return True
+    return False
+
+
+class SendSlots:
+    """How many sends to each subscription are under way in this process, so one slow
+    receiver holds at most ``per_subscription`` of the consumer's handlers."""
+
+    def __init__(self, per_subscription: int) -> None:
+        self.per_subscription = per_subscription
+        self.busy: dict[str, int] = {}
+
+    def take(self, subscription_id: str) -> bool:
+        if self.busy.get(subscription_id, 0) >= self.per_subscription:
+            return False
+        self.busy[subscription_id] = self.busy.get(subscription_id, 0) + 1
+        return True
+
+    def give_back(self, subscription_id: str) -> None:
+        left = self.busy.pop(subscription_id, 1) - 1
+        if left:
+            self.busy[subscription_id] = left

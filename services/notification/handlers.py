@@ -1,6 +1,7 @@
 """Notification use cases: deliver an event to everyone who wants it, exactly once per
 (event, recipient, channel, address); manage subscriptions and templates."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,13 @@ from shared.privacy import mask_strings
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
 from . import rendering
-from .adapters import Channel, DeliveryError, PermanentDeliveryError, TemplateOverrides
+from .adapters import (
+    Channel,
+    DeliveryError,
+    Destinations,
+    PermanentDeliveryError,
+    TemplateOverrides,
+)
 from .domain import (
     ONLY_TO,
     OWN_EVENTS_PREFIX,
@@ -32,6 +39,7 @@ from .domain import (
     Recipient,
     RecipientRole,
     Roster,
+    SendSlots,
     Subscription,
     delivery_id,
     recipient_id,
@@ -52,12 +60,21 @@ class NotificationPorts:
     channels: Mapping[ChannelKind, Channel]
     # Sends the event round again later, for deliveries held by quiet hours.
     hold: Callable[[CloudEvent], Awaitable[None]]
+    destinations: Destinations
     claim_lease: timedelta = timedelta(seconds=20)
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Sends of one delivery before it counts as failed for good: bounds every event's sends.
+    max_attempts: int = 5
+    slots: SendSlots = field(default_factory=lambda: SendSlots(4))
+    subscriptions_per_recipient: int = 20
 
 
 class AlreadySubscribed(Exception):
     """The recipient already has an active subscription to this address on this channel."""
+
+
+class TooManySubscriptions(Exception):
+    """The recipient has as many active subscriptions as one may have."""
 
 
 class Outcome:
@@ -68,15 +85,22 @@ class Outcome:
         self.busy: list[str] = []
         self.permanent: list[str] = []
         self.held = False
+        # Something of this event is held: this copy comes back every quiet-hours recheck.
+        self.holding = False
 
 
 async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
     """Deliver an event to every subscription that wants it, each at most once.
 
-    Raises PermanentFailure (the event is parked with the reason) when a template is broken or
-    a receiver refused for good, and DeliveryError (the bus retries later with backoff) when a
-    receiver failed for now; deliveries already made are skipped on the next round. Raises Busy
-    (looked at again later, not counted as an attempt) when another consumer is sending one."""
+    Deliveries to different subscriptions run at once. Each round of an event has one outcome,
+    so an event is never in two places: held by quiet hours (one copy on the hold queue, which
+    also retries the failing deliveries when it comes back), else DeliveryError (the bus
+    retries later with backoff) when a receiver failed for now, Busy (looked at again later,
+    not counted as an attempt) when a send is under way elsewhere, PermanentFailure (parked
+    with the reason) when a template is broken or a receiver refused for good. Deliveries made
+    are skipped on the next round; one that failed ``max_attempts`` times is not tried again
+    while the event goes round for quiet hours (a replay, or the round after them, tries it
+    once more)."""
     payload = event.payload()
     if payload.name.startswith(OWN_EVENTS_PREFIX):
         return
@@ -85,12 +109,19 @@ async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
     outcome = Outcome()
     # Personal data never leaves masked-out: webhooks get the masked event too.
     body = event.model_copy(update={"data": mask_strings(event.data)}).model_dump_json().encode()
+    wanted = []
     for rid in await _recipients(payload, ports):
         recipient = await ports.recipients.get(rid)
-        for subscription in recipient.wants(payload.name) if recipient else []:
-            await _deliver(event, payload, rid, subscription, body, ports, outcome)
+        wanted += [(rid, s) for s in (recipient.wants(payload.name) if recipient else [])]
+    now = ports.clock()
+    outcome.holding = any(s.quiet_hours and s.quiet_hours.ends_after(now) for _, s in wanted)
+    sends = [_deliver(event, payload, rid, s, body, ports, outcome) for rid, s in wanted]
+    failures = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
+    if failures:
+        raise failures[0]
     if outcome.held:
         await ports.hold(event)
+        return
     if outcome.retry:
         raise DeliveryError("; ".join(outcome.retry + outcome.busy + outcome.permanent))
     if outcome.busy:
@@ -150,48 +181,62 @@ async def _deliver(
                 return
         outcome.held = True
         return
-    delivery = await _claim(did, event, rid, subscription, now, ports)
-    if delivery == DeliveryStatus.DELIVERED:
+    if not ports.slots.take(subscription.id):
+        outcome.busy.append(f"{where}: {ports.slots.per_subscription} sends under way")
         return
-    if not isinstance(delivery, Delivery):
-        outcome.busy.append(f"{where}: being sent by another consumer")
-        return
-    channel = ports.channels[subscription.channel]
     try:
-        text = await _render(event, payload, role_of(rid), ports.templates)
-        await channel.send(
-            Message(
-                delivery_id=did,
-                address=subscription.address,
-                subject=text.subject,
-                text=text.text,
-                body=body,
-                secret=subscription.secret,
-                event_name=payload.name,
-                params=rendering.sms_params(event, text.subject),
+        delivery = await _claim(
+            did, event, rid, subscription, ports.clock(), ports, outcome.holding
+        )
+        if delivery in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+            return
+        if not isinstance(delivery, Delivery):
+            outcome.busy.append(f"{where}: being sent by another consumer")
+            return
+        channel = ports.channels[subscription.channel]
+        try:
+            text = await _render(event, payload, role_of(rid), ports.templates)
+            await channel.send(
+                Message(
+                    delivery_id=did,
+                    address=subscription.address,
+                    subject=text.subject,
+                    text=text.text,
+                    body=body,
+                    secret=subscription.secret,
+                    event_name=payload.name,
+                    params=rendering.sms_params(event, text.subject),
+                )
             )
-        )
-    except rendering.TemplateError as exc:
-        reason = f"template error: {exc}"
-        outcome.permanent.append(f"{where}: {reason}")
-        await _finish(delivery, DeliveryStatus.FAILED, reason, payload, ports)
-    except PermanentDeliveryError as exc:
-        outcome.permanent.append(f"{where}: {exc}")
-        await _finish(delivery, DeliveryStatus.FAILED, str(exc), payload, ports)
-        await _count_permanent_failure(ports.recipients, rid, subscription.id, str(exc), exc.gone)
-    except DeliveryError as exc:
-        outcome.retry.append(f"{where}: {exc}")
-        await _finish(delivery, DeliveryStatus.FAILING, str(exc), payload, ports)
-    except Exception as exc:
-        # Give up the claim, so the retry of this event does not wait for the lease to run out.
-        await _finish(
-            delivery, DeliveryStatus.FAILING, f"{type(exc).__name__}: {exc}", payload, ports
-        )
-        raise
-    else:
-        await _finish(delivery, DeliveryStatus.DELIVERED, None, payload, ports)
-        if subscription.permanent_failures:
-            await _reset_failures(ports.recipients, rid, subscription.id)
+        except rendering.TemplateError as exc:
+            reason = f"template error: {exc}"
+            outcome.permanent.append(f"{where}: {reason}")
+            await _finish(delivery, DeliveryStatus.FAILED, reason, payload, ports)
+        except PermanentDeliveryError as exc:
+            outcome.permanent.append(f"{where}: {exc}")
+            await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
+            await _count_permanent_failure(
+                ports.recipients, rid, subscription.id, exc.public, exc.gone
+            )
+        except DeliveryError as exc:
+            if delivery.attempts >= ports.max_attempts:
+                outcome.permanent.append(f"{where}: failed {delivery.attempts} times, last: {exc}")
+                await _finish(delivery, DeliveryStatus.FAILED, exc.public, payload, ports)
+                return
+            outcome.retry.append(f"{where}: {exc}")
+            await _finish(delivery, DeliveryStatus.FAILING, exc.public, payload, ports)
+        except Exception as exc:
+            # Give up the claim, so the retry of this event does not wait for the lease to run out.
+            await _finish(
+                delivery, DeliveryStatus.FAILING, f"{type(exc).__name__}: {exc}", payload, ports
+            )
+            raise
+        else:
+            await _finish(delivery, DeliveryStatus.DELIVERED, None, payload, ports)
+            if subscription.permanent_failures:
+                await _reset_failures(ports.recipients, rid, subscription.id)
+    finally:
+        ports.slots.give_back(subscription.id)
 
 
 def _new_delivery(
@@ -223,10 +268,12 @@ async def _claim(
     subscription: Subscription,
     now: datetime,
     ports: NotificationPorts,
+    holding: bool,
 ) -> Delivery | DeliveryStatus:
     """Mark the delivery as being sent by this consumer, so two copies of an event handled at
     once never both send. Returns the claimed delivery, or what keeps us from sending it:
-    DELIVERED (done before) or SENDING (another consumer has it now)."""
+    DELIVERED (done before), FAILED (failed ``max_attempts`` times, while ``holding``) or
+    SENDING (another consumer has it now)."""
     # Most events are new: try the insert first, read only when it already exists.
     fresh = _new_delivery(did, event, rid, subscription, now)
     if await ports.deliveries.add(fresh, []):
@@ -236,6 +283,9 @@ async def _claim(
         return DeliveryStatus.SENDING
     if delivery.status == DeliveryStatus.DELIVERED:
         return DeliveryStatus.DELIVERED
+    exhausted = delivery.attempts >= ports.max_attempts
+    if holding and delivery.status == DeliveryStatus.FAILED and exhausted:
+        return DeliveryStatus.FAILED
     if not delivery.claimable(now, ports.claim_lease):
         return DeliveryStatus.SENDING
     delivery.status = DeliveryStatus.SENDING
@@ -332,7 +382,9 @@ async def subscribe(
     quiet_hours: QuietHours | None,
     secret: str,
 ) -> Subscription:
-    """Add a subscription; raises AlreadySubscribed for a second one to the same address."""
+    """Add a subscription; raises AlreadySubscribed for a second one to the same address and
+    TooManySubscriptions beyond ``ports.subscriptions_per_recipient`` active ones."""
+    limit = ports.subscriptions_per_recipient
     subscription = Subscription(
         id=new_id(),
         channel=channel,
@@ -352,6 +404,8 @@ async def subscribe(
             return
         if recipient.has_address(channel, address):
             raise AlreadySubscribed(f"{rid} already receives {channel.value} at this address")
+        if sum(s.active for s in recipient.subscriptions.values()) >= limit:
+            raise TooManySubscriptions(f"{rid} has {limit} active subscriptions, the most allowed")
         recipient.subscriptions[subscription.id] = subscription
         await ports.recipients.save(recipient, [])
 

@@ -12,6 +12,7 @@ from shared.store import KeptRepository, Repository, mongo_client
 
 from . import api, consumers
 from .adapters import (
+    Destinations,
     EmailChannel,
     QuietHoursHold,
     SmsChannel,
@@ -19,7 +20,7 @@ from .adapters import (
     WebhookChannel,
 )
 from .config import ChannelSettings
-from .domain import Delivery, Recipient, Roster
+from .domain import Delivery, Recipient, Roster, SendSlots
 from .handlers import NotificationPorts
 
 DESCRIPTION = (
@@ -37,8 +38,10 @@ def create_app(
     mongo = mongo_client(settings)
     db = mongo[settings.database("notification")]
     deliveries = Repository(db.deliveries, Delivery, bus)
-    # The client's timeout is what turns a hanging webhook into a retry.
-    client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
+    # Per connect and read; the webhook channel adds an overall deadline per request.
+    client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    own_hosts = {*channel_settings.webhook_own_hosts, *settings.own_hosts()}
+    destinations = Destinations(channel_settings.webhook_allow, own_hosts)
     ports = NotificationPorts(
         # Read for every event, changed when someone (un)subscribes.
         recipients=KeptRepository(db.recipients, Recipient, bus),
@@ -48,13 +51,17 @@ def create_app(
         channels={
             channel.kind: channel
             for channel in (
-                WebhookChannel(client),
+                WebhookChannel(client, destinations, channel_settings.webhook_deadline_seconds),
                 EmailChannel(channel_settings),
                 SmsChannel(client, channel_settings),
             )
         },
         hold=QuietHoursHold(bus, channel_settings.quiet_recheck_ms),
+        destinations=destinations,
         claim_lease=timedelta(seconds=channel_settings.claim_lease_seconds),
+        max_attempts=settings.max_attempts,
+        slots=SendSlots(channel_settings.sends_per_subscription),
+        subscriptions_per_recipient=channel_settings.subscriptions_per_recipient,
     )
     consumers.subscribe(bus, ports)
     app = service_app(

@@ -275,14 +275,14 @@ def test_the_policy_catches_what_it_checks(tools: None) -> None:
     )
     intake["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
     intake["spec"]["template"]["spec"]["containers"][0]["env"] += [
-        {"name": "MINYI_SECRET", "value": "hunter2"},
+        {"name": "MINYI_TRACKING_KEY", "value": "hunter2"},
         {"name": "MINYI_RABBIT_ADMIN_URL", "value": "http://admin:hunter2@broker:15672"},
     ]
     found = "\n".join(policy_violations(objects))
     assert "image registry.example.org/minyi/minyi:latest has no pinned tag" in found
     assert "Deployment/minyi-routing/routing: no cpu limits" in found
     assert "Deployment/minyi-intake/intake: readiness probe is not /ready" in found
-    assert "Deployment/minyi-intake/intake: MINYI_SECRET has a value in the chart" in found
+    assert "Deployment/minyi-intake/intake: MINYI_TRACKING_KEY has a value in the chart" in found
     assert "intake: MINYI_RABBIT_ADMIN_URL has a password in its URL" in found
 
 

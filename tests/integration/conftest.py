@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from shared import broker_admin
+from shared import broker_admin, topology
+from shared.events import CloudEvent
 from shared.messaging import EventBus
 from shared.settings import Settings
 
@@ -38,3 +39,19 @@ async def make_bus(isolated: Settings) -> AsyncIterator[Callable[[str], EventBus
     yield make
     for bus in made:
         await bus.stop()
+
+
+class Publishers:
+    """Publishes each event as the service that owns it: topic permissions allow no other."""
+
+    def __init__(self, make_bus: Callable[[str], EventBus]) -> None:
+        self.make_bus = make_bus
+        self.buses: dict[str, EventBus] = {}
+
+    async def publish(self, event: CloudEvent) -> None:
+        name = event.payload().name
+        service = next(s for s, names in topology.PUBLISHES.items() if name in names)
+        if service not in self.buses:
+            self.buses[service] = self.make_bus(service)
+            await self.buses[service].start()
+        await self.buses[service].publish(event)

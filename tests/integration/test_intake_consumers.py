@@ -14,6 +14,7 @@ from services.intake.adapters import Attachments, ImportJobs, RequestClaims, Tra
 from services.intake.domain import Member, Opinion, OpinionStatus, OpinionSubmission
 from services.intake.duplicates import DuplicateIndex
 from shared.events import CaseClosed, CloudEvent, utcnow
+from shared.keys import KeyRing
 from shared.messaging import EventBus
 from shared.settings import Settings
 from shared.store import Document, Repository
@@ -50,7 +51,7 @@ async def intake_of(
         jobs=ImportJobs(db),
         attachments=Attachments(db),
         index=DuplicateIndex(0.4, timedelta(days=30)),
-        secret="test",
+        tracking_keys=KeyRing("tracking", "test"),
     )
     consumers.subscribe(bus, intake)
     await bus.start()

@@ -42,6 +42,7 @@ from shared.events import (
     ReplyResult,
     SubmitterSummary,
 )
+from shared.keys import KeyRing
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 Beijing time
 RULES = Rules(WorkCalendar(), Policy())
@@ -233,7 +234,7 @@ def test_same_assignment_twice_is_one_assignment() -> None:
 
 
 def test_feedback_tokens_are_signed_and_expire() -> None:
-    tokens = FeedbackTokens("secret", "http://followup")
+    tokens = FeedbackTokens(KeyRing("feedback", "secret"), "http://followup")
     url = tokens.url("op1", 2, NOW + timedelta(days=1))
     token = url.rsplit("/", 1)[1]
     assert tokens.verify(token, NOW) == ("op1", 2)
@@ -241,7 +242,7 @@ def test_feedback_tokens_are_signed_and_expire() -> None:
         tokens.verify(token, NOW + timedelta(days=2))
     assert expired.value.status == 410
     with pytest.raises(CaseError) as forged:
-        FeedbackTokens("other", "http://followup").verify(token, NOW)
+        FeedbackTokens(KeyRing("feedback", "other"), "http://followup").verify(token, NOW)
     assert forged.value.status == 403
     for garbage in ("", "abc", "a.b", token[:-1] + "0"):
         with pytest.raises(CaseError):

@@ -34,14 +34,9 @@ capabilities:
   drop: ["ALL"]
 {{- end }}
 
-{{/* What every Minyi process reads: the ConfigMap and the two secrets by reference. */}}
+{{/* What every Minyi process reads besides the ConfigMap and its own Secret (envFrom, by
+reference): the store's URI. */}}
 {{- define "minyi.env" -}}
-- name: MINYI_SECRET
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.secrets.app }}, key: MINYI_SECRET}
-- name: MINYI_SERVICE_PASSWORD
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.secrets.app }}, key: MINYI_SERVICE_PASSWORD}
 # Written by the MongoDB operator: <resource>-<database>-<user>, the replica set's URI.
 - name: MINYI_MONGO_URL
   valueFrom:

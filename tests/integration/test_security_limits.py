@@ -1,0 +1,45 @@
+"""Rate limits per API key, shared by every replica of a service (hole 12 of issue 13,
+docs/security.md): two intake replicas in this process on the real broker and store."""
+
+import contextlib
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from services.intake.main import create_app
+from shared import auth
+from shared.settings import Settings
+from shared.store import Document
+
+
+async def test_hole_12_rate_limits_per_key_across_replicas(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    settings = isolated.model_copy(update={"rate_limit_per_minute": 5})
+    keys = mongo[settings.database(auth.AUTH_DB)]
+    busy = {"Authorization": f"Bearer {await auth.create_key(keys, auth.Role.OFFICE, 'a', '甲')}"}
+    other = {"Authorization": f"Bearer {await auth.create_key(keys, auth.Role.OFFICE, 'b', '乙')}"}
+    replicas = [create_app(settings), create_app(settings)]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for app in replicas:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(transport=transport, base_url="http://intake")
+                )
+            )
+        answers = [
+            (await clients[i % 2].get("/imports/none", headers=busy)).status_code for i in range(5)
+        ]
+        assert answers == [404] * 5  # within the limit, on either replica
+        refused = await clients[1].get("/imports/none", headers=busy)
+        again = await clients[0].post("/opinions", headers=busy, json={})
+        fine = await clients[0].get("/imports/none", headers=other)
+
+    assert refused.status_code == 429 and again.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "请求过于频繁" in refused.json()["detail"]
+    assert fine.status_code == 404  # another key has its own count
