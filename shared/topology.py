@@ -63,7 +63,14 @@ BINDINGS: dict[str, tuple[str, ...]] = {
 
 # The events each service publishes: its RabbitMQ user may publish no other routing key.
 PUBLISHES: dict[str, tuple[str, ...]] = {
-    "intake": ("opinion.received", "opinion.supported", "opinion.merged"),
+    "intake": (
+        "opinion.received",
+        "opinion.supported",
+        "opinion.merged",
+        "opinion.split",
+        "opinion.briefed",
+        "member.enrolled",
+    ),
     "routing": ("opinion.assigned", "opinion.triage", "opinion.withdrawn"),
     "followup": (
         "assignment.signed",
@@ -82,6 +89,8 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "feedback.received",
         "opinion.adopted",
         "opinion.instructed",
+        # A merge (并案) ends the merged case's assignments; routing's 改派 sends it too.
+        "opinion.withdrawn",
     ),
     "notification": ("notification.delivered", "notification.failed"),
 }

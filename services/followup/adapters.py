@@ -275,10 +275,12 @@ class Kpis:
         self,
         collection: AsyncCollection[Document],
         totals: AsyncCollection[Document],
+        dimensions: tuple[str, ...] = KPI_DIMENSIONS,
         refresh: timedelta = timedelta(seconds=2),
     ) -> None:
         self.collection = collection
         self.totals = totals
+        self.dimensions = dimensions
         self.refresh = refresh
 
     async def add(
@@ -320,9 +322,9 @@ class Kpis:
         if summed is not None and (changed is None or now - summed["summed_at"] < self.refresh):
             rows: dict[str, list[dict[str, Any]]] = summed["rows"]
             return rows
-        totals: dict[str, dict[str, dict[str, int]]] = {d: {} for d in KPI_DIMENSIONS}
+        totals: dict[str, dict[str, dict[str, int]]] = {d: {} for d in self.dimensions}
         async for fact in self.collection.find({"month": month}, {"_id": 0}):
-            for dimension in KPI_DIMENSIONS:
+            for dimension in self.dimensions:
                 value = "全部" if dimension == "all" else str(fact.get(dimension, ""))
                 row = totals[dimension].setdefault(value, {})
                 for name, n in fact["counters"].items():

@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         timers=Timers(db.timers, db.timer_claims, lease, db.timer_agenda, clock),
         calendars=Calendars(db.calendars, own.office_opens),
         kpis=Kpis(db.kpis, db.kpi_totals),
-        member_kpis=Kpis(db.member_kpis, db.member_kpi_totals),
+        # 履职积分 per member (一人一档): facts and sums of their own.
+        member_kpis=Kpis(db.member_kpis, db.member_kpi_totals, ("member",)),
         clock=clock,
         tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,

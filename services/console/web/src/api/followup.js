@@ -15,3 +15,8 @@ export const escalated = () => get(`${base}/supervision/escalated`)
 export const kpis = (dimension, month) => get(`${base}/kpis`, { dimension, month })
 export const feedbackOf = (token) => get(`${base}/feedback/${token}`)
 export const rate = (token, body) => post(`${base}/feedback/${token}`, body)
+export const instruct = (id, body) => post(`${base}/cases/${id}/instructions`, body)
+export const adopt = (id, body) => post(`${base}/cases/${id}/adoptions`, body)
+// XLSX of a KPI table: a link the browser downloads (the session cookie goes with it).
+export const kpiExportUrl = (dimension, month) =>
+  `${base}/kpis/export?${new URLSearchParams({ dimension, month, format: 'xlsx' })}`

@@ -7,9 +7,9 @@ import AdminLayout from '../layout/AdminLayout.vue'
 export const pages = [
   { path: 'office/register', title: '意见登记', roles: ['office'], icon: 'EditPen', component: () => import('../views/office/RegisterView.vue') },
   { path: 'office/import', title: '批量导入', roles: ['office'], icon: 'Upload', component: () => import('../views/office/ImportView.vue') },
+  { path: 'triage', title: '分类交办', roles: ['editor', 'admin'], icon: 'Share', component: () => import('../views/triage/TriageView.vue') },
   { path: 'office/opinions', title: '我的意见', roles: ['office', 'editor'], icon: 'List', component: () => import('../views/office/MyOpinionsView.vue') },
   { path: 'office/members', title: '委员/代表名册', roles: ['office'], icon: 'UserFilled', component: () => import('../views/office/MembersView.vue') },
-  { path: 'triage', title: '分类交办', roles: ['editor', 'admin'], icon: 'Share', component: () => import('../views/triage/TriageView.vue') },
   { path: 'department/inbox', title: '承办待办', roles: ['department'], icon: 'Tickets', component: () => import('../views/department/InboxView.vue') },
   { path: 'supervisor/dashboard', title: '督查督办', roles: ['supervisor', 'admin'], icon: 'DataLine', component: () => import('../views/supervisor/DashboardView.vue') },
   { path: 'admin/people', title: '用户管理', roles: ['admin'], icon: 'User', component: () => import('../views/admin/PeopleView.vue') },
