@@ -15,8 +15,9 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -57,6 +58,16 @@ def _restart_ferretdb() -> None:
     _sh("deploy/local/stack.sh", "up")
 
 
+class Disruption(Protocol):
+    """What a drill does to the system while opinions flow: ``run`` until ``stopped`` is set,
+    then leave everything running again; ``log`` says what it did."""
+
+    log: list[str]
+    stopped: asyncio.Event
+
+    async def run(self, progress: Callable[[], float]) -> None: ...
+
+
 class Chaos:
     """Kills and restarts processes until stopped; logs what it did."""
 
@@ -69,7 +80,7 @@ class Chaos:
         self.log.append(f"{time.strftime('%H:%M:%S')} {what}")
         await asyncio.to_thread(action, *args)
 
-    async def run(self, progress: Any) -> None:
+    async def run(self, progress: Callable[[], float]) -> None:
         broker_done = store_done = False
         while not self.stopped.is_set():
             await asyncio.sleep(self.kill_every * random.uniform(0.5, 1.5))
@@ -107,14 +118,14 @@ async def _submit(http: httpx.AsyncClient, key: str, run: str, i: int) -> str:
 
 
 async def drill(
-    settings: Settings, count: int, concurrency: int, kill_every: float, port: int
+    settings: Settings, count: int, concurrency: int, chaos: Disruption, port: int
 ) -> dict[str, Any]:
+    """Submit ``count`` opinions while ``chaos`` runs; wait for their notifications; verify."""
     keys = await seed_keys(settings, {})
     offices = [keys[f"office:{code}"] for code in DEMO_OFFICES]
     run = uuid.uuid4().hex[:6]
     sink = WebhookSink(port)
     ids: dict[int, str] = {}
-    chaos = Chaos(kill_every)
     async with sink.running(), httpx.AsyncClient(timeout=30) as http:
         await subscribe_departments(http, keys, sink)
         gate = asyncio.Semaphore(concurrency)
@@ -128,7 +139,6 @@ async def drill(
         await asyncio.gather(*(submit(i) for i in range(count)))
         chaos.stopped.set()
         await chaos_task
-        await asyncio.to_thread(_sh, "deploy/local/services.sh", "up")
 
         wanted = set(ids.values())
         deadline = time.time() + 600
@@ -201,7 +211,7 @@ def run() -> dict[str, Any]:
             settings,
             count=int(env("MINYI_CHAOS_OPINIONS", "5000")),
             concurrency=int(env("MINYI_CHAOS_CONCURRENCY", "8")),
-            kill_every=float(env("MINYI_CHAOS_KILL_EVERY", "5")),
+            chaos=Chaos(float(env("MINYI_CHAOS_KILL_EVERY", "5"))),
             port=int(env("MINYI_CHAOS_WEBHOOK_PORT", "8097")),
         )
     )

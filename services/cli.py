@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
-from shared.settings import DEFAULT_PORTS, SERVICES, get_settings
+from shared.settings import DEFAULT_PORTS, SERVICES, Settings, get_settings
 from shared.store import Document, mongo_client
 
 T = TypeVar("T")
@@ -23,28 +23,37 @@ broker = typer.Typer(help="RabbitMQ set-up.", no_args_is_help=True)
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 dlq = typer.Typer(help="Parking lot (dead letters): inspect and replay.", no_args_is_help=True)
 docs = typer.Typer(help="Generated documents.", no_args_is_help=True)
-for sub, name in ((broker, "broker"), (keys, "keys"), (dlq, "dlq"), (docs, "docs")):
+store = typer.Typer(help="Document store set-up.", no_args_is_help=True)
+for sub, name in (
+    (broker, "broker"),
+    (keys, "keys"),
+    (dlq, "dlq"),
+    (docs, "docs"),
+    (store, "store"),
+):
     app.add_typer(sub, name=name)
 departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
 app.add_typer(departments, name="departments")
 app.add_typer(routing_cli.app, name="routing")
 
 ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
+# What `serve` can run: the four services and the console in front of them.
+SERVABLE = (*SERVICES, "console")
 
 
-def _check_service(service: str) -> None:
-    if service not in SERVICES:
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+def _check_service(service: str, known: tuple[str, ...] = SERVICES) -> None:
+    if service not in known:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(known)}")
 
 
 @app.command()
 def serve(
     service: ServiceName,
     host: str = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Default: 8001-8004 by service")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: 8000 console, 8001-8004")] = None,
 ) -> None:
-    """Run one service (HTTP API and its event consumers) in this process."""
-    _check_service(service)
+    """Run one service (HTTP API and its event consumers), or the console, in this process."""
+    _check_service(service, SERVABLE)
     configure_logging()
     uvicorn.run(
         f"services.{service}.main:create_app",
@@ -64,6 +73,37 @@ def serve(
 def broker_setup() -> None:
     """Create the vhost and the per-service RabbitMQ users (idempotent)."""
     for line in broker_admin.setup(get_settings()):
+        typer.echo(f"ok  {line}")
+
+
+# Secondary indexes of the queries that are not by ``_id``: (service, collection, field).
+# FerretDB 1.24 answers only ``_id`` lookups from an index; MongoDB uses all of these.
+INDEXES = (
+    ("followup", "timers", "fire_at"),
+    ("followup", "timer_agenda", "fire_at"),
+    ("intake", "opinions", "received_at"),
+    ("intake", "opinions", "office_id"),
+    *((s, "outbox_pending", "collection") for s in SERVICES),
+)
+
+
+async def create_indexes(settings: Settings) -> list[str]:
+    """Create the INDEXES (idempotent); returns what was done."""
+    mongo = mongo_client(settings)
+    try:
+        done = []
+        for service, collection, field in INDEXES:
+            await mongo[settings.database(service)][collection].create_index(field)
+            done.append(f"{settings.database(service)}.{collection} {field}")
+        return done
+    finally:
+        await mongo.close()
+
+
+@store.command("indexes")
+def store_indexes() -> None:
+    """Create the services' secondary indexes (idempotent)."""
+    for line in asyncio.run(create_indexes(get_settings())):
         typer.echo(f"ok  {line}")
 
 
@@ -218,27 +258,61 @@ def chaos() -> None:
         raise typer.Exit(1)
 
 
+@app.command("drill-cluster")
+def drill_cluster() -> None:
+    """Broker-node failure drill on a 3-node RabbitMQ cluster of its own (services/
+    cluster_drill.py); exits 1 if it fails."""
+    from services.cluster_drill import run
+
+    report = run()
+    for line in report.pop("actions"):
+        typer.echo(f"  {line}")
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    typer.echo(f"stopped node: {report['stopped_node']}")
+    typer.echo("cluster drill: " + ("PASSED" if report["passed"] else "FAILED"))
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command()
-def seed(keys_file: Path = Path("var/demo-keys.json")) -> None:
-    """Create demo API keys for the demo offices, departments and staff (kept in KEYS_FILE)."""
-    from services.demo import seed_keys
+def seed(
+    keys_file: Path = Path("var/demo-keys.json"),
+    people_file: Path = Path("var/demo-people.json"),
+) -> None:
+    """Create demo API keys for the demo offices, departments and staff (kept in KEYS_FILE),
+    and the demo units with one console login per role (passwords kept in PEOPLE_FILE)."""
+    from services.demo import seed_keys, seed_people
 
-    known = json.loads(keys_file.read_text()) if keys_file.exists() else {}
-    created = asyncio.run(seed_keys(get_settings(), known))
-    keys_file.parent.mkdir(parents=True, exist_ok=True)
-    keys_file.write_text(json.dumps(created, indent=2, ensure_ascii=False))
-    keys_file.chmod(0o600)
-    typer.echo(f"{len(created)} demo keys in {keys_file}")
+    for path, make, what in (
+        (keys_file, seed_keys, "demo keys"),
+        (people_file, seed_people, "demo console logins"),
+    ):
+        known = json.loads(path.read_text()) if path.exists() else {}
+        created = asyncio.run(make(get_settings(), known))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(created, indent=2, ensure_ascii=False))
+        path.chmod(0o600)
+        typer.echo(f"{len(created)} {what} in {path}")
 
 
 @app.command()
-def demo(keys_file: Path = Path("var/demo-keys.json"), webhook_port: int = 8099) -> None:
-    """Walk one opinion through the running system and print its timeline."""
-    from services.demo import run_demo
+def demo(
+    keys_file: Path = Path("var/demo-keys.json"),
+    people_file: Path = Path("var/demo-people.json"),
+    webhook_port: int = 8099,
+) -> None:
+    """Walk one opinion through the running system, print its timeline and the console's
+    demo logins."""
+    from services.demo import DEMO_PEOPLE, run_demo
 
     if not keys_file.exists():
         raise typer.BadParameter(f"{keys_file} is missing: run `minyi seed` first")
     asyncio.run(run_demo(json.loads(keys_file.read_text()), webhook_port))
+    if people_file.exists():
+        typer.echo(f"\n控制台 Console: http://127.0.0.1:{DEFAULT_PORTS['console']}  (demo logins)")
+        people = json.loads(people_file.read_text())
+        for login, _, unit, role in DEMO_PEOPLE:
+            typer.echo(f"  {role.value:<11} {unit:<14} login {login:<11} password {people[login]}")
 
 
 if __name__ == "__main__":

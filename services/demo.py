@@ -8,6 +8,8 @@ import contextlib
 import hmac
 import inspect
 import json
+import os
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from services.console.adapters import Directory, Passwords
+from services.console.domain import Person, Unit, UnitKind
 from services.notification.domain import signature
 from services.routing.domain import DEPARTMENTS
 from shared import auth
@@ -57,6 +61,51 @@ async def seed_keys(settings: Settings, known: dict[str, str]) -> dict[str, str]
     finally:
         await mongo.close()
     return keys
+
+
+# One person per role for trying the console (login, name, unit, role).
+DEMO_PEOPLE = [
+    ("clerk", "李文静", "cppcc-office", auth.Role.OFFICE),
+    ("handler", "张建国", "housing", auth.Role.DEPARTMENT),
+    ("editor", "陈思远", "editor", auth.Role.EDITOR),
+    ("supervisor", "赵明", "supervisor", auth.Role.SUPERVISOR),
+    ("admin", "周敏", "admin", auth.Role.ADMIN),
+]
+STAFF_UNITS = {"supervisor": "区政府督查室", "editor": "登记分类编辑组", "admin": "系统管理"}
+
+
+async def seed_people(settings: Settings, known: dict[str, str]) -> dict[str, str]:
+    """The demo units and one console account per role with a random password (kept in the
+    ``known`` file, so a second seed keeps them). Returns login → password."""
+    mongo = mongo_client(settings)
+    directory = Directory(mongo[settings.database("console")])
+    passwords = Passwords()
+    units = [Unit(code=c, name=n, kind=UnitKind.OFFICE) for c, n in DEMO_OFFICES.items()]
+    units += [
+        Unit(code=d.code, name=d.name, kind=UnitKind.DEPARTMENT) for d in DEPARTMENTS.values()
+    ]
+    units += [Unit(code=c, name=n, kind=UnitKind.STAFF) for c, n in STAFF_UNITS.items()]
+    made = {}
+    try:
+        for unit in units:
+            await directory.save_unit(unit)
+        for login, name, unit_code, role in DEMO_PEOPLE:
+            password = known.get(login) or f"Minyi-{secrets.token_urlsafe(9)}"
+            person = await directory.person(login)
+            if person is None or not passwords.verify(person.password_hash, password):
+                await directory.save_person(
+                    Person(
+                        login=login,
+                        name=name,
+                        unit=unit_code,
+                        roles=[role],
+                        password_hash=passwords.hash(password),
+                    )
+                )
+            made[login] = password
+    finally:
+        await mongo.close()
+    return made
 
 
 @dataclass
@@ -163,7 +212,10 @@ async def serving(app: ASGIApp, port: int) -> AsyncIterator[None]:
 
 
 def url(service: str) -> str:
-    return f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+    """Where ``service`` listens: MINYI_<SERVICE>_PORT (as for deploy/local/services.sh), or
+    its default port."""
+    port = os.environ.get(f"MINYI_{service.upper()}_PORT", DEFAULT_PORTS[service])
+    return f"http://127.0.0.1:{port}"
 
 
 async def wait_for(check: Any, what: str, within: float = 30.0) -> Any:

@@ -77,8 +77,9 @@ def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
         if pid_file.exists():
             pids[name] = int(pid_file.read_text().strip())
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
-            pids["rabbitmq"] = int(proc.name)
+        with contextlib.suppress(OSError):  # a process that ended since the listing
+            if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
+                pids["rabbitmq"] = int(proc.name)
     usage = {}
     tick = os.sysconf("SC_CLK_TCK")
     for name, pid in pids.items():
@@ -244,14 +245,16 @@ async def subscribe_departments(
 
 
 @contextlib.asynccontextmanager
-async def _running(commands: dict[str, tuple[list[str], str]]) -> AsyncIterator[dict[str, int]]:
+async def _running(
+    commands: dict[str, tuple[list[str], str]], env: dict[str, dict[str, str]] | None = None
+) -> AsyncIterator[dict[str, int]]:
     """Background processes, name → (``python -m`` arguments, readiness URL), each logging to
-    var/log/<name>.log; ready before it yields their pids by name; stopped with SIGTERM (drained)
-    afterwards."""
+    var/log/<name>.log, with this process's environment and ``env[name]`` over it; ready before
+    it yields their pids by name; stopped with SIGTERM (drained) afterwards."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, (arguments, _) in commands.items():
-            processes[name] = _spawn(arguments, name)
+            processes[name] = _spawn(arguments, name, (env or {}).get(name, {}))
         async with httpx.AsyncClient(timeout=2) as http:
             for name, process in processes.items():
                 await _wait_ready(http, commands[name][1], process, name)
@@ -263,11 +266,14 @@ async def _running(commands: dict[str, tuple[list[str], str]]) -> AsyncIterator[
             await asyncio.to_thread(process.wait, 30)
 
 
-def _spawn(arguments: list[str], name: str) -> subprocess.Popen[bytes]:
+def _spawn(arguments: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     (VAR / "log").mkdir(parents=True, exist_ok=True)
     with (VAR / "log" / f"{name}.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", *arguments], stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", *arguments],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
         )
 
 

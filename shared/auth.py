@@ -5,6 +5,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -31,7 +32,8 @@ class Role(StrEnum):
 # What each role may do; endpoints ask for a scope, not a role.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
-    Role.DEPARTMENT: frozenset({"cases:read", "cases:work", "subscriptions"}),
+    # Departments read the opinions they hold (and their attachments) from intake.
+    Role.DEPARTMENT: frozenset({"opinions:read", "cases:read", "cases:work", "subscriptions"}),
     Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read", "subscriptions"}),
     Role.EDITOR: frozenset({"opinions:read", "opinions:edit", "routing:read", "routing:triage"}),
     Role.ADMIN: frozenset({"*"}),
@@ -42,6 +44,8 @@ class Principal(BaseModel):
     role: Role
     subject: str = Field(description="Office or department code, or the staff member's name")
     name: str
+    # The person acting through the console (their login); None for a machine's API key.
+    person: str | None = None
 
     def can(self, scope: str) -> bool:
         scopes = ROLE_SCOPES[self.role]
@@ -59,11 +63,22 @@ def hash_key(key: str) -> str:
 async def create_key(db: AsyncDatabase[Document], role: Role, subject: str, name: str) -> str:
     """Create an API key and return it; only its hash is stored."""
     key = f"mny_{role.value[:4]}_{secrets.token_urlsafe(24)}"
-    principal = Principal(role=role, subject=subject, name=name)
-    await db.api_keys.insert_one(
-        {"_id": hash_key(key), **principal.model_dump(), "created_at": utcnow()}
-    )
+    await store_key(db, key, Principal(role=role, subject=subject, name=name))
     return key
+
+
+async def store_key(
+    db: AsyncDatabase[Document],
+    key: str,
+    principal: Principal,
+    expires_at: datetime | None = None,
+) -> None:
+    """Store ``key`` (by its hash) for ``principal``; refused after ``expires_at`` if given
+    (the console's keys for a person's session)."""
+    doc = {"_id": hash_key(key), **principal.model_dump(), "created_at": utcnow()}
+    await db.api_keys.replace_one(
+        {"_id": doc["_id"]}, {**doc, "expires_at": expires_at}, upsert=True
+    )
 
 
 KEY_ID_LENGTH = 12  # of the hash, shown by `minyi keys list` to name a key without the key
@@ -115,8 +130,13 @@ async def _principal(
         return cached[1]
     db: AsyncDatabase[Document] = request.app.state.auth_db
     doc = await db.api_keys.find_one({"_id": key_id})
-    if doc is None or doc.get("revoked"):
-        raise Problem(401, "凭据无效 / Invalid credentials", "The API key is unknown or revoked.")
+    expired = (
+        doc is not None and doc.get("expires_at") is not None and doc["expires_at"] <= utcnow()
+    )
+    if doc is None or doc.get("revoked") or expired:
+        raise Problem(
+            401, "凭据无效 / Invalid credentials", "The API key is unknown, revoked or expired."
+        )
     principal = Principal.model_validate(doc)
     if len(_known) > 10_000:
         _known.clear()

@@ -4,12 +4,15 @@ Routing key: ``<aggregate>.<event>[.<department>]``. Events addressed to a depar
 its code, so a department's RabbitMQ user can be confined to its own events by topic permission.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
+
+from shared.clock import utcnow
+from shared.privacy import mask_strings
 
 CE_CONTENT_TYPE = "application/cloudevents+json"
 TYPE_PREFIX = "minyi."
@@ -21,10 +24,6 @@ DEPARTMENT_CODE = r"^[a-z][a-z0-9-]{1,31}$"
 def new_id() -> str:
     """A sortable string id (ULID)."""
     return str(ULID())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownEventType(ValueError):
@@ -63,6 +62,10 @@ class EventData(BaseModel):
     def routing_key(self) -> str:
         return self.name
 
+    def subject(self) -> str:
+        """The CloudEvents ``subject``: the opinion the event is about."""
+        return self.opinion_id
+
 
 class DepartmentEvent(EventData):
     """An event addressed to one department: its routing key ends with the department code."""
@@ -80,6 +83,14 @@ class Location(BaseModel):
     community: str | None = Field(default=None, max_length=50, description="社区/村")
 
 
+class Coordinates(BaseModel):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+MEMBER_ID = Field(default=None, description="The 委员/代表 of the office's roster who submitted it")
+
+
 class OpinionReceived(EventData):
     """登记 — an office registered an opinion."""
 
@@ -94,6 +105,7 @@ class OpinionReceived(EventData):
     category_hint: str | None = None
     urgency_hint: str | None = None
     received_at: datetime
+    member_id: str | None = MEMBER_ID
 
 
 class OpinionSupported(EventData):
@@ -107,6 +119,7 @@ class OpinionSupported(EventData):
     supporter_tracking_no: str
     similarity: float | None = Field(default=None, description="None when linked by hand")
     supported_at: datetime
+    member_id: str | None = Field(default=None, description="The supporting item's 委员/代表")
 
 
 class OpinionMerged(EventData):
@@ -119,6 +132,18 @@ class OpinionMerged(EventData):
     into_tracking_no: str
     merged_by: str
     merged_at: datetime
+
+
+class OpinionSplit(EventData):
+    """拆分 — staff took the opinion ``opinion_id`` out of ``from_id`` again; a case that was
+    merged there becomes work of its own again."""
+
+    name = "opinion.split"
+    tracking_no: str
+    office_id: str
+    from_id: str
+    split_by: str
+    split_at: datetime
 
 
 class OpinionAssigned(DepartmentEvent):
@@ -218,6 +243,7 @@ class FeedbackReceived(EventData):
     comment: str
     # The submitter's judgement whether the problem was solved, for the 解决率 KPI.
     resolved: bool | None = None
+    rated_at: datetime
 
 
 class CaseClosed(EventData):
@@ -276,6 +302,7 @@ class AssignmentExtensionRequested(DepartmentEvent):
     reason: str
     due_at: datetime
     requested_due_at: datetime
+    requested_at: datetime
 
 
 class AssignmentExtensionApproved(DepartmentEvent):
@@ -329,6 +356,7 @@ class CaseEscalated(DepartmentEvent):
     reason: str
     actor: str
     due_at: datetime
+    escalated_at: datetime
 
 
 class AdoptionLevel(StrEnum):
@@ -349,6 +377,7 @@ class OpinionInstructed(EventData):
     leader: str
     text: str
     instructed_at: datetime
+    member_id: str | None = MEMBER_ID
 
 
 class OpinionAdopted(EventData):
@@ -361,6 +390,83 @@ class OpinionAdopted(EventData):
     adopted_by: str
     note: str
     adopted_at: datetime
+    member_id: str | None = MEMBER_ID
+
+
+class SubmitterSummary(BaseModel):
+    """Who submitted an opinion, as departments and events see it: name and phone masked."""
+
+    kind: str
+    name: str = Field(description="Masked: the family name only (王**)")
+    sector: str | None = Field(default=None, description="界别 or 选区")
+    phone: str | None = Field(default=None, description="Masked (138****5678); revealed on request")
+    member_id: str | None = None
+
+
+class AttachmentSummary(BaseModel):
+    id: str
+    filename: str
+    media_type: str
+    size: int
+    download_path: str = Field(description="GET on intake with the department's key")
+
+
+class SupporterSummary(BaseModel):
+    """One item joined to the opinion: 附议 (similar item) or 并案 (merged by staff)."""
+
+    opinion_id: str
+    tracking_no: str
+    office_id: str
+    how: str
+    at: datetime
+    title: str
+    content: str
+
+
+class OpinionFile(BaseModel):
+    """The whole opinion as the departments holding it work from it (交办材料); personal data
+    masked."""
+
+    revision: int = Field(description="Grows with each change; a receiver keeps the highest")
+    tracking_no: str
+    office_id: str
+    title: str
+    content: str
+    channel: str
+    location: Location
+    coordinates: Coordinates | None = None
+    submitter: SubmitterSummary
+    member_id: str | None = MEMBER_ID
+    received_at: datetime
+    occurred_at: datetime | None = None
+    attachments: list[AttachmentSummary] = Field(default_factory=list)
+    supporters: list[SupporterSummary] = Field(default_factory=list)
+
+
+class OpinionBriefed(DepartmentEvent):
+    """交办材料 — the whole opinion for a department that holds it: sent when it is assigned
+    and again after each change (编辑, 附件, 附议, 并案). Contact details are masked; the lead
+    department reveals them from intake (an audited action)."""
+
+    name = "opinion.briefed"
+    reason: str = Field(description="交办, 编辑, 附件, 附议 or 并案")
+    opinion: OpinionFile
+
+
+class MemberEnrolled(EventData):
+    """委员/代表 — an office put a member on its roster (contact details stay in intake).
+    Not about an opinion: ``opinion_id`` is empty and the subject is the member id."""
+
+    name = "member.enrolled"
+    opinion_id: str = ""
+    member_id: str
+    office_id: str
+    member_name: str
+    kind: str
+    sector: str | None = None
+
+    def subject(self) -> str:
+        return self.member_id
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
@@ -369,6 +475,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OpinionReceived,
         OpinionSupported,
         OpinionMerged,
+        OpinionSplit,
         OpinionAssigned,
         OpinionTriage,
         OpinionWithdrawn,
@@ -390,6 +497,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CaseEscalated,
         OpinionInstructed,
         OpinionAdopted,
+        OpinionBriefed,
+        MemberEnrolled,
     )
 }
 
@@ -408,13 +517,14 @@ class CloudEvent(BaseModel):
 
     @classmethod
     def wrap(cls, source: str, data: EventData) -> "CloudEvent":
+        """The event to publish; phone and ID numbers in any text are masked (个人信息)."""
         return cls(
             id=new_id(),
             source=source,
             type=data.event_type(),
             time=utcnow(),
-            subject=data.opinion_id,
-            data=data.model_dump(mode="json"),
+            subject=data.subject(),
+            data=mask_strings(data.model_dump(mode="json")),
         )
 
     def payload(self) -> EventData:

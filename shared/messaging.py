@@ -2,18 +2,22 @@
 publisher confirms, persistent messages, unroutable publishes raise, explicit prefetch,
 retry with backoff through TTL wait queues, and a parking lot for what cannot be handled."""
 
+import functools
+import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aio_pika import RobustConnection
 from faststream import AckPolicy
 from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 from pydantic import ValidationError
+from yarl import URL
 
 from shared import topology
 from shared.events import CE_CONTENT_TYPE, CloudEvent, UnknownEventType, utcnow
@@ -48,6 +52,24 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+class FailoverConnection(RobustConnection):
+    """aio-pika's robust connection over the nodes of a broker cluster: every attempt to
+    connect, the first and each reconnect, goes to the next node in turn. A process that loses
+    its node is on another one after aio-pika's reconnect interval; its channels, queues and
+    consumers are restored there (quorum queues live on every node)."""
+
+    def __init__(self, url: URL, nodes: Sequence[URL] = (), **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._nodes = itertools.cycle(nodes or [url])
+
+    async def _RobustConnection__connect_transport(self) -> None:
+        # aio-pika's one connection attempt (RobustConnection.__connect_transport), which
+        # dials self.url: point it at the next node first.
+        self.url = next(self._nodes)
+        log.info("connecting to broker node %s:%s", self.url.host, self.url.port)
+        await super()._RobustConnection__connect_transport()  # type: ignore[misc]
+
+
 class EventBus:
     """One service's connection to the event exchange."""
 
@@ -56,8 +78,12 @@ class EventBus:
         self.settings = settings
         self.source = f"/minyi/{service}"
         self.following: RabbitQueue | None = None
+        # The process starts on the first node; over several, it moves on when it loses one.
+        urls = settings.amqp_urls(service)
         self.broker = RabbitBroker(
-            settings.amqp_url(service),
+            urls[0],
+            # Over several nodes, a node that is down at start is skipped rather than fatal.
+            fail_fast=len(urls) == 1,
             # prefetch_count is also FastStream's handler concurrency.
             default_channel=Channel(
                 prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True
@@ -66,6 +92,11 @@ class EventBus:
             logger=logging.getLogger(f"minyi.{service}.broker"),
             log_level=logging.DEBUG,
         )
+        if len(urls) > 1:
+            # FastStream passes its connection arguments on to aio_pika.connect_robust.
+            self.broker._connection_kwargs["connection_class"] = functools.partial(
+                FailoverConnection, nodes=[URL(u) for u in urls]
+            )
 
     async def start(self) -> None:
         await self.broker.connect()

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from prometheus_client import Counter, Histogram
 from pymongo import monitoring
 
+from shared.privacy import mask_strings
+
 EVENTS_HANDLED = Counter(
     "minyi_events_handled_total",
     "Events taken off a work queue, by outcome (ok, retried, busy, parked).",
@@ -77,7 +79,8 @@ class JsonFormatter(logging.Formatter):
                 line[field] = value
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
+        # Whatever a message or traceback quotes, no full phone or ID number is written.
+        return json.dumps(mask_strings(line), ensure_ascii=False)
 
 
 class MaskSecretsInPaths(logging.Filter):

@@ -1,5 +1,6 @@
 """RFC 9457 problem details for every HTTP error, with Chinese and English titles."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,6 +59,51 @@ def _field(location: tuple[Any, ...]) -> str:
     return ".".join(parts[1:] if parts and parts[0] == "body" else parts) or "body"
 
 
+# Chinese for pydantic's error types, with its context values (e.g. {max_length}).
+_CHINESE: dict[str, str] = {
+    "missing": "必填",
+    "string_too_short": "至少 {min_length} 个字",
+    "string_too_long": "最多 {max_length} 个字",
+    "too_short": "至少 {min_length} 项",
+    "too_long": "最多 {max_length} 项",
+    "string_pattern_mismatch": "格式不正确",
+    "string_type": "应为文字",
+    "enum": "应为以下之一：{expected}",
+    "literal_error": "应为以下之一：{expected}",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "float_parsing": "应为数字",
+    "bool_parsing": "应为是或否",
+    "greater_than": "应大于 {gt}",
+    "greater_than_equal": "不能小于 {ge}",
+    "less_than": "应小于 {lt}",
+    "less_than_equal": "不能大于 {le}",
+    "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_parsing": "日期格式应为 YYYY-MM-DD",
+    "datetime_from_date_parsing": "时间格式不正确",
+    "datetime_parsing": "时间格式不正确",
+    "timezone_aware": "时间须带时区",
+    "json_invalid": "JSON 格式错误",
+    "model_type": "格式不正确",
+    "dict_type": "格式不正确",
+    "list_type": "应为列表",
+    "value_error": "{error}",
+    "extra_forbidden": "不允许的字段",
+    "value_error.email": "邮箱格式不正确",
+}
+
+
+def chinese(error: Mapping[str, Any]) -> str:
+    """A pydantic validation error in Chinese, for the person at the form."""
+    template = _CHINESE.get(str(error.get("type")))
+    if template is None:
+        return str(error.get("msg", "格式不正确"))
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return str(error.get("msg", "格式不正确"))
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem+json."""
 
@@ -68,7 +114,12 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": _field(tuple(e["loc"])), "message": e["msg"], "code": e["type"]}
+            {
+                "field": _field(tuple(e["loc"])),
+                "message": chinese(e),
+                "message_en": e["msg"],
+                "code": e["type"],
+            }
             for e in exc.errors()
         ]
         fields = ", ".join(dict.fromkeys(e["field"] for e in errors))

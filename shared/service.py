@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import problems
+from shared import clock, problems
 from shared.auth import AUTH_DB
 from shared.messaging import EventBus
 from shared.problems import Problem
@@ -81,34 +81,45 @@ def service_app(
     service: str,
     description: str,
     settings: Settings,
-    bus: EventBus,
+    bus: EventBus | None,
     mongo: AsyncMongoClient[Document],
     routers: Sequence[APIRouter],
     repositories: Sequence[Repository[Any]] = (),
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     upload_limits: Mapping[str, int] | None = None,
     on_start: Sequence[Callable[[], Awaitable[None]]] = (),
+    ready_notes: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     """Assemble one service's HTTP app and process lifespan. ``upload_limits`` maps path
     prefixes to body limits larger than ``settings.max_body_bytes``; ``on_start`` runs after
-    the bus has started, before requests are served."""
+    the bus has started, before requests are served; ``ready_notes`` adds what operators should
+    know to ``/ready`` without making the service unready (e.g. an unknown holiday year)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await bus.start()
+        if bus:
+            await bus.start()
         for start in on_start:
             await start()
         sweeper = asyncio.create_task(
             run_sweeper(list(repositories), settings.outbox_sweep_seconds)
         )
         log.info("started", extra={"service": service})
+        if clock.offset():
+            log.warning(
+                "clock offset %s in effect (%s): this process is not on real time",
+                clock.offset(),
+                clock.OFFSET_ENV,
+                extra={"service": service},
+            )
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await bus.stop()
+            if bus:
+                await bus.stop()
             for stop in on_stop:
                 await stop()
             await mongo.close()
@@ -131,8 +142,8 @@ def service_app(
         return {"status": "ok", "service": service}
 
     @ops.get("/ready", summary="Readiness: broker and database reachable")
-    async def ready() -> dict[str, str]:
-        broker_ok = await bus.ping()
+    async def ready() -> dict[str, Any]:
+        broker_ok = await bus.ping() if bus else True
         try:
             await mongo.admin.command("ping")
             db_ok = True
@@ -144,7 +155,8 @@ def service_app(
                 detail=f"broker={'ok' if broker_ok else 'down'}, "
                 f"database={'ok' if db_ok else 'down'}",
             )
-        return {"status": "ready", "service": service}
+        notes = await ready_notes() if ready_notes else {}
+        return {"status": "ready", "service": service, **notes}
 
     @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

@@ -65,6 +65,17 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
     )
 
 
+async def drop_databases(settings: Settings) -> None:
+    """Drop every database of ``settings.db_prefix`` (a test run's or a drill's own)."""
+    client = mongo_client(settings)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(settings.db_prefix + "_"):
+                await client.drop_database(name)
+    finally:
+        await client.close()
+
+
 class Repository(Generic[A]):
     """Loads and saves one kind of aggregate; publishes the events saved with it."""
 

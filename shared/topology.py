@@ -32,9 +32,27 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         "feedback.received",
         "opinion.adopted",
         "opinion.instructed",
+        # The whole opinion for the case view (交办材料), 并案, and 履职积分 of members.
+        "opinion.briefed.*",
+        "opinion.merged",
+        "opinion.split",
+        "opinion.received",
+        "opinion.supported",
     ),
-    # Closed cases leave intake's duplicate index; its own 附议 events repair a crashed link.
-    "intake": ("case.closed", "opinion.supported"),
+    # Closed cases leave intake's duplicate index; its own 附议 events repair a crashed link;
+    # assignments decide which departments may read an opinion; the case's steps are the
+    # submitter's progress (办理进度).
+    "intake": (
+        "case.closed",
+        "opinion.supported",
+        "opinion.assigned.*",
+        "opinion.withdrawn.*",
+        "assignment.returned.*",
+        "assignment.signed.*",
+        "assignment.replied.*",
+        "feedback.requested",
+        "feedback.received",
+    ),
     # Notification may deliver any event a subscriber asks for.
     "notification": ("#",),
 }

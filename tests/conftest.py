@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 
 from shared import broker_admin
 from shared.settings import Settings
-from shared.store import Document, mongo_client
+from shared.store import Document, drop_databases, mongo_client
 
 
 @pytest.fixture(scope="session")
@@ -35,17 +35,7 @@ def settings() -> Iterator[Settings]:
         pytest.fail(f"RabbitMQ management API unreachable ({exc}); start the stack: make stack")
     yield test_settings
     broker_admin.delete_vhost(test_settings)
-    asyncio.run(_drop_databases(test_settings))
-
-
-async def _drop_databases(settings: Settings) -> None:
-    client = mongo_client(settings)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(settings.db_prefix + "_"):
-                await client.drop_database(name)
-    finally:
-        await client.close()
+    asyncio.run(drop_databases(test_settings))
 
 
 @pytest.fixture

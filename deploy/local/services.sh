@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The four Minyi services as background processes (pid files var/run, logs var/log).
+# The four Minyi services and the console as background processes (pid files var/run, logs
+# var/log).
 # Usage: deploy/local/services.sh up|down|status     (idempotent, any cwd)
 set -euo pipefail
 
@@ -7,13 +8,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN="$ROOT/var/run"
 LOGS="$ROOT/var/log"
 MINYI="$ROOT/.venv/bin/minyi"
-SERVICES=(intake routing followup notification)
+SERVICES=(intake routing followup notification console)
 declare -A PORT=(
+  [console]="${MINYI_CONSOLE_PORT:-8000}"
   [intake]="${MINYI_INTAKE_PORT:-8001}"
   [routing]="${MINYI_ROUTING_PORT:-8002}"
   [followup]="${MINYI_FOLLOWUP_PORT:-8003}"
   [notification]="${MINYI_NOTIFICATION_PORT:-8004}"
 )
+# Feedback links open the console's 评价 page (it passes the rating on to followup).
+export MINYI_FOLLOWUP_PUBLIC_URL="${MINYI_FOLLOWUP_PUBLIC_URL:-http://127.0.0.1:${PORT[console]}}"
 cd "$ROOT"
 
 log() { echo "==> $*"; }

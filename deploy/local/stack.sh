@@ -179,7 +179,20 @@ ferret_down() {
 }
 
 # --- commands ---------------------------------------------------------------
+# --- Browser for the console's tests (Playwright drives Debian's chromium) ----------------
+browser_up() {
+  if command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+    return 0
+  fi
+  [ "$(id -u)" = 0 ] || die "chromium and fonts-noto-cjk are missing and we are not root: apt-get install chromium fonts-noto-cjk"
+  log "installing chromium and fonts-noto-cjk (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+}
+
 up() {
+  browser_up
   rabbit_up
   ferret_up
   indexer_up

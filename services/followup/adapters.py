@@ -11,14 +11,29 @@ from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
 from openpyxl import Workbook
+from prometheus_client import Gauge
+from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared.events import utcnow
+from shared.clock import beijing_year, utcnow
 from shared.store import Document, Kept
 
 from .domain import AssignmentStatus, Case, CaseError, Timer
-from .workdays import BEIJING, WorkCalendar, YearCalendar
+from .workdays import CalendarSource, WorkCalendar, YearCalendar
+
+CALENDAR_ASSUMED = Gauge(
+    "minyi_calendar_year_assumed",
+    "1 while a year that deadlines reach has no official holiday calendar (Monday-Friday assumed)",
+    ["year"],
+)
+
+
+class CalendarOutlook(BaseModel):
+    """The holiday calendar of this year and the next, as deadlines set now will use it."""
+
+    years: dict[int, CalendarSource]
+    warning: str | None
 
 
 class FeedbackTokens:
@@ -39,6 +54,8 @@ class FeedbackTokens:
 
     def verify(self, token: str, now: datetime) -> tuple[str, int]:
         """The case id and feedback round the token is for; CaseError if forged or expired."""
+        if not token.isascii():  # compare_digest refuses non-ASCII text with a TypeError
+            raise CaseError(403, "The feedback link is not valid.")
         try:
             encoded, signature = token.rsplit(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
@@ -118,9 +135,27 @@ class Calendars:
     async def around(self, now: datetime) -> WorkCalendar:
         """The calendar for deadlines starting at ``now``: this year and the next two,
         read by ``_id``."""
-        year = now.astimezone(BEIJING).year
+        year = beijing_year(now)
         found = [y for y in [await self.get(n) for n in (year, year + 1, year + 2)] if y]
         return WorkCalendar(found, self.office_opens)
+
+    async def outlook(self, now: datetime) -> CalendarOutlook:
+        """Where this year's and next year's working days come from — deadlines set now reach
+        into both — and a warning for supervisors and operators when one is only assumed.
+        Also kept in the ``minyi_calendar_year_assumed`` gauge."""
+        calendar = await self.around(now)
+        years = [beijing_year(now) + n for n in (0, 1)]
+        sources = {year: calendar.source(year) for year in years}
+        for year, source in sources.items():
+            CALENDAR_ASSUMED.labels(year=str(year)).set(int(source == "assumed"))
+        assumed = [str(year) for year, source in sources.items() if source == "assumed"]
+        warning = (
+            f"{'、'.join(assumed)}年法定节假日安排尚未加载：落在该年的办理期限暂按周一至周五计算，"
+            f"加载后新交办的期限按官方安排计算（PUT /calendar/{assumed[0]}）。"
+            if assumed
+            else None
+        )
+        return CalendarOutlook(years=sources, warning=warning)
 
 
 # Timers due within this window are in the hot set each tick looks at; the agenda holds the
@@ -210,6 +245,11 @@ class Timers:
                 await self.timers.update_one({"_id": timer.id}, {"$set": {"attempt": attempt}})
                 continue
             return attempt
+
+    async def cancel(self, case_id: str) -> None:
+        """Drop every pending timer of a case (it is handled elsewhere now, 并案)."""
+        for collection in (self.timers, self.agenda):
+            await collection.delete_many({"case_id": case_id})
 
     async def done(self, timer: Timer, attempt: int) -> None:
         await self.timers.delete_one({"_id": timer.id})

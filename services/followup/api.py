@@ -10,11 +10,25 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.auth import Principal, Role, require
-from shared.events import DEPARTMENT_CODE, AdoptionLevel, Rating, ReplyResult
+from shared.events import (
+    DEPARTMENT_CODE,
+    AdoptionLevel,
+    Location,
+    OpinionFile,
+    Rating,
+    ReplyResult,
+)
 from shared.problems import Problem
 
 from . import handlers
-from .adapters import MovableClock, department_inbox, supervised, table_csv, table_xlsx
+from .adapters import (
+    CalendarOutlook,
+    MovableClock,
+    department_inbox,
+    supervised,
+    table_csv,
+    table_xlsx,
+)
 from .domain import (
     Adoption,
     Assignment,
@@ -70,12 +84,20 @@ class CaseView(BaseModel):
     adoptions: list[Adoption]
     overdue: bool
     escalation_level: int
+    opinion: OpinionFile | None = Field(
+        description="The whole opinion (交办材料): content, location, submitter (masked), "
+        "attachments (download from intake), supporters; null until intake's copy arrives"
+    )
+    merged_into: str | None
 
 
 class InboxItem(BaseModel):
     id: str
     tracking_no: str
     title: str
+    content: str | None = Field(description="From intake's copy; null until it arrives")
+    location: Location | None
+    attachments: int
     role: str
     status: str
     sign_due_at: datetime
@@ -194,6 +216,9 @@ async def inbox(
                 id=case.id,
                 tracking_no=case.tracking_no,
                 title=case.title,
+                content=case.opinion.content if case.opinion else None,
+                location=case.opinion.location if case.opinion else None,
+                attachments=len(case.opinion.attachments) if case.opinion else 0,
                 role=a.role,
                 status=a.status,
                 sign_due_at=a.sign_due_at,
@@ -208,6 +233,9 @@ async def inbox(
 @router.get("/cases/{case_id}", summary="A case with its timeline")
 async def read_case(case_id: str, p: Ports, principal: Reader) -> CaseView:
     case = await p.cases.get(case_id)
+    if principal.role == Role.DEPARTMENT and (case is None or not _may_read(principal, case)):
+        # A department is refused the same way whether the case exists or not.
+        raise Problem(403, detail=f"Case {case_id} is not assigned to you 未交办给本单位.")
     if case is None or not _may_read(principal, case):
         raise Problem(404, detail=f"No case {case_id} for you.")
     return _view(case)
@@ -332,7 +360,7 @@ async def escalated(p: Ports, principal: Supervisor) -> list[SupervisedItem]:
     return _supervised(await supervised(p.cases.collection, escalated=True))
 
 
-Dimension = Literal["department", "office", "category", "all"]
+Dimension = Literal["department", "office", "category", "member", "all"]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
 
@@ -346,6 +374,8 @@ class KpiRow(BaseModel):
 
 
 async def _kpi_rows(p: FollowupPorts, dimension: str, month: str | None) -> list[KpiRow]:
+    """Rows of a dimension; ``member`` is 履职积分, one row per 委员/代表 and month."""
+    facts = p.member_kpis if dimension == "member" else p.kpis
     return [
         KpiRow(
             dimension=dimension,
@@ -355,7 +385,7 @@ async def _kpi_rows(p: FollowupPorts, dimension: str, month: str | None) -> list
             rates=rates(row["counters"]),
             points=p.points.points(row["counters"]),
         )
-        for row in await p.kpis.table(dimension, month)
+        for row in await facts.table(dimension, month)
     ]
 
 
@@ -444,6 +474,14 @@ async def put_calendar(
         )
     await p.calendars.put(body)
     return body
+
+
+@admin.get(
+    "/calendar/status",
+    summary="This year's and next year's holiday calendar: official, loaded or assumed",
+)
+async def calendar_status(p: Ports, principal: Reader) -> CalendarOutlook:
+    return await p.calendars.outlook(await p.clock.now())
 
 
 @admin.get("/calendar/{year}", summary="A loaded year, if any")

@@ -1,10 +1,18 @@
 """Follow-up's entrypoints besides HTTP: the work queue (assignments and their withdrawal
-(改派), and its own events for the KPI projections) and the timer ticker that every replica runs."""
+(改派), the whole opinion and 并案 from intake, its own events for the KPI projections) and
+the timer ticker that every replica runs."""
 
 import asyncio
 import logging
 
-from shared.events import CloudEvent, OpinionAssigned, OpinionWithdrawn
+from shared.events import (
+    CloudEvent,
+    OpinionAssigned,
+    OpinionBriefed,
+    OpinionMerged,
+    OpinionSplit,
+    OpinionWithdrawn,
+)
 from shared.messaging import EventBus
 
 from . import handlers
@@ -20,6 +28,12 @@ def subscribe(bus: EventBus, ports: FollowupPorts) -> None:
             await handlers.open_case(event.id, payload, ports)
         elif isinstance(payload, OpinionWithdrawn):
             await handlers.withdraw(event.id, payload, ports)
+        elif isinstance(payload, OpinionBriefed):
+            await handlers.take_brief(payload, ports)
+        elif isinstance(payload, OpinionMerged):
+            await handlers.merge(event.id, payload, ports)
+        elif isinstance(payload, OpinionSplit):
+            await handlers.split_off(event.id, payload, ports)
         await handlers.project(event, ports)
 
     bus.consume(on_event)

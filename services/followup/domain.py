@@ -7,12 +7,14 @@ department, or withdrawn (改派) when staff move the opinion elsewhere; a lead'
 moves by an approved extension (延期) or by a reopening (重办) after 不满意.
 Case lifecycle: open → awaiting_feedback (回访) → closed (办结), or back to open once."""
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.clock import BEIJING
 from shared.events import (
     AdoptionLevel,
     AssignmentExtensionApproved,
@@ -32,13 +34,20 @@ from shared.events import (
     FeedbackRequested,
     OpinionAdopted,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
     OpinionInstructed,
+    OpinionMerged,
+    OpinionReceived,
+    OpinionSplit,
+    OpinionSupported,
+    OpinionWithdrawn,
     Rating,
     ReplyResult,
 )
 from shared.store import Aggregate
 
-from .workdays import BEIJING, Span, WorkCalendar
+from .workdays import Span, WorkCalendar
 
 
 class CaseError(Exception):
@@ -102,9 +111,12 @@ class CaseStatus(StrEnum):
     OPEN = "open"
     AWAITING_FEEDBACK = "awaiting_feedback"
     CLOSED = "closed"
+    MERGED = "merged"  # 并案: handled as part of another case
 
 
 ESCALATION_LABELS = {0: "催办", 1: "一级督办", 2: "二级督办"}
+# How an assignment ended by 并案 is told apart (a 拆分 restores those).
+MERGED_REASON = "已并案至"
 NOT_ESCALATED = -1
 
 
@@ -237,6 +249,13 @@ class Case(Aggregate):
     # Kept at the top level so supervisors can list overdue and escalated work.
     overdue: bool = False
     escalation_level: int = NOT_ESCALATED
+    # The whole opinion (交办材料) from intake, its latest revision; None until it arrives.
+    opinion: OpinionFile | None = None
+    merged_into: str | None = None
+
+    @property
+    def member_id(self) -> str | None:
+        return None if self.opinion is None else self.opinion.member_id
 
     @classmethod
     def open(
@@ -269,6 +288,8 @@ class Case(Aggregate):
     def assign(self, assigned: OpinionAssigned, now: datetime, rules: Rules) -> list[Timer]:
         """交办 to one department; a department that returned it or had it withdrawn may be
         assigned again, and one still holding it takes the role it is given (改派 of roles)."""
+        if self.status == CaseStatus.MERGED:
+            return []  # handled in the case it was merged into
         existing = self.assignments.get(assigned.department)
         if existing is not None and not existing.has_ended():
             if existing.role != assigned.role:
@@ -276,17 +297,14 @@ class Case(Aggregate):
                 role = "主办" if assigned.role == "lead" else "协办"
                 self._log(now, "改派", "routing", f"{assigned.department_name} 改为{role}")
             return []
-        profile = rules.policy.profile(self.urgency)
-        assignment = Assignment(
-            department=assigned.department,
-            department_name=assigned.department_name,
-            role=assigned.role,
-            assigned_at=now,
-            sign_due_at=rules.calendar.due(now, profile.sign),
-            due_at=rules.calendar.due(now, profile.reply),
-            generation=existing.generation + 1 if existing else 1,
+        assignment = self._fresh(
+            assigned.department,
+            assigned.department_name,
+            assigned.role,
+            existing.generation + 1 if existing else 1,
+            now,
+            rules,
         )
-        self.assignments[assigned.department] = assignment
         role = "主办" if assigned.role == "lead" else "协办"
         self._log(
             now,
@@ -298,6 +316,91 @@ class Case(Aggregate):
         if self.status == CaseStatus.CLOSED:
             return []
         return self._timers(assignment, rules, sign=True)
+
+    def _fresh(
+        self,
+        department: str,
+        name: str,
+        role: Literal["lead", "co"],
+        generation: int,
+        now: datetime,
+        rules: Rules,
+    ) -> Assignment:
+        """A new assignment from ``now``, with the deadlines of the case's urgency."""
+        profile = rules.policy.profile(self.urgency)
+        assignment = Assignment(
+            department=department,
+            department_name=name,
+            role=role,
+            assigned_at=now,
+            sign_due_at=rules.calendar.due(now, profile.sign),
+            due_at=rules.calendar.due(now, profile.reply),
+            generation=generation,
+        )
+        self.assignments[department] = assignment
+        return assignment
+
+    def split_off(self, split: OpinionSplit, now: datetime, rules: Rules) -> list[Timer]:
+        """拆分 of a merged case: the departments its 并案 stopped work on it again, from now
+        on, with new deadlines."""
+        if self.status != CaseStatus.MERGED:
+            return []
+        self.status = CaseStatus.OPEN
+        self.merged_into = None
+        self.outcome = None
+        self._log(now, "拆分", split.split_by, "从并案中拆分, 重新办理")
+        timers = []
+        for a in list(self.assignments.values()):
+            if a.status == AssignmentStatus.WITHDRAWN and (a.withdraw_reason or "").startswith(
+                MERGED_REASON
+            ):
+                fresh = self._fresh(
+                    a.department, a.department_name, a.role, a.generation + 1, now, rules
+                )
+                timers += self._timers(fresh, rules, sign=True)
+        return timers
+
+    def take_brief(self, briefed: OpinionBriefed, now: datetime) -> bool:
+        """The opinion as intake now has it; False when this revision is not newer."""
+        brief = briefed.opinion
+        if self.opinion is not None and brief.revision <= self.opinion.revision:
+            return False
+        edited = self.opinion is not None and (
+            (self.opinion.title, self.opinion.content) != (brief.title, brief.content)
+        )
+        self.opinion = brief
+        self.title = brief.title
+        if edited:
+            self._log(now, "编辑", "intake", f"意见内容已修改: {brief.title}")
+        return True
+
+    def merge_into(self, merged: OpinionMerged, now: datetime) -> list[EventData]:
+        """并案: the opinion is handled in ``into``; every department still working on it
+        stops (no department handles the same matter twice) and is told why."""
+        if self.status == CaseStatus.MERGED:
+            return []
+        reason = f"{MERGED_REASON} {merged.into_tracking_no}, 在该件中办理"
+        ended = [a for a in self.assignments.values() if not a.has_ended()]
+        for assignment in ended:
+            assignment.status = AssignmentStatus.WITHDRAWN
+            assignment.withdrawn_at = now
+            assignment.withdraw_reason = reason
+            assignment.overdue = False
+        self.status = CaseStatus.MERGED
+        self.merged_into = merged.into_id
+        self.outcome = "并案"
+        self._refresh()
+        self._log(now, "并案", merged.merged_by, reason)
+        return [
+            OpinionWithdrawn(
+                opinion_id=self.id,
+                department=a.department,
+                tracking_no=self.tracking_no,
+                office_id=self.office_id,
+                reason=reason,
+            )
+            for a in ended
+        ]
 
     def assignment_of(self, department: str) -> Assignment:
         if department not in self.assignments:
@@ -344,8 +447,8 @@ class Case(Aggregate):
     def _working(self, department: str, role: Literal["lead", "co"] | None = None) -> Assignment:
         """The department's assignment, which must be signed and still owe work."""
         assignment = self.assignment_of(department)
-        if self.status == CaseStatus.CLOSED:
-            raise CaseError(409, "The case is closed (已办结).")
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
+            raise CaseError(409, f"The case is {self.status} (已办结/已并案).")
         if role == "lead" and assignment.role != "lead":
             raise CaseError(409, "Only the lead department (主办) replies to the submitter.")
         if role == "co" and assignment.role != "co":
@@ -479,6 +582,7 @@ class Case(Aggregate):
                 reason=reason,
                 due_at=assignment.due_at,
                 requested_due_at=requested_due,
+                requested_at=now,
             )
         ]
 
@@ -601,6 +705,7 @@ class Case(Aggregate):
             reason=reason,
             actor=actor,
             due_at=assignment.due_at,
+            escalated_at=now,
         )
 
     def instruct(self, leader: str, text: str, now: datetime) -> list[EventData]:
@@ -615,6 +720,7 @@ class Case(Aggregate):
                 leader=leader,
                 text=text,
                 instructed_at=now,
+                member_id=self.member_id,
             )
         ]
 
@@ -633,6 +739,7 @@ class Case(Aggregate):
                 adopted_by=by,
                 note=note,
                 adopted_at=now,
+                member_id=self.member_id,
             )
         ]
 
@@ -666,6 +773,7 @@ class Case(Aggregate):
             rating=rating,
             comment=comment,
             resolved=resolved,
+            rated_at=now,
         )
         reopen = rating == Rating.UNSATISFIED and self.reopened < rules.policy.reopens_allowed
         if reopen and lead is not None:
@@ -746,7 +854,7 @@ class Case(Aggregate):
 
     def fire(self, timer: Timer, now: datetime) -> list[EventData]:
         """What a due timer does; nothing when the work it watched is done or its deadline moved."""
-        if self.status == CaseStatus.CLOSED:
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
             return []
         if timer.kind == TimerKind.FEEDBACK:
             if (
@@ -824,12 +932,18 @@ class Case(Aggregate):
 # -- KPI projections (统计) -------------------------------------------------------------------
 
 
-class KpiChange(BaseModel):
-    """Counters to add for one event in one month, by department (None: the case's lead)."""
+@dataclass(frozen=True)
+class KpiChange:
+    """Counters to add for one event, by department (None: the case's lead), filed under the
+    reporting month of ``at``, the business time the event reports."""
 
-    month: str
+    at: datetime
     department: str | None
     counters: dict[str, int]
+
+    @property
+    def month(self) -> str:
+        return month_of(self.at)
 
 
 ADOPTION_COUNTERS = {
@@ -845,31 +959,26 @@ def month_of(at: datetime) -> str:
     return f"{at.astimezone(BEIJING):%Y-%m}"
 
 
-def kpi_change(payload: EventData, at: datetime) -> KpiChange | None:
-    """How an event moves the KPI counters. A deadline counts once, in the month it falls
-    due: met (on-time sign/reply) or missed (its breach); a late act adds nothing more."""
+def kpi_change(payload: EventData) -> KpiChange | None:
+    """How an event moves the KPI counters, filed under the month of the business time it
+    reports (never the envelope's publishing time, so a late or replayed event lands where its
+    first delivery did). A deadline counts once, in the month it falls due: met (on-time
+    sign/reply) or missed (its breach); a late act adds nothing more."""
     if isinstance(payload, AssignmentSigned):
         if not payload.on_time or payload.sign_due_at is None:
             return None
         counters = {"sign_due": 1, "signed_on_time": 1}
-        return KpiChange(
-            month=month_of(payload.sign_due_at), department=payload.department, counters=counters
-        )
+        return KpiChange(payload.sign_due_at, payload.department, counters)
     if isinstance(payload, AssignmentReplied):
         if not payload.on_time or payload.due_at is None:
             return None
-        counters = {"reply_due": 1, "replied_on_time": 1}
-        return KpiChange(
-            month=month_of(payload.due_at), department=payload.department, counters=counters
-        )
+        return KpiChange(payload.due_at, payload.department, {"reply_due": 1, "replied_on_time": 1})
     if isinstance(payload, DeadlineBreached):
         counters = {"sign_due": 1} if payload.kind == "sign" else {"reply_due": 1, "overdue": 1}
-        return KpiChange(
-            month=month_of(payload.due_at), department=payload.department, counters=counters
-        )
+        return KpiChange(payload.due_at, payload.department, counters)
     if isinstance(payload, CaseEscalated):
         counter = "urged" if payload.level == 0 else "escalated"
-        return KpiChange(month=month_of(at), department=payload.department, counters={counter: 1})
+        return KpiChange(payload.escalated_at, payload.department, {counter: 1})
     if isinstance(payload, FeedbackReceived):
         counters = {
             "feedback": 1,
@@ -878,25 +987,51 @@ def kpi_change(payload: EventData, at: datetime) -> KpiChange | None:
             "basically_satisfied": int(payload.rating == Rating.BASICALLY_SATISFIED),
             "unsatisfied": int(payload.rating == Rating.UNSATISFIED),
         }
-        return KpiChange(month=month_of(at), department=None, counters=counters)
+        return KpiChange(payload.rated_at, None, counters)
     if isinstance(payload, CaseClosed):
         counters = {"closed": 1, "no_feedback": int(payload.outcome == "未评价")}
-        return KpiChange(month=month_of(payload.closed_at), department=None, counters=counters)
+        return KpiChange(payload.closed_at, None, counters)
     if isinstance(payload, AssignmentExtensionRequested):
-        return KpiChange(
-            month=month_of(at), department=payload.department, counters={"extensions_requested": 1}
-        )
+        return KpiChange(payload.requested_at, payload.department, {"extensions_requested": 1})
     if isinstance(payload, AssignmentReturned):
-        return KpiChange(
-            month=month_of(at), department=payload.department, counters={"returned": 1}
-        )
+        return KpiChange(payload.returned_at, payload.department, {"returned": 1})
     if isinstance(payload, OpinionInstructed):
-        return KpiChange(month=month_of(at), department=None, counters={"instructed": 1})
+        return KpiChange(payload.instructed_at, None, {"instructed": 1})
     if isinstance(payload, OpinionAdopted):
-        return KpiChange(
-            month=month_of(at), department=None, counters={ADOPTION_COUNTERS[payload.level]: 1}
-        )
+        return KpiChange(payload.adopted_at, None, {ADOPTION_COUNTERS[payload.level]: 1})
     return None
+
+
+class MemberPoints(BaseModel):
+    """What one event adds to a member's 履职积分, once per ``key``, in the month of the
+    business time the event carries."""
+
+    key: str
+    month: str
+    member: str
+    office: str
+    counters: dict[str, int]
+
+
+def member_points(event_id: str, payload: EventData) -> MemberPoints | None:
+    """Submitted (登记 or 附议), 采用 by level and 批示 of an opinion that names its member."""
+    member = getattr(payload, "member_id", None)
+    if member is None:
+        return None
+    office = str(getattr(payload, "office_id", ""))
+    if isinstance(payload, OpinionReceived):
+        key, at, counters = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
+    elif isinstance(payload, OpinionSupported):
+        key, at, counters = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
+    elif isinstance(payload, OpinionAdopted):
+        key, at, counters = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
+    elif isinstance(payload, OpinionInstructed):
+        key, at, counters = event_id, payload.instructed_at, "instructed"
+    else:
+        return None
+    return MemberPoints(
+        key=key, month=month_of(at), member=member, office=office, counters={counters: 1}
+    )
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

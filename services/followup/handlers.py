@@ -15,6 +15,9 @@ from shared.events import (
     CloudEvent,
     EventData,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionMerged,
+    OpinionSplit,
     OpinionWithdrawn,
     Rating,
     ReplyResult,
@@ -32,6 +35,7 @@ from .domain import (
     Rules,
     Timer,
     kpi_change,
+    member_points,
     month_of,
 )
 
@@ -46,6 +50,8 @@ class FollowupPorts:
     timers: Timers
     calendars: Calendars
     kpis: Kpis
+    # 履职积分 facts by member, apart from the case facts so totals never count twice.
+    member_kpis: Kpis
     clock: Clock
     tokens: FeedbackTokens
     policy: Policy
@@ -106,6 +112,50 @@ async def withdraw(event_id: str, withdrawn: OpinionWithdrawn, p: FollowupPorts)
                 f"case {withdrawn.opinion_id} has no assignment of {withdrawn.department} yet"
             )
         case.withdraw(withdrawn.department, withdrawn.reason, await p.clock.now())
+        case.mark_handled(event_id)
+        await p.cases.save(case, [])
+
+    await retry_on_conflict(change)
+
+
+async def take_brief(briefed: OpinionBriefed, p: FollowupPorts) -> None:
+    """The whole opinion from intake (交办材料), newest revision kept; it follows the
+    assignment, which may still be on its way."""
+
+    async def change() -> None:
+        case = await p.cases.get(briefed.opinion_id)
+        if case is None:
+            raise NotAssignedYet(f"case {briefed.opinion_id} is not open yet")
+        if case.take_brief(briefed, await p.clock.now()):
+            await p.cases.save(case, [])
+
+    await retry_on_conflict(change)
+
+
+async def merge(event_id: str, merged: OpinionMerged, p: FollowupPorts) -> None:
+    """并案: the merged opinion's assignments and timers end; the departments are told."""
+
+    async def change() -> None:
+        case = await p.cases.get(merged.opinion_id)
+        if case is None or case.has_handled(event_id):
+            return  # never assigned (e.g. merged from triage): nothing to end
+        events = case.merge_into(merged, await p.clock.now())
+        case.mark_handled(event_id)
+        await p.cases.save(case, _wrap(events))
+
+    await retry_on_conflict(change)
+    await p.timers.cancel(merged.opinion_id)
+
+
+async def split_off(event_id: str, split: OpinionSplit, p: FollowupPorts) -> None:
+    """拆分 of a merged case: its departments work on it again, with new deadlines."""
+
+    async def change() -> None:
+        case = await p.cases.get(split.opinion_id)
+        if case is None or case.has_handled(event_id):
+            return
+        now = await p.clock.now()
+        await p.timers.schedule(case.split_off(split, now, await p.rules(now)))
         case.mark_handled(event_id)
         await p.cases.save(case, [])
 
@@ -258,21 +308,26 @@ async def _fire(p: FollowupPorts, timer: Timer) -> None:
 
 
 async def project(event: CloudEvent, p: FollowupPorts) -> None:
-    """Count an event in the KPI projections (by department, office, category, month)."""
+    """Count an event in the KPI projections (by department, office, category, month) and in
+    the members' 履职积分."""
     payload = event.payload()
+    if (points := member_points(event.id, payload)) is not None:
+        values = {"member": points.member, "office": points.office}
+        await p.member_kpis.add(points.key, points.month, values, points.counters)
     if isinstance(payload, OpinionAssigned):
         if payload.role != "lead":
             return
-        # Counted once per opinion however often routing assigns it again (履职积分: submitted).
+        # Counted once per opinion however often routing assigns it again (履职积分: submitted),
+        # in the month the opinion was received.
         values = {
             "department": payload.department,
             "office": payload.office_id,
             "category": payload.category,
         }
         key = f"submitted-{payload.opinion_id}"
-        await p.kpis.add(key, month_of(event.time), values, {"submitted": 1})
+        await p.kpis.add(key, month_of(payload.received_at), values, {"submitted": 1})
         return
-    found = kpi_change(payload, event.time)
+    found = kpi_change(payload)
     if found is None:
         return
     case = await p.cases.get(event.subject)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, Syst
 from .config import FollowupSettings
 from .domain import Case
 from .handlers import FollowupPorts
+
+log = logging.getLogger("minyi.followup")
 
 DESCRIPTION = (
     "承办、跟踪、督办、反馈 — department work on assigned opinions, working-day deadlines, "
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         timers=Timers(db.timers, db.timer_claims, lease, db.timer_agenda, clock),
         calendars=Calendars(db.calendars, own.office_opens),
         kpis=Kpis(db.kpis),
+        member_kpis=Kpis(db.member_kpis),
         clock=clock,
         tokens=FeedbackTokens(settings.secret, settings.followup_public_url),
         policy=own.policy,
@@ -51,7 +55,27 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     routers = [api.router, api.supervision, api.admin]
     if isinstance(clock, MovableClock):
         routers.append(api.test_clock)
-    app = service_app("followup", DESCRIPTION, settings, bus, mongo, routers, [cases])
+
+    async def calendar_notes() -> dict[str, Any]:
+        outlook = await ports.calendars.outlook(await clock.now())
+        return {"calendar": outlook.model_dump(mode="json")}
+
+    async def warn_of_assumed_calendar() -> None:
+        # Once at start; deadline arithmetic adds one line per year and process when it bites.
+        if warning := (await ports.calendars.outlook(await clock.now())).warning:
+            log.warning(warning)
+
+    app = service_app(
+        "followup",
+        DESCRIPTION,
+        settings,
+        bus,
+        mongo,
+        routers,
+        [cases],
+        on_start=[warn_of_assumed_calendar],
+        ready_notes=calendar_notes,
+    )
     app.state.ports = ports
     app.state.clock = clock
 

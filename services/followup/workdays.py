@@ -6,13 +6,11 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from pydantic import BaseModel, Field
 
-# Deadlines are official business: they run on Beijing time.
-BEIJING = ZoneInfo("Asia/Shanghai")
+from shared.clock import BEIJING
 
 log = logging.getLogger("minyi.followup.workdays")
 
@@ -53,29 +51,44 @@ def _official_workday(day: date) -> bool | None:
         return None
 
 
+# Where a year's working days come from: an administrator's loaded year, the library's
+# official data, or — for a year neither knows — assumed Monday-Friday.
+CalendarSource = Literal["loaded", "official", "assumed"]
+
+# Years this process has already warned about (a line once per process, not per deadline).
+_warned: set[int] = set()
+
+
 class WorkCalendar:
     """Working days from the library, overridden by loaded years; unknown years fall back to
-    Monday-Friday (and say so in the log) so that deadlines are never refused."""
+    Monday-Friday (and say so in the log, once per process) so that deadlines are never
+    refused."""
 
     def __init__(self, loaded: list[YearCalendar] | None = None, office_opens: time = time(9)):
         self.loaded = {y.year: y for y in loaded or []}
         self.office_opens = office_opens
-        self._warned: set[int] = set()
 
     def is_workday(self, day: date) -> bool:
         if (year := self.loaded.get(day.year)) is not None:
             return day in year.workdays or (day.weekday() < 5 and day not in year.holidays)
         official = _official_workday(day)
         if official is None:
-            if day.year not in self._warned:
-                self._warned.add(day.year)
-                log.warning("no holiday calendar for %d; counting Monday-Friday", day.year)
+            if day.year not in _warned:
+                _warned.add(day.year)
+                log.warning(
+                    "no holiday calendar for %d: its deadlines count Monday-Friday until an "
+                    "administrator loads the year (PUT /calendar/%d)",
+                    day.year,
+                    day.year,
+                )
             return day.weekday() < 5
         return official
 
-    def knows(self, year: int) -> bool:
-        """True if the year's official calendar is known (library or loaded)."""
-        return year in self.loaded or _official_workday(date(year, 6, 1)) is not None
+    def source(self, year: int) -> CalendarSource:
+        """Where the year's working days come from."""
+        if year in self.loaded:
+            return "loaded"
+        return "official" if _official_workday(date(year, 6, 1)) is not None else "assumed"
 
     def next_workday(self, day: date) -> date:
         """The first working day after ``day``."""

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from shared.auth import Principal, require
+from shared.auth import Principal, Role, require
+from shared.clock import utcnow
+from shared.privacy import mask_phone
 from shared.problems import Problem
 
 from . import handlers, sheets
@@ -18,13 +20,17 @@ from .adapters import opinions_of
 from .domain import (
     STATUS_LABELS,
     AttachmentRef,
+    Holder,
+    Member,
+    MemberEntry,
     Opinion,
     OpinionError,
     OpinionStatus,
     OpinionSubmission,
+    Reveal,
+    Stage,
     Supporter,
     Version,
-    mask_phone,
     tracking_secret,
 )
 from .handlers import Intake
@@ -33,6 +39,7 @@ router = APIRouter(prefix="/opinions", tags=["opinions"])
 imports = APIRouter(prefix="/imports", tags=["import"])
 attachments = APIRouter(prefix="/attachments", tags=["attachments"])
 tracking = APIRouter(prefix="/track", tags=["tracking"])
+members = APIRouter(prefix="/members", tags=["members"])
 
 
 def ports(request: Request) -> Intake:
@@ -70,7 +77,12 @@ async def _run(action: Awaitable[T]) -> T:
     try:
         return await action
     except OpinionError as exc:
-        raise Problem(exc.status, detail=str(exc)) from None
+        if exc.field is None:
+            raise Problem(exc.status, detail=str(exc)) from None
+        error = {"field": exc.field, "message": str(exc), "code": "unknown"}
+        raise Problem(
+            exc.status, detail=f"Invalid fields 字段有误: {exc.field}", errors=[error]
+        ) from None
 
 
 class JoinedCase(BaseModel):
@@ -103,10 +115,12 @@ class OpinionView(BaseModel):
     attachments: dict[str, AttachmentRef]
     versions: list[Version]
     closed_at: datetime | None
+    holders: dict[str, Holder]
+    reveals: dict[str, Reveal] = Field(description="Who saw the contact details, and when")
 
 
 class TrackingView(BaseModel):
-    """What the public receipt shows: no personal data."""
+    """What the public receipt shows: no personal data, nothing internal."""
 
     tracking_no: str
     title: str
@@ -115,6 +129,23 @@ class TrackingView(BaseModel):
     received_at: datetime
     joined_tracking_no: str | None
     supporters: int
+    stages: list[Stage] = Field(description="已受理, 已交办, 已签收, 已答复, 回访, 已评价, 已办结")
+
+
+class ContactView(BaseModel):
+    """The submitter's contact details, revealed in full (an audited action)."""
+
+    name: str
+    phone: str | None
+    sector: str | None
+    revealed_at: datetime
+
+
+class MemberView(BaseModel):
+    id: str
+    office_id: str
+    entry: MemberEntry
+    enrolled_at: datetime
 
 
 class MergeRequest(BaseModel):
@@ -122,7 +153,9 @@ class MergeRequest(BaseModel):
 
 
 class EditRequest(BaseModel):
-    submission: OpinionSubmission
+    submission: OpinionSubmission = Field(
+        description="The whole new submission; without submitter.phone the phone is kept"
+    )
     note: str = Field(min_length=1, max_length=500, description="Why it was edited / 修改说明")
 
 
@@ -135,17 +168,28 @@ def _mask(submission: OpinionSubmission) -> OpinionSubmission:
 
 def _view(opinion: Opinion, principal: Principal) -> OpinionView:
     view = OpinionView.model_validate(opinion, from_attributes=True)
-    # Staff work on the text; only the registering office needs to call the submitter.
-    if principal.sees_all():
+    # Staff and departments work on the text; only the registering office needs to call the
+    # submitter (the lead department may reveal the contact, see /contact).
+    if principal.sees_all() or principal.role == Role.DEPARTMENT:
         view.submission = _mask(view.submission)
         view.versions = [
             v.model_copy(update={"submission": _mask(v.submission)}) for v in view.versions
         ]
+    if principal.role == Role.DEPARTMENT:
+        view.reveals = {}
     return view
 
 
 async def _readable(p: Intake, opinion_id: str, principal: Principal) -> Opinion:
+    """The opinion if the caller may read it: its office, staff, or a department that holds
+    it (403 for a department that does not)."""
     opinion = await p.opinions.get(opinion_id)
+    if principal.role == Role.DEPARTMENT:
+        if opinion is None or not opinion.holds(principal.subject):
+            raise Problem(
+                403, detail=f"Opinion {opinion_id} is not assigned to you 未交办给本单位."
+            )
+        return opinion
     if opinion is None or not (principal.sees_all() or opinion.office_id == principal.subject):
         raise Problem(404, detail=f"No opinion {opinion_id} for this office.")
     return opinion
@@ -185,6 +229,37 @@ async def submit_opinion(
     )
 
 
+class SimilarCase(JoinedCase):
+    """The open opinion a submission would join; its title only for the office's own."""
+
+    title: str | None
+    similarity: float
+
+
+class SimilarAnswer(BaseModel):
+    similar: SimilarCase | None
+    message: str
+
+
+@router.post("/similar", summary="Would this opinion join an open one as 附议? (stores nothing)")
+async def similar_opinion(body: OpinionSubmission, p: Ports, principal: Submitter) -> SimilarAnswer:
+    found = await handlers.similar_open(p, body, utcnow())
+    if found is None:
+        return SimilarAnswer(similar=None, message="未发现相近的在办意见，提交后将作为新件办理")
+    target, similarity = found
+    own = target.office_id == principal.subject
+    similar = SimilarCase(
+        id=target.id,
+        tracking_no=target.tracking_no,
+        supporters=len(target.supporters),
+        title=target.submission.title if own else None,
+        similarity=round(similarity, 3),
+    )
+    return SimilarAnswer(
+        similar=similar, message=f"与在办意见 {target.tracking_no} 相近，提交后将作为附议并入该件"
+    )
+
+
 @router.get("/export", summary="Export the office's opinions (editors: all) as XLSX or CSV")
 async def export_opinions(
     p: Ports, principal: Reader, format: Literal["xlsx", "csv"] = "xlsx"
@@ -206,6 +281,24 @@ async def read_opinion(opinion_id: str, p: Ports, principal: Reader) -> OpinionV
     return _view(await _readable(p, opinion_id, principal), principal)
 
 
+@router.post(
+    "/{opinion_id}/contact",
+    summary="查看联系方式 — the lead department reveals the submitter's contact (audited)",
+)
+async def reveal_contact(opinion_id: str, p: Ports, principal: Reader) -> ContactView:
+    if principal.role != Role.DEPARTMENT:
+        raise Problem(403, detail="Only the lead department (主办) reveals contact details here.")
+    opinion, submitter = await _run(
+        handlers.reveal_contact(
+            p, opinion_id, principal.name, principal.role.value, principal.subject
+        )
+    )
+    at = max(r.at for r in opinion.reveals.values())
+    return ContactView(
+        name=submitter.name, phone=submitter.phone, sector=submitter.sector, revealed_at=at
+    )
+
+
 @router.put("/{opinion_id}", summary="编辑 — edit an opinion; earlier versions are kept")
 async def edit_opinion(
     opinion_id: str, body: EditRequest, p: Ports, principal: Editor
@@ -224,7 +317,7 @@ async def merge_opinion(
 
 @router.post("/{opinion_id}/split", summary="拆分 — detach an opinion from the one it joined")
 async def split_opinion(opinion_id: str, p: Ports, principal: Editor) -> OpinionView:
-    return _view(await _run(handlers.split(p, opinion_id)), principal)
+    return _view(await _run(handlers.split(p, opinion_id, principal.name)), principal)
 
 
 def _job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -319,4 +412,31 @@ async def track(
         received_at=opinion.received_at,
         joined_tracking_no=joined.tracking_no if joined else None,
         supporters=len(opinion.supporters),
+        stages=opinion.stages(),
     )
+
+
+@members.post("", status_code=201, summary="委员/代表 — put a member on the office's roster")
+async def enrol_member(body: MemberEntry, p: Ports, principal: Submitter) -> MemberView:
+    member = await handlers.enrol_member(p, principal.subject, body)
+    return MemberView.model_validate(member, from_attributes=True)
+
+
+@members.get("", summary="The office's roster (editors: every office's)")
+async def list_members(
+    p: Ports,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 200,
+) -> list[MemberView]:
+    query = {} if principal.sees_all() else {"office_id": principal.subject}
+    cursor = p.members.collection.find(query, {"outbox": 0}).limit(limit)
+    found = [Member.model_validate(doc) async for doc in cursor]
+    return [MemberView.model_validate(m, from_attributes=True) for m in found]
+
+
+@members.get("/{member_id}", summary="One member of the office's roster")
+async def read_member(member_id: str, p: Ports, principal: Reader) -> MemberView:
+    member = await p.members.get(member_id)
+    if member is None or not (principal.sees_all() or member.office_id == principal.subject):
+        raise Problem(404, detail=f"No member {member_id} on this office's roster.")
+    return MemberView.model_validate(member, from_attributes=True)

@@ -9,7 +9,31 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from shared.events import EventData, Location, OpinionMerged, OpinionReceived, OpinionSupported
+from shared.events import (
+    AssignmentReplied,
+    AssignmentReturned,
+    AssignmentSigned,
+    AttachmentSummary,
+    CaseClosed,
+    Coordinates,
+    EventData,
+    FeedbackReceived,
+    FeedbackRequested,
+    Location,
+    MemberEnrolled,
+    OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
+    OpinionMerged,
+    OpinionReceived,
+    OpinionSplit,
+    OpinionSupported,
+    OpinionWithdrawn,
+    SubmitterSummary,
+    SupporterSummary,
+    new_id,
+)
+from shared.privacy import mask_name, mask_personal_data, mask_phone
 from shared.store import Aggregate
 
 TITLE_MAX = 100
@@ -55,11 +79,6 @@ class Submitter(BaseModel):
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9-]{5,19}$")
 
 
-class Coordinates(BaseModel):
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-
-
 class OpinionSubmission(BaseModel):
     """An opinion as an office registers it."""
 
@@ -73,6 +92,9 @@ class OpinionSubmission(BaseModel):
     category_hint: str | None = Field(default=None, max_length=20)
     occurred_at: datetime | None = Field(default=None, description="When it happened / 发生时间")
     collected_by: str | None = Field(default=None, max_length=50, description="收集的委员/代表")
+    member_id: str | None = Field(
+        default=None, max_length=40, description="The 委员/代表 of the office's roster (/members)"
+    )
 
     def text(self) -> str:
         """What duplicate detection compares."""
@@ -99,11 +121,13 @@ STATUS_LABELS = {
 
 
 class OpinionError(Exception):
-    """A change the opinion's state does not allow; ``status`` is the HTTP status to answer."""
+    """A change the opinion's state does not allow; ``status`` is the HTTP status to answer,
+    ``field`` the request field at fault, if one is."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
 
 
 class Supporter(BaseModel):
@@ -114,6 +138,9 @@ class Supporter(BaseModel):
     how: str  # 附议 | 并案
     similarity: float | None
     at: datetime
+    # What the supporter said, for the departments that hold the opinion.
+    title: str = ""
+    content: str = ""
 
 
 class Version(BaseModel):
@@ -133,6 +160,45 @@ class AttachmentRef(BaseModel):
     uploaded_at: datetime
 
 
+class Holder(BaseModel):
+    """A department that holds (or held) the opinion: it may read it while ``active``."""
+
+    department_name: str
+    role: str  # lead | co
+    since: datetime
+    active: bool = True
+    # Stopped by a 并案: holds it again if the opinion is split off (拆分).
+    merged: bool = False
+
+
+class Stage(BaseModel):
+    """One step of the public progress (办理进度) shown to the submitter."""
+
+    step: str  # 已受理, 已交办, 已签收, 已答复, 回访, 已评价, 已办结
+    at: datetime
+    detail: str = ""
+
+
+# The steps of the progress after 已受理, in the order they happen.
+PROGRESS_STEPS: dict[type[EventData], str] = {
+    OpinionAssigned: "已交办",
+    AssignmentSigned: "已签收",
+    AssignmentReplied: "已答复",
+    FeedbackRequested: "回访",
+    FeedbackReceived: "已评价",
+    CaseClosed: "已办结",
+}
+
+
+class Reveal(BaseModel):
+    """An audited look at the submitter's contact details (查看联系方式)."""
+
+    by: str
+    role: str
+    subject: str
+    at: datetime
+
+
 class Opinion(Aggregate):
     tracking_no: str
     office_id: str
@@ -148,6 +214,12 @@ class Opinion(Aggregate):
     # True once opinion.received went out: routing has (or will have) a case for it.
     routed: bool = False
     closed_at: datetime | None = None
+    # Departments by code; progress steps and contact reveals by id (maps, never $pull).
+    holders: dict[str, Holder] = Field(default_factory=dict)
+    progress: dict[str, Stage] = Field(default_factory=dict)
+    reveals: dict[str, Reveal] = Field(default_factory=dict)
+    # Grows with every change the holding departments are told about (OpinionBriefed).
+    revision: int = 0
 
     def receive(self) -> list[EventData]:
         """Becomes its own case: routing is told to classify and assign it."""
@@ -166,6 +238,7 @@ class Opinion(Aggregate):
                 category_hint=s.category_hint,
                 urgency_hint=s.urgency_hint,
                 received_at=self.received_at,
+                member_id=s.member_id,
             )
         ]
 
@@ -182,25 +255,27 @@ class Opinion(Aggregate):
                 supporter_tracking_no=self.tracking_no,
                 similarity=round(similarity, 3),
                 supported_at=now,
+                member_id=self.submission.member_id,
             )
         ]
 
     def add_supporter(
-        self,
-        supporter_id: str,
-        tracking_no: str,
-        office_id: str,
-        how: str,
-        similarity: float | None,
-        now: datetime,
-    ) -> bool:
-        """Count one more supporter; False (no change) when it is already counted."""
-        if supporter_id in self.supporters:
-            return False
-        self.supporters[supporter_id] = Supporter(
-            tracking_no=tracking_no, office_id=office_id, how=how, similarity=similarity, at=now
+        self, supporter: "Opinion", how: str, similarity: float | None, now: datetime
+    ) -> list[EventData] | None:
+        """Count one more supporter and tell the holding departments; None (no change) when it
+        is already counted."""
+        if supporter.id in self.supporters:
+            return None
+        self.supporters[supporter.id] = Supporter(
+            tracking_no=supporter.tracking_no,
+            office_id=supporter.office_id,
+            how=how,
+            similarity=similarity,
+            at=now,
+            title=supporter.submission.title,
+            content=supporter.submission.content,
         )
-        return True
+        return self.brief_holders(how)
 
     def merge_into(self, target: "Opinion", by: str, now: datetime) -> list[EventData]:
         """并案: staff merge this opinion into ``target``, which carries on as the case."""
@@ -216,6 +291,9 @@ class Opinion(Aggregate):
             raise OpinionError(409, f"{self.tracking_no} has supporters; split them off first.")
         self.status = OpinionStatus.MERGED
         self.joined_to = target.id
+        # The departments hand it over to the one it was merged into (see followup).
+        for holder in self.holders.values():
+            holder.merged, holder.active = holder.active, False
         return [
             OpinionMerged(
                 opinion_id=self.id,
@@ -228,16 +306,47 @@ class Opinion(Aggregate):
             )
         ]
 
-    def split(self) -> list[EventData]:
-        """拆分: leave the opinion it joined and stand alone again; routed now if never before."""
+    def split(self, by: str, now: datetime) -> list[EventData]:
+        """拆分: leave the opinion it joined and stand alone again: routed now if never before;
+        a merged case is work again for the departments that held it (opinion.split)."""
         if self.joined_to is None or self.status == OpinionStatus.CLOSED:
             raise OpinionError(409, f"{self.tracking_no} is not joined to another opinion.")
+        was_merged, joined_to = self.status == OpinionStatus.MERGED, self.joined_to
         self.status = OpinionStatus.OPEN
         self.joined_to = None
-        return [] if self.routed else self.receive()
+        if not self.routed:
+            return self.receive()
+        if not was_merged:
+            return []
+        for holder in self.holders.values():
+            holder.active, holder.merged = holder.active or holder.merged, False
+        split = OpinionSplit(
+            opinion_id=self.id,
+            tracking_no=self.tracking_no,
+            office_id=self.office_id,
+            from_id=joined_to,
+            split_by=by,
+            split_at=now,
+        )
+        return [split, *self.brief_holders("拆分")]
 
-    def edit(self, submission: OpinionSubmission, by: str, note: str, now: datetime) -> None:
-        """编辑: replace the submission, keeping the previous one as a version."""
+    def remove_supporter(self, supporter_id: str) -> list[EventData] | None:
+        """A supporter was split off; the holding departments are told. None: not counted."""
+        if self.supporters.pop(supporter_id, None) is None:
+            return None
+        return self.brief_holders("拆分")
+
+    def edit(
+        self, submission: OpinionSubmission, by: str, note: str, now: datetime
+    ) -> list[EventData]:
+        """编辑: replace the submission, keeping the previous one as a version; the holding
+        departments get the new text. Editors see the phone masked: a submission without
+        one keeps the phone on record."""
+        if submission.submitter.phone is None and self.submission.submitter.phone is not None:
+            submitter = submission.submitter.model_copy(
+                update={"phone": self.submission.submitter.phone}
+            )
+            submission = submission.model_copy(update={"submitter": submitter})
         self.versions.append(
             Version(
                 number=len(self.versions) + 1,
@@ -248,6 +357,131 @@ class Opinion(Aggregate):
             )
         )
         self.submission = submission
+        return self.brief_holders("编辑")
+
+    def attach(self, attachment_id: str, ref: "AttachmentRef") -> list[EventData]:
+        """A file joins the opinion; the holding departments are told."""
+        self.attachments[attachment_id] = ref
+        return self.brief_holders("附件")
+
+    # -- the departments that hold it, and the submitter's view of its progress -----------
+
+    def brief(self, department: str, reason: str) -> OpinionBriefed:
+        """The whole opinion for one department, personal data masked."""
+        s = self.submission
+        opinion = OpinionFile(
+            revision=self.revision,
+            tracking_no=self.tracking_no,
+            office_id=self.office_id,
+            title=mask_personal_data(s.title),
+            content=mask_personal_data(s.content),
+            channel=s.channel,
+            location=s.location,
+            coordinates=s.coordinates,
+            submitter=SubmitterSummary(
+                kind=s.submitter.kind,
+                name=mask_name(s.submitter.name),
+                sector=s.submitter.sector,
+                phone=mask_phone(s.submitter.phone),
+                member_id=s.member_id,
+            ),
+            member_id=s.member_id,
+            received_at=self.received_at,
+            occurred_at=s.occurred_at,
+            attachments=[
+                AttachmentSummary(
+                    id=attachment_id,
+                    filename=ref.filename,
+                    media_type=ref.media_type,
+                    size=ref.size,
+                    download_path=f"/attachments/{self.id}/{attachment_id}",
+                )
+                for attachment_id, ref in self.attachments.items()
+            ],
+            supporters=[
+                SupporterSummary(
+                    opinion_id=supporter_id,
+                    tracking_no=sup.tracking_no,
+                    office_id=sup.office_id,
+                    how=sup.how,
+                    at=sup.at,
+                    title=mask_personal_data(sup.title),
+                    content=mask_personal_data(sup.content),
+                )
+                for supporter_id, sup in self.supporters.items()
+            ],
+        )
+        return OpinionBriefed(
+            opinion_id=self.id, department=department, reason=reason, opinion=opinion
+        )
+
+    def brief_holders(self, reason: str) -> list[EventData]:
+        """A new revision of the brief for every department still holding the opinion."""
+        active = [code for code, holder in self.holders.items() if holder.active]
+        if not active:
+            return []
+        self.revision += 1
+        return [self.brief(code, reason) for code in active]
+
+    def holds(self, department: str) -> bool:
+        holder = self.holders.get(department)
+        return holder is not None and holder.active
+
+    def is_lead(self, department: str) -> bool:
+        return self.holds(department) and self.holders[department].role == "lead"
+
+    def follow(self, event_id: str, payload: EventData, at: datetime) -> list[EventData]:
+        """Keep who holds the opinion and its public progress in step with routing and the
+        case (each event once, ``at`` its time); a new holder gets the whole opinion (交办)."""
+        if self.has_handled(event_id):
+            return []
+        self.mark_handled(event_id)
+        events: list[EventData] = []
+        detail: str | None = None
+        if isinstance(payload, OpinionAssigned):
+            if self.status != OpinionStatus.MERGED:
+                self.holders[payload.department] = Holder(
+                    department_name=payload.department_name, role=payload.role, since=at
+                )
+                self.revision += 1
+                events.append(self.brief(payload.department, "交办"))
+            detail = f"{'主办' if payload.role == 'lead' else '协办'}: {payload.department_name}"
+        elif isinstance(payload, OpinionWithdrawn | AssignmentReturned):
+            if (holder := self.holders.get(payload.department)) is not None:
+                holder.active = False
+        elif isinstance(payload, AssignmentSigned):
+            detail = self._department_name(payload.department)
+        elif isinstance(payload, AssignmentReplied):
+            name = self._department_name(payload.department)
+            detail = f"{name}: {payload.result}。{payload.text}"
+        elif isinstance(payload, FeedbackRequested):
+            detail = "已请提交人评价办理结果"
+        elif isinstance(payload, FeedbackReceived):
+            detail = str(payload.rating)
+        elif isinstance(payload, CaseClosed):
+            self.close(payload.closed_at)
+            detail = payload.outcome
+        if detail is not None:
+            step = PROGRESS_STEPS[type(payload)]
+            self.progress[event_id] = Stage(step=step, at=at, detail=detail)
+        return events
+
+    def stages(self) -> list[Stage]:
+        """The public progress in order: 已受理 first, then each step as it happened."""
+        received = Stage(step="已受理", at=self.received_at, detail=f"受理编号 {self.tracking_no}")
+        order = list(PROGRESS_STEPS.values())
+        # Two steps of one change can share a millisecond: the order of the steps decides.
+        later = sorted(self.progress.values(), key=lambda s: (s.at, order.index(s.step)))
+        return [received, *later]
+
+    def _department_name(self, department: str) -> str:
+        holder = self.holders.get(department)
+        return holder.department_name if holder else department
+
+    def reveal_contact(self, by: str, role: str, subject: str, now: datetime) -> "Submitter":
+        """查看联系方式: the full contact details, recorded as an audited reveal."""
+        self.reveals[new_id()] = Reveal(by=by, role=role, subject=subject, at=now)
+        return self.submission.submitter
 
     def close(self, now: datetime) -> bool:
         """办结 (the case closed); False when already closed."""
@@ -256,6 +490,41 @@ class Opinion(Aggregate):
         self.status = OpinionStatus.CLOSED
         self.closed_at = now
         return True
+
+
+class MemberKind(StrEnum):
+    MEMBER = "委员"  # 政协委员
+    DEPUTY = "代表"  # 人大代表
+
+
+class MemberEntry(BaseModel):
+    """A member (委员/代表) as an office puts them on its roster."""
+
+    name: str = Field(min_length=1, max_length=50)
+    kind: MemberKind
+    sector: str | None = Field(default=None, max_length=50, description="界别 or 选区")
+    # Personal data: stays in intake, never in events.
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9-]{5,19}$")
+    email: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class Member(Aggregate):
+    """委员/代表 of one office's roster: submissions name them, points are counted for them."""
+
+    office_id: str
+    entry: MemberEntry
+    enrolled_at: datetime
+
+    def enrolled(self) -> list[EventData]:
+        return [
+            MemberEnrolled(
+                member_id=self.id,
+                office_id=self.office_id,
+                member_name=self.entry.name,
+                kind=self.entry.kind,
+                sector=self.entry.sector,
+            )
+        ]
 
 
 # Attachments: images, PDF and Office files, recognised by their first bytes, not their name.
@@ -297,15 +566,3 @@ def tracking_secret(secret: str, tracking_no: str) -> str:
     """The code printed on the receipt for the public status lookup; derived, never stored."""
     digest = hmac.new(f"tracking:{secret}".encode(), tracking_no.encode(), hashlib.sha256)
     return digest.hexdigest()[:12]
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """138****5678 — enough to recognise, not enough to call."""
-    if phone is None:
-        return None
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
-
-
-def mask_name(name: str) -> str:
-    """王** — the family name only."""
-    return name[:1] + "*" * max(len(name) - 1, 1)

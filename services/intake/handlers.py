@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from shared.events import CloudEvent, EventData, OpinionReceived, new_id, utcnow
+from shared.clock import beijing_year, utcnow
+from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
@@ -17,10 +18,13 @@ from .adapters import Attachments, Claim, ImportJobs, RequestClaims, TrackingNum
 from .domain import (
     MAX_ATTACHMENTS,
     AttachmentRef,
+    Member,
+    MemberEntry,
     Opinion,
     OpinionError,
     OpinionStatus,
     OpinionSubmission,
+    Submitter,
     compared_text,
     media_type_of,
     tracking_number,
@@ -38,6 +42,7 @@ class Intake:
     """What the use cases need: storage, the duplicate index, and background import tasks."""
 
     opinions: Repository[Opinion]
+    members: Repository[Member]
     numbers: TrackingNumbers
     claims: RequestClaims
     jobs: ImportJobs
@@ -78,8 +83,14 @@ async def _load(p: Intake, opinion_id: str) -> Opinion:
     return opinion
 
 
+def _stored_now() -> datetime:
+    """Now as the store keeps it (milliseconds), so an answer matches what is read back."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 async def _new_number(p: Intake) -> str:
-    year = utcnow().year
+    year = beijing_year(utcnow())
     return tracking_number(year, await p.numbers.next(year))
 
 
@@ -89,6 +100,8 @@ async def register_opinion(
     """登记: store the opinion with its tracking number. A near-duplicate of an open opinion
     of the same area is linked to it as support (opinion.supported); anything else becomes
     work for routing (opinion.received). With ``key``, a retry returns the first result."""
+    if submission.member_id is not None:
+        await member_of(p, submission.member_id, office_id)
     if key is None:
         opinion_id, tracking_no = new_id(), await _new_number(p)
     else:
@@ -108,9 +121,8 @@ async def register_opinion(
             return Registration(existing, replayed=True)
         opinion_id, tracking_no = claim.opinion_id, claim.tracking_no
     await p.numbers.record(tracking_no, opinion_id)
-    now = utcnow()
-    # The store keeps milliseconds: answer a retry and the first request alike.
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    # Answer a retry and the first request alike.
+    now = _stored_now()
     opinion = Opinion(
         id=opinion_id,
         tracking_no=tracking_no,
@@ -118,24 +130,35 @@ async def register_opinion(
         received_at=now,
         submission=submission,
     )
-    location = submission.location
-    match = p.index.find(submission.text(), location.district, location.street, now)
-    target = None if match is None else await p.opinions.get(match.opinion_id)
-    if match is not None and target is not None and target.status == OpinionStatus.OPEN:
-        similarity: float | None = match.similarity
-        events = opinion.support(target, match.similarity, now)
+    found = await similar_open(p, submission, now)
+    if found is not None:
+        events = opinion.support(*found, now)
     else:
-        target, similarity, events = None, None, opinion.receive()
+        events = opinion.receive()
         # Indexed before storing: if publishing fails after the insert, later items still
         # find it; an entry whose opinion was never stored matches nothing (see above).
         _index(p, opinion)
     if not await p.opinions.add(opinion, _wrap(events)):
         # A concurrent request with the same key stored it first.
         return Registration(await _load(p, opinion_id), replayed=True)
-    if target is None:
+    if found is None:
         return Registration(opinion, replayed=False)
+    target, similarity = found
     joined = await add_supporter(p, target.id, opinion, "附议", similarity)
     return Registration(opinion, replayed=False, joined=joined)
+
+
+async def similar_open(
+    p: Intake, submission: OpinionSubmission, now: datetime
+) -> tuple[Opinion, float] | None:
+    """The open opinion ``submission`` would join as 附议, and how similar it is; None when it
+    would be new work. Stores nothing: the console asks before submitting."""
+    location = submission.location
+    match = p.index.find(submission.text(), location.district, location.street, now)
+    target = None if match is None else await p.opinions.get(match.opinion_id)
+    if match is None or target is None or target.status != OpinionStatus.OPEN:
+        return None
+    return target, match.similarity
 
 
 async def add_supporter(
@@ -145,11 +168,9 @@ async def add_supporter(
 
     async def change() -> Opinion:
         target = await _load(p, target_id)
-        counted = target.add_supporter(
-            supporter.id, supporter.tracking_no, supporter.office_id, how, similarity, utcnow()
-        )
-        if counted:
-            await p.opinions.save(target, [])
+        briefs = target.add_supporter(supporter, how, similarity, utcnow())
+        if briefs is not None:
+            await p.opinions.save(target, _wrap(briefs))
         return target
 
     return await retry_on_conflict(change)
@@ -165,16 +186,59 @@ async def on_supported(
         await add_supporter(p, target_id, supporter, "附议", similarity)
 
 
-async def close_opinion(p: Intake, opinion_id: str) -> None:
-    """办结: the case is closed, so new items no longer join it."""
+async def follow_case(p: Intake, event: CloudEvent) -> None:
+    """Routing's and followup's events about an opinion: which departments hold it (a new
+    one gets the whole opinion) and the progress the submitter sees; 办结 also takes it out
+    of the duplicate index, so new items no longer join it."""
+    payload = event.payload()
 
     async def change() -> None:
-        opinion = await p.opinions.get(opinion_id)
-        if opinion is not None and opinion.close(utcnow()):
-            await p.opinions.save(opinion, [])
+        opinion = await p.opinions.get(payload.opinion_id)
+        if opinion is None or opinion.has_handled(event.id):
+            return
+        briefs = opinion.follow(event.id, payload, event.time)
+        await p.opinions.save(opinion, _wrap(briefs))
 
     await retry_on_conflict(change)
-    p.index.remove(opinion_id)
+    if isinstance(payload, CaseClosed):
+        p.index.remove(payload.opinion_id)
+
+
+async def member_of(p: Intake, member_id: str, office_id: str | None) -> Member:
+    """A member of the office's roster (any roster for ``None``); OpinionError naming
+    ``member_id`` otherwise."""
+    member = await p.members.get(member_id)
+    if member is None or (office_id is not None and member.office_id != office_id):
+        raise OpinionError(
+            422, f"No member {member_id} on this office's roster 名册中无此委员/代表.", "member_id"
+        )
+    return member
+
+
+async def enrol_member(p: Intake, office_id: str, entry: MemberEntry) -> Member:
+    """An office puts a 委员/代表 on its roster; other services learn the member's office."""
+    member = Member(id=new_id(), office_id=office_id, entry=entry, enrolled_at=utcnow())
+    await p.members.add(member, _wrap(member.enrolled()))
+    return member
+
+
+async def reveal_contact(
+    p: Intake, opinion_id: str, by: str, role: str, department: str
+) -> tuple[Opinion, Submitter]:
+    """查看联系方式 by the lead department (主办), recorded on the opinion."""
+
+    async def change() -> tuple[Opinion, Submitter]:
+        opinion = await _load(p, opinion_id)
+        if not opinion.is_lead(department):
+            raise OpinionError(403, "Only the lead department (主办) may see the contact details.")
+        submitter = opinion.reveal_contact(by, role, department, _stored_now())
+        await p.opinions.save(opinion, [])
+        return opinion, submitter
+
+    opinion, submitter = await retry_on_conflict(change)
+    # Who and which case, never what: the contact itself stays out of the log.
+    log.info("contact revealed", extra={"opinion_id": opinion_id, "revealed_by": department})
+    return opinion, submitter
 
 
 async def merge(p: Intake, opinion_id: str, into_id: str, by: str) -> Opinion:
@@ -191,13 +255,13 @@ async def merge(p: Intake, opinion_id: str, into_id: str, by: str) -> Opinion:
     return await add_supporter(p, into_id, opinion, "并案", None)
 
 
-async def split(p: Intake, opinion_id: str) -> Opinion:
+async def split(p: Intake, opinion_id: str, by: str) -> Opinion:
     """拆分 by an editor: the opinion leaves the one it joined and becomes a case of its own."""
 
     async def change() -> tuple[Opinion, str]:
         opinion = await _load(p, opinion_id)
         joined_to = opinion.joined_to
-        events = opinion.split()
+        events = opinion.split(by, utcnow())
         assert joined_to is not None  # split() refuses opinions that joined nothing
         await p.opinions.save(opinion, _wrap(events))
         return opinion, joined_to
@@ -206,8 +270,8 @@ async def split(p: Intake, opinion_id: str) -> Opinion:
 
     async def uncount() -> None:
         target = await _load(p, joined_to)
-        if target.supporters.pop(opinion.id, None) is not None:
-            await p.opinions.save(target, [])
+        if (briefs := target.remove_supporter(opinion.id)) is not None:
+            await p.opinions.save(target, _wrap(briefs))
 
     await retry_on_conflict(uncount)
     _index(p, opinion)
@@ -221,8 +285,8 @@ async def edit(
 
     async def change() -> Opinion:
         opinion = await _load(p, opinion_id)
-        opinion.edit(submission, by, note, utcnow())
-        await p.opinions.save(opinion, [])
+        briefs = opinion.edit(submission, by, note, utcnow())
+        await p.opinions.save(opinion, _wrap(briefs))
         return opinion
 
     opinion = await retry_on_conflict(change)
@@ -251,8 +315,7 @@ async def attach(
 
     async def change() -> None:
         current = await _load(p, opinion_id)
-        current.attachments[attachment_id] = ref
-        await p.opinions.save(current, [])
+        await p.opinions.save(current, _wrap(current.attach(attachment_id, ref)))
 
     await retry_on_conflict(change)
     return attachment_id, ref

@@ -13,7 +13,7 @@ from shared.store import Repository, mongo_client
 
 from . import api, consumers, handlers
 from .adapters import Attachments, ImportJobs, RequestClaims, TrackingNumbers
-from .domain import Opinion
+from .domain import Member, Opinion
 from .duplicates import DuplicateIndex
 
 DESCRIPTION = (
@@ -44,8 +44,10 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
     mongo = mongo_client(settings)
     db = mongo[settings.database("intake")]
     opinions = Repository(db.opinions, Opinion, bus)
+    members = Repository(db.members, Member, bus)
     intake = handlers.Intake(
         opinions=opinions,
+        members=members,
         numbers=TrackingNumbers(db),
         claims=RequestClaims(db),
         jobs=ImportJobs(db),
@@ -66,8 +68,8 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
         settings,
         bus,
         mongo,
-        [api.router, api.imports, api.attachments, api.tracking],
-        [opinions],
+        [api.router, api.imports, api.attachments, api.tracking, api.members],
+        [opinions, members],
         upload_limits={"/imports": own.import_max_bytes, "/attachments": own.attachment_max_bytes},
         on_start=[start],
     )

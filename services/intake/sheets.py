@@ -13,7 +13,10 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from pydantic import ValidationError
 
-from .domain import STATUS_LABELS, Opinion, OpinionSubmission, mask_phone
+from shared.privacy import mask_phone
+from shared.problems import chinese
+
+from .domain import STATUS_LABELS, Opinion, OpinionSubmission
 
 MAX_ROWS = 5000
 
@@ -199,7 +202,7 @@ def parse_rows(
             for error in exc.errors():
                 field = ".".join(str(p) for p in error["loc"])
                 column = name_of.get(field) or COLUMN_NAMES.get(field, field)
-                problems.append(RowProblem(number, column, error["msg"]))
+                problems.append(RowProblem(number, column, chinese(error)))
     return parsed, problems
 
 

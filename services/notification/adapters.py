@@ -128,7 +128,8 @@ class EmailChannel:
 
 
 class SmsChannel:
-    """Sends a short message through a provider-neutral HTTP gateway."""
+    """Sends a short message through a provider-neutral HTTP gateway, as a template code and
+    its parameters (短信模板 + 参数)."""
 
     kind = ChannelKind.SMS
 
@@ -138,9 +139,14 @@ class SmsChannel:
 
     async def send(self, message: Message) -> None:
         s = self.settings
-        # The subject line is the short form of every template.
-        text = f"{s.sms_sign}{message.subject}"
-        body = {"to": message.address, "text": text, "ref": message.delivery_id}
+        code = s.sms_templates.get(message.event_name) or s.sms_templates["*"]
+        body = {
+            "to": message.address,
+            "sign": s.sms_sign,
+            "template_code": code,
+            "params": message.params,
+            "ref": message.delivery_id,
+        }
         headers = {"Authorization": f"Bearer {s.sms_gateway_token}"} if s.sms_gateway_token else {}
         response = await _answer(
             self.client.post(

@@ -148,9 +148,9 @@ class SubscriptionCreated(SubscriptionView):
     )
 
 
-def _recipient(principal: Principal, asked: str | None) -> str:
-    """Whose subscriptions the caller may manage: its own, its members' (offices), anyone's
-    (administrators)."""
+async def _recipient(p: handlers.NotificationPorts, principal: Principal, asked: str | None) -> str:
+    """Whose subscriptions the caller may manage: its own, the members on its roster
+    (offices), anyone's (administrators)."""
     if principal.role == Role.ADMIN:
         if asked is None:
             raise Problem(422, detail="An administrator must name the recipient (recipient).")
@@ -158,9 +158,17 @@ def _recipient(principal: Principal, asked: str | None) -> str:
     own = recipient_id(principal.role.value, principal.subject)
     if asked is None or asked == own:
         return own
-    if principal.role == Role.OFFICE and asked.startswith(f"{RecipientRole.MEMBER.value}:"):
+    if (
+        principal.role == Role.OFFICE
+        and asked.startswith(f"{RecipientRole.MEMBER.value}:")
+        and await handlers.may_manage(p.recipients, principal.subject, asked)
+    ):
         return asked
-    raise Problem(403, detail=f"A {principal.role.value} key may not manage {asked}.")
+    raise Problem(
+        403,
+        detail=f"A {principal.role.value} key may not manage {asked}; an office manages only "
+        "the members on its own roster 仅可管理本单位名册中的委员/代表.",
+    )
 
 
 async def _create(
@@ -185,7 +193,7 @@ async def _create(
 async def create_subscription(
     body: SubscriptionRequest, p: Ports, principal: Subscriber
 ) -> SubscriptionCreated:
-    rid = _recipient(principal, body.recipient)
+    rid = await _recipient(p, principal, body.recipient)
     return await _create(p, rid, body.channel, body.address, body.event_names, body.quiet_hours)
 
 
@@ -193,7 +201,7 @@ async def create_subscription(
 async def create_webhook(
     body: WebhookRequest, p: Ports, principal: Subscriber
 ) -> SubscriptionCreated:
-    rid = _recipient(principal, None)
+    rid = await _recipient(p, principal, None)
     return await _create(p, rid, ChannelKind.WEBHOOK, str(body.url), body.event_names, None)
 
 
@@ -206,7 +214,7 @@ RecipientQuery = Annotated[
 async def list_subscriptions(
     p: Ports, principal: Subscriber, recipient: RecipientQuery = None
 ) -> list[SubscriptionView]:
-    rid = _recipient(principal, recipient)
+    rid = await _recipient(p, principal, recipient)
     found = await p.recipients.get(rid)
     subscriptions = found.subscriptions.values() if found else []
     return [SubscriptionView.of(rid, s) for s in subscriptions]
@@ -225,7 +233,7 @@ async def _switch(
 async def delete_subscription(
     subscription_id: str, p: Ports, principal: Subscriber, recipient: RecipientQuery = None
 ) -> Response:
-    await _switch(p, _recipient(principal, recipient), subscription_id, active=False)
+    await _switch(p, await _recipient(p, principal, recipient), subscription_id, active=False)
     return Response(status_code=204)
 
 
@@ -236,7 +244,7 @@ async def delete_subscription(
 async def enable_subscription(
     subscription_id: str, p: Ports, principal: Subscriber, recipient: RecipientQuery = None
 ) -> SubscriptionView:
-    rid = _recipient(principal, recipient)
+    rid = await _recipient(p, principal, recipient)
     return SubscriptionView.of(rid, await _switch(p, rid, subscription_id, active=True))
 
 
@@ -244,7 +252,7 @@ async def enable_subscription(
 async def list_deliveries(
     p: Ports, principal: Subscriber, opinion_id: str | None = None, recipient: RecipientQuery = None
 ) -> list[Delivery]:
-    query: dict[str, str] = {"recipient": _recipient(principal, recipient)}
+    query: dict[str, str] = {"recipient": await _recipient(p, principal, recipient)}
     if opinion_id:
         query["opinion_id"] = opinion_id
     cursor = p.deliveries.collection.find(query).limit(500)

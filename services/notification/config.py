@@ -14,10 +14,13 @@ class ChannelSettings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
 
-    # Any SMS provider behind a small HTTP gateway: POST {"to", "text", "ref"} as JSON.
+    # Any SMS provider behind a small HTTP gateway: POST {"to", "sign", "template_code",
+    # "params", "ref"} as JSON. Chinese providers send only pre-approved 签名 and 模板: the
+    # template code per event name ("*" for the rest), the parameters filled in by Minyi.
     sms_gateway_url: str = "http://127.0.0.1:8098/sms"
     sms_gateway_token: str = ""
-    sms_sign: str = "【民意直通车】"
+    sms_sign: str = "民意直通车"
+    sms_templates: dict[str, str] = {"*": "MINYI_NOTICE", "feedback.requested": "MINYI_FEEDBACK"}
     sms_timeout_seconds: float = 5.0
 
     # How often an event held by quiet hours is looked at again (a TTL wait queue).

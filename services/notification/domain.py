@@ -3,15 +3,15 @@ must not be disturbed, and what was delivered. No I/O."""
 
 import hashlib
 import hmac
-import re
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_serializer, model_validator
 
 from shared.events import EventData
+from shared.privacy import mask_personal_data
 from shared.store import Aggregate
 
 # Quiet hours are local office hours in China.
@@ -112,9 +112,12 @@ class Subscription(BaseModel):
 
 
 class Recipient(Aggregate):
-    """An office, department, supervisor or member and its subscriptions; id ``<role>:<code>``."""
+    """An office, department, supervisor or member and its subscriptions; id ``<role>:<code>``.
+    A member belongs to the office whose roster it is on (``owner``): only that office manages
+    its subscriptions."""
 
     subscriptions: dict[str, Subscription]
+    owner: str | None = None
 
     def wants(self, event_name: str) -> list[Subscription]:
         return [
@@ -183,6 +186,15 @@ def role_of(recipient: str) -> RecipientRole:
     return RecipientRole(recipient.partition(":")[0])
 
 
+# Events that go only to some of the recipients they name, and never to supervisors: the
+# feedback link is the submitter's (回访), passed on by the registering office (or reaching
+# the member it names); the whole opinion (交办材料) is the department's working copy.
+ONLY_TO: dict[str, frozenset[RecipientRole]] = {
+    "feedback.requested": frozenset({RecipientRole.OFFICE, RecipientRole.MEMBER}),
+    "opinion.briefed": frozenset({RecipientRole.DEPARTMENT}),
+}
+
+
 def recipients_of(payload: EventData) -> list[str]:
     """The office, department and member an event concerns (supervisors come from the roster)."""
     found = []
@@ -192,6 +204,8 @@ def recipients_of(payload: EventData) -> list[str]:
         found.append(recipient_id(RecipientRole.DEPARTMENT, department))
     if member := getattr(payload, "member_id", None):
         found.append(recipient_id(RecipientRole.MEMBER, member))
+    if (only := ONLY_TO.get(payload.name)) is not None:
+        return [rid for rid in found if role_of(rid) in only]
     return found
 
 
@@ -199,30 +213,6 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     """``X-Minyi-Signature`` value: HMAC-SHA256 over ``<timestamp>.<body>``."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
-
-
-# 身份证号 (18 digits, last may be X) before mobile numbers, so a phone-like run inside an
-# ID number is not masked separately.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9A-Za-z])(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?![0-9A-Za-z])")
-
-
-def mask_personal_data(text: str) -> str:
-    """Mask mobile numbers (138****5678) and ID numbers (110101********123X) in free text."""
-    text = _ID_NUMBER.sub(lambda m: f"{m[1]}{'*' * 8}{m[2]}", text)
-    return _MOBILE.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[3]}", text)
-
-
-def mask_strings(value: Any) -> Any:
-    """``mask_personal_data`` applied to every string inside a JSON-like value, except ids and
-    links (``*_id``, ``*_url``), whose digits are not personal data."""
-    if isinstance(value, str):
-        return mask_personal_data(value)
-    if isinstance(value, dict):
-        return {k: v if k.endswith(("_id", "_url")) else mask_strings(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_strings(v) for v in value]
-    return value
 
 
 def mask_address(channel: ChannelKind, address: str) -> str:
@@ -240,3 +230,6 @@ class Message(BaseModel):
     text: str
     body: bytes
     secret: str = ""
+    # For SMS templates: the event name and the template's parameters.
+    event_name: str = ""
+    params: dict[str, str] = Field(default_factory=dict)

@@ -9,17 +9,20 @@ from datetime import datetime, timedelta
 from shared.events import (
     CloudEvent,
     EventData,
+    MemberEnrolled,
     NotificationDelivered,
     NotificationFailed,
     new_id,
     utcnow,
 )
 from shared.messaging import Busy, PermanentFailure
+from shared.privacy import mask_strings
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
 from . import rendering
 from .adapters import Channel, DeliveryError, PermanentDeliveryError, TemplateOverrides
 from .domain import (
+    ONLY_TO,
     OWN_EVENTS_PREFIX,
     ChannelKind,
     Delivery,
@@ -31,7 +34,7 @@ from .domain import (
     Roster,
     Subscription,
     delivery_id,
-    mask_strings,
+    recipient_id,
     recipients_of,
     role_of,
 )
@@ -77,6 +80,8 @@ async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
     payload = event.payload()
     if payload.name.startswith(OWN_EVENTS_PREFIX):
         return
+    if isinstance(payload, MemberEnrolled):
+        await enrol_member(ports.recipients, payload)
     outcome = Outcome()
     # Personal data never leaves masked-out: webhooks get the masked event too.
     body = event.model_copy(update={"data": mask_strings(event.data)}).model_dump_json().encode()
@@ -95,8 +100,33 @@ async def deliver_event(event: CloudEvent, ports: NotificationPorts) -> None:
 
 
 async def _recipients(payload: EventData, ports: NotificationPorts) -> list[str]:
+    if payload.name in ONLY_TO:
+        return recipients_of(payload)
     supervisors = await ports.rosters.get(roster_id(RecipientRole.SUPERVISOR))
     return recipients_of(payload) + (list(supervisors.members) if supervisors else [])
+
+
+async def enrol_member(recipients: Repository[Recipient], enrolled: MemberEnrolled) -> None:
+    """A member joined an office's roster: that office, and only it, manages the member."""
+    rid = recipient_id(RecipientRole.MEMBER, enrolled.member_id)
+
+    async def change() -> None:
+        recipient = await recipients.get(rid)
+        if recipient is None:
+            fresh = Recipient(id=rid, subscriptions={}, owner=enrolled.office_id)
+            if not await recipients.add(fresh, []):
+                raise VersionConflict(f"recipient {rid} was created concurrently")
+        elif recipient.owner is None:
+            recipient.owner = enrolled.office_id
+            await recipients.save(recipient, [])
+
+    await retry_on_conflict(change)
+
+
+async def may_manage(recipients: Repository[Recipient], office: str, rid: str) -> bool:
+    """Whether the office manages this member (it is on the office's roster)."""
+    recipient = await recipients.get(rid)
+    return recipient is not None and recipient.owner == office
 
 
 async def _deliver(
@@ -137,6 +167,8 @@ async def _deliver(
                 text=text.text,
                 body=body,
                 secret=subscription.secret,
+                event_name=payload.name,
+                params=rendering.sms_params(event, text.subject),
             )
         )
     except rendering.TemplateError as exc:

@@ -15,8 +15,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
 from shared.events import EVENT_TYPES, CloudEvent
+from shared.privacy import mask_strings
 
-from .domain import LOCAL_TIME, RecipientRole, mask_strings
+from .domain import LOCAL_TIME, RecipientRole
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -107,3 +108,21 @@ def render(template: jinja2.Template, event: CloudEvent, role: RecipientRole) ->
     subject, _, body = text.strip().partition("\n")
     # One line, whatever the data holds: a stray CR would make an invalid e-mail header.
     return Rendered(subject=" ".join(subject.split()), text=body.strip())
+
+
+# Chinese SMS providers cap each template variable (Aliyun: 35 characters).
+SMS_PARAM_MAX = 35
+
+
+def sms_params(event: CloudEvent, subject: str) -> dict[str, str]:
+    """The parameters of an SMS template: the event's name and tracking number, the rendered
+    subject line (masked, shortened), and the feedback link where the event has one."""
+    data = event.data
+    params = {
+        "event": event_label(event.type),
+        "tracking_no": str(data.get("tracking_no", "")),
+        "summary": subject[:SMS_PARAM_MAX],
+    }
+    if "feedback_url" in data:
+        params["link"] = str(data["feedback_url"])
+    return params

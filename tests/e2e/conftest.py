@@ -1,25 +1,31 @@
 """The four services as real processes on test ports, against the real broker and store."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
+import aio_pika
 import httpx
 import pytest
 
 from services.demo import WebhookSink
-from shared import auth
+from shared import auth, topology
 from shared.settings import SERVICES, Settings
 from shared.store import mongo_client
 
 # Several test runs can share a machine: each sets its own MINYI_TEST_PORT_BASE.
 PORT_BASE = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))
 PORTS = {service: PORT_BASE + 1 + i for i, service in enumerate(SERVICES)}
+# The console in front of them (started with them: it needs nothing else).
+PORTS["console"] = PORT_BASE + 20
+STARTED = (*SERVICES, "console")
 SINK_PORT = PORT_BASE + 99
 LOGS = Path(f"var/log/tests-{PORT_BASE}")
 
@@ -47,7 +53,7 @@ class System:
             env=os.environ.copy(),
         )
 
-    def wait_ready(self, services: tuple[str, ...] = SERVICES, within: float = 60) -> None:
+    def wait_ready(self, services: tuple[str, ...] = STARTED, within: float = 60) -> None:
         deadline = time.monotonic() + within
         for service in services:
             while True:
@@ -86,7 +92,8 @@ class System:
 @pytest.fixture(scope="session")
 def system(settings: Settings) -> Iterator[System]:
     running = System(settings)
-    for service in SERVICES:
+    os.environ["MINYI_CONSOLE_UPSTREAMS"] = json.dumps({s: running.url(s) for s in SERVICES})
+    for service in STARTED:
         running.start(service)
     try:
         running.wait_ready()
@@ -151,3 +158,68 @@ async def editor_key(settings: Settings) -> str:
         return await auth.create_key(db, auth.Role.EDITOR, "editor", "编辑甲")
     finally:
         await client.close()
+
+
+# The personal-data scan looks at everything the run produced: it goes last.
+LAST_MODULE = "test_personal_data.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name == LAST_MODULE)
+
+
+@dataclass
+class Traffic:
+    """What the run sent: every event on the run's exchange (raw bodies), and where each
+    service log stood when it began, so only this run's lines are read."""
+
+    events: list[bytes] = field(default_factory=list)
+    log_starts: dict[Path, int] = field(default_factory=dict)
+
+    def log_lines(self) -> dict[Path, str]:
+        found = {}
+        for path in sorted(LOGS.glob("*.log")):
+            with path.open("rb") as log:
+                log.seek(self.log_starts.get(path, 0))
+                found[path] = log.read().decode(errors="replace")
+        return found
+
+
+async def capture_events(
+    settings: Settings, keep: Callable[[bytes], None]
+) -> tuple[aio_pika.abc.AbstractRobustConnection, aio_pika.abc.AbstractChannel]:
+    """A connection to the settings' vhost (as the broker administrator) and a channel whose
+    own queue, bound to every event, hands each message body to ``keep``."""
+    admin = urlsplit(settings.rabbit_admin_url)
+    connection = await aio_pika.connect_robust(
+        f"amqp://{admin.username}:{admin.password}@{settings.amqp_host}:{settings.amqp_port}/"
+        f"{quote(settings.amqp_vhost, safe='')}"
+    )
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        topology.EVENTS.name, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    capture = await channel.declare_queue(exclusive=True)
+    await capture.bind(exchange, routing_key="#")
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async with message.process():
+            keep(message.body)
+
+    await capture.consume(on_message)
+    return connection, channel
+
+
+def _log_sizes() -> dict[Path, int]:
+    return {path: path.stat().st_size for path in LOGS.glob("*.log")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def traffic(settings: Settings) -> AsyncIterator[Traffic]:
+    """Captures every event of the run from the first e2e test on (see test_personal_data)."""
+    seen = Traffic(log_starts=_log_sizes())
+    connection, _ = await capture_events(settings, seen.events.append)
+    try:
+        yield seen
+    finally:
+        await connection.close()

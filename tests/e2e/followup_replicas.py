@@ -11,19 +11,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import aio_pika
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.demo import wait_for
 from shared import auth, broker_admin, topology
+from shared.clock import beijing_year, utcnow
 from shared.events import CE_CONTENT_TYPE, CloudEvent, EventData
 from shared.settings import Settings
 from shared.store import mongo_client
 
-from .conftest import LOGS, PORT_BASE
+from .conftest import LOGS, PORT_BASE, capture_events
 
 REPLICA_PORTS = (PORT_BASE + 101, PORT_BASE + 102)
 DEPARTMENTS = ("housing", "transport", "ecology")
@@ -93,7 +94,10 @@ class Replicas:
 
     async def publish(self, data: EventData) -> None:
         """Publish an event as another service would (e.g. routing's opinion.assigned)."""
-        event = CloudEvent.wrap("/minyi/routing", data)
+        await self.republish(CloudEvent.wrap("/minyi/routing", data))
+
+    async def republish(self, event: CloudEvent) -> None:
+        """Put an event on the exchange as it is (same id): a redelivery or a replay."""
         exchange = await self.channel.get_exchange(topology.EVENTS.name)
         message = aio_pika.Message(
             event.model_dump_json().encode(),
@@ -101,7 +105,23 @@ class Replicas:
             content_type=CE_CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await exchange.publish(message, routing_key=data.routing_key(), mandatory=True)
+        await exchange.publish(message, routing_key=event.payload().routing_key(), mandatory=True)
+
+    async def handled(self, types: set[str]) -> int:
+        """Events of these types both replicas have handled (``ok``), from their /metrics."""
+        total = 0
+        async with httpx.AsyncClient(timeout=10) as http:
+            for replica in range(len(REPLICA_PORTS)):
+                text = (await http.get(f"{self.url(replica)}/metrics")).text
+                for family in text_string_to_metric_families(text):
+                    total += sum(
+                        int(sample.value)
+                        for sample in family.samples
+                        if sample.name == "minyi_events_handled_total"
+                        and sample.labels["outcome"] == "ok"
+                        and sample.labels["type"] in types
+                    )
+        return total
 
     async def case(self, opinion_id: str) -> dict[str, Any] | None:
         """The case as an administrator reads it, or None while it does not exist."""
@@ -134,26 +154,15 @@ async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
     }
     for code in DEPARTMENTS:
         keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, code)
-    admin = urlsplit(own.rabbit_admin_url)
-    connection = await aio_pika.connect_robust(
-        f"amqp://{admin.username}:{admin.password}@{own.amqp_host}:{own.amqp_port}/"
-        f"{quote(own.amqp_vhost, safe='')}"
-    )
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        topology.EVENTS.name, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    capture = await channel.declare_queue(exclusive=True)
-    await capture.bind(exchange, routing_key="#")
-    system = Replicas(own, keys, channel)
+    captured: list[CloudEvent] = []
 
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        async with message.process():
-            event = CloudEvent.model_validate(json.loads(message.body))
-            if event.source == "/minyi/followup":
-                system.captured.append(event)
+    def keep(body: bytes) -> None:
+        event = CloudEvent.model_validate(json.loads(body))
+        if event.source == "/minyi/followup":
+            captured.append(event)
 
-    await capture.consume(on_message)
+    connection, channel = await capture_events(own, keep)
+    system = Replicas(own, keys, channel, captured=captured)
     LOGS.mkdir(parents=True, exist_ok=True)
     try:
         for replica in range(len(REPLICA_PORTS)):
@@ -180,10 +189,11 @@ async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
 def assignment(
     opinion_id: str, department: str = "housing", role: str = "lead", urgency: str = "general"
 ) -> dict[str, Any]:
-    """The fields of routing's opinion.assigned for a test opinion."""
+    """The fields of routing's opinion.assigned for a test opinion, received just now."""
+    now = utcnow()
     return {
         "opinion_id": opinion_id,
-        "tracking_no": f"SQ-2026-{opinion_id[-6:]}",
+        "tracking_no": f"SQ-{beijing_year(now)}-{opinion_id[-6:]}",
         "office_id": "office-fu",
         "title": "和平路路灯不亮",
         "department": department,
@@ -192,5 +202,5 @@ def assignment(
         "category": "城乡建设",
         "urgency": urgency,
         "explanation": "test",
-        "received_at": "2026-09-29T02:00:00Z",
+        "received_at": now.isoformat(),
     }

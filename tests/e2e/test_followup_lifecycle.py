@@ -2,13 +2,15 @@
 approved and refused, return and re-assignment, reopening after 不满意, bad input, and the KPI
 projections checked against hand-computed numbers."""
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from services.demo import wait_for
-from services.followup.workdays import BEIJING
+from services.followup.domain import Policy, month_of, rates
+from services.followup.workdays import WorkCalendar
+from shared.clock import BEIJING, beijing_year, utcnow
 from shared.events import OpinionAssigned, new_id
 
 from .conftest import Keys, System
@@ -16,12 +18,27 @@ from .followup_replicas import Replicas, assignment, replicas
 
 __all__ = ["replicas"]
 
-MONDAY = datetime(2026, 11, 2, 10, 0, tzinfo=BEIJING)
+# The services compute deadlines on this calendar too: the library's years, Monday-Friday
+# beyond them (no year is loaded in this module's database).
+CALENDAR = WorkCalendar()
+REPLY = Policy().profile("general").reply
+
+
+def due_day(at: str) -> date:
+    """The Beijing day a stored deadline (24:00 of that day) belongs to."""
+    return CALENDAR.due_day(datetime.fromisoformat(at))
+
+
+def months_from(start: datetime, days: int) -> list[str]:
+    """Every reporting month from ``start`` to ``days`` later."""
+    return sorted({month_of(start + timedelta(days=n)) for n in range(days + 1)})
 
 
 async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None:
+    # Runs on whatever the test clock says (MINYI_TEST_NOW): every date below derives from it.
     system = replicas
-    await system.set_clock(MONDAY)
+    start = utcnow()
+    today = start.astimezone(BEIJING).date()
     a, b, c = new_id(), new_id(), new_id()
     await system.publish(OpinionAssigned.model_validate(assignment(a)))
     await system.publish(OpinionAssigned.model_validate(assignment(a, "ecology", "co")))
@@ -57,7 +74,8 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert (await post("ecology", f"/cases/{a}/sign")).status_code == 200
         given = await post("ecology", f"/cases/{a}/input", {"text": "已提供噪声监测数据"})
         assert given.status_code == 200, given.text
-        asked = {"reason": "需协调供电公司更换线路", "new_due": "2026-11-20"}
+        later = today + timedelta(days=18)
+        asked = {"reason": "需协调供电公司更换线路", "new_due": later.isoformat()}
         assert (await post("housing", f"/cases/{a}/extension", asked)).status_code == 200
         forbidden = await post(
             "housing", f"/cases/{a}/extension/decision", {"department": "housing", "approve": True}
@@ -69,7 +87,7 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             {"department": "housing", "approve": True},
         )
         assert decided.status_code == 200, decided.text
-        assert decided.json()["assignments"]["housing"]["due_at"] == "2026-11-20T16:00:00Z"
+        assert due_day(decided.json()["assignments"]["housing"]["due_at"]) == later
         reply = {"result": "已解决", "text": "已更换路灯。", "attachments": []}
         assert (await post("housing", f"/cases/{a}/reply", reply)).status_code == 200
         adopted = {"level": "市", "adopted_by": "市政协", "note": "编入社情民意专报"}
@@ -84,8 +102,10 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert reused.status_code == 409
 
         # -- B: extension refused, overdue, extension too late, reopened after 不满意 -------
-        assert (await post("housing", f"/cases/{b}/sign")).status_code == 200
-        asked = {"reason": "人手不足", "new_due": "2026-11-30"}
+        signed_b = await post("housing", f"/cases/{b}/sign")
+        assert signed_b.status_code == 200
+        due_b = signed_b.json()["assignments"]["housing"]["due_at"]
+        asked = {"reason": "人手不足", "new_due": (today + timedelta(days=28)).isoformat()}
         assert (await post("housing", f"/cases/{b}/extension", asked)).status_code == 200
         refused = await post(
             "supervisor",
@@ -93,7 +113,7 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             {"department": "housing", "approve": False, "reason": "理由不充分"},
         )
         assert refused.status_code == 200
-        assert refused.json()["assignments"]["housing"]["due_at"] == "2026-11-09T16:00:00Z"
+        assert refused.json()["assignments"]["housing"]["due_at"] == due_b
 
         # -- C: returned, routing assigns housing instead -----------------------------------
         returned = await post("transport", f"/cases/{c}/return", {"reason": "路灯不归交通局管理"})
@@ -109,11 +129,13 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         rated = await http.post(link_c, json={"rating": "基本满意", "resolved": False})
         assert rated.status_code == 200
 
-        # B's due date (end of 11-09) passes.
-        await system.set_clock(datetime(2026, 11, 10, 1, 0, tzinfo=BEIJING))
+        # B's due date passes: an hour into the next day.
+        overdue_at = datetime.fromisoformat(due_b) + timedelta(hours=1)
+        await system.set_clock(overdue_at)
         await wait_for(lambda: system.of(b, "deadline.breached"), "b's breach", within=60)
+        too_late = (overdue_at.astimezone(BEIJING).date() + timedelta(days=10)).isoformat()
         late = await post(
-            "housing", f"/cases/{b}/extension", {"reason": "再议", "new_due": "2026-12-01"}
+            "housing", f"/cases/{b}/extension", {"reason": "再议", "new_due": too_late}
         )
         assert late.status_code == 409
         assert "has passed" in late.json()["detail"]
@@ -125,13 +147,16 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert reopened.status_code == 200
         body = reopened.json()
         assert body["status"] == "open" and body["reopened"] == 1
-        assert body["assignments"]["housing"]["due_at"] == "2026-11-17T16:00:00Z"
+        new_due = body["assignments"]["housing"]["due_at"]
+        assert datetime.fromisoformat(new_due) == CALENDAR.due(overdue_at, REPLY)
         assert (await post("housing", f"/cases/{b}/reply", reply)).status_code == 200
         link_b2 = await _link(system, b, 2)
         closed = await http.post(link_b2, json={"rating": "不满意", "resolved": False})
         assert closed.status_code == 200 and closed.json()["status"] == "closed"
 
-        # -- KPIs, by hand for housing in 2026-11 --------------------------------------------
+        # -- KPIs, by hand for housing, summed over the months the facts fall in -----------
+        # Facts are filed by business time (received, due, rated…), so near a month's end they
+        # spread over two or three months; the sums do not depend on where the run started.
         # sign: A, B, C on time → 3/3. reply due: A on time, B breached then late, B reopened
         # on time, C on time → 3/4. feedback: A 满意 (resolved), B 不满意 ×2, C 基本满意 →
         # resolved 1/4, satisfied (满意+基本满意) 2/4, 满意 alone 1/4.
@@ -142,39 +167,73 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             "satisfaction_rate": 0.5,
             "fully_satisfied_rate": 0.25,
         }
+        months = months_from(start, (overdue_at - start).days + 40)
 
-        async def kpis(dimension: str) -> dict[str, Any]:
-            r = await http.get(
-                f"{system.url(1)}/kpis",
-                params={"dimension": dimension, "month": "2026-11"},
-                headers=system.header("supervisor"),
-            )
-            assert r.status_code == 200, r.text
-            return {row["value"]: row for row in r.json()}
+        async def kpis(dimension: str) -> dict[str, dict[str, int]]:
+            """Counters per value, summed over ``months``."""
+            totals: dict[str, dict[str, int]] = {}
+            for month in months:
+                r = await http.get(
+                    f"{system.url(1)}/kpis",
+                    params={"dimension": dimension, "month": month},
+                    headers=system.header("supervisor"),
+                )
+                assert r.status_code == 200, r.text
+                for row in r.json():
+                    total = totals.setdefault(row["value"], {})
+                    for name, n in [*row["counters"].items(), ("points", row["points"])]:
+                        total[name] = total.get(name, 0) + n
+            return totals
 
-        async def housing_settled() -> dict[str, Any] | None:
+        async def housing_settled() -> dict[str, dict[str, int]] | None:
+            # Settled once the last facts are in: all three cases closed (A, B, C).
             rows = await kpis("department")
-            row = rows.get("housing")
-            return rows if row and row["rates"] == expected_housing else None
+            housing = rows.get("housing")
+            done = housing and rates(housing) == expected_housing and housing.get("closed") == 3
+            return rows if done else None
 
         rows = await wait_for(housing_settled, "housing KPIs", within=60)
-        assert rows["housing"]["counters"]["overdue"] == 1
-        assert rows["ecology"]["counters"] == {"sign_due": 1, "signed_on_time": 1}
-        assert rows["transport"]["counters"]["returned"] == 1
+        assert rows["housing"]["overdue"] == 1
+        assert rows["ecology"] == {"sign_due": 1, "signed_on_time": 1, "points": 0}
+        assert rows["transport"]["returned"] == 1
         office = (await kpis("office"))["office-fu"]
         # 履职积分: 3 opinions × 1 + 市级采用 5 + 批示 5.
-        assert office["counters"]["submitted"] == 3
+        assert office["submitted"] == 3
+        assert office["adopted_city"] == office["instructed"] == 1
         assert office["points"] == 13
 
+        # A redelivered or replayed event seen a month later moves no count.
+        await system.set_clock(overdue_at + timedelta(days=35))
+        replayed = [
+            *system.of(a, "feedback.received"),
+            *system.of(b, "deadline.breached"),
+            *system.of(a, "opinion.adopted"),
+        ]
+        assert len(replayed) == 3
+        types = {event.type for event in replayed}
+        handled = await system.handled(types)
+        for event in replayed:
+            await system.republish(event)
+
+        async def all_handled_again() -> bool:
+            return await system.handled(types) >= handled + len(replayed)
+
+        await wait_for(all_handled_again, "the replayed events handled", within=30)
+        assert await kpis("department") == rows
+        assert (await kpis("office"))["office-fu"] == office
+
+        sign_month = month_of(
+            datetime.fromisoformat(signed_b.json()["assignments"]["housing"]["sign_due_at"])
+        )
         export = await http.get(
             f"{system.url(0)}/kpis/export",
-            params={"dimension": "department", "month": "2026-11", "format": "csv"},
+            params={"dimension": "department", "month": sign_month, "format": "csv"},
             headers=system.header("supervisor"),
         )
         assert export.status_code == 200
         lines = export.content.decode("utf-8-sig").splitlines()
         assert lines[0].startswith("维度,名称,月份,及时签收率,按时办结率")
-        assert any(line.startswith("department,housing,2026-11,1.0,0.75") for line in lines)
+        assert any(line.startswith(f"department,housing,{sign_month},1.0,") for line in lines)
         xlsx = await http.get(
             f"{system.url(0)}/kpis/export",
             params={"dimension": "office", "format": "xlsx"},
@@ -182,18 +241,20 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         )
         assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
 
-        # A year the library does not know yet is loaded by an administrator.
-        year = {"year": 2027, "holidays": ["2027-01-01"], "workdays": ["2027-01-02"]}
+        # A year the library does not know yet is loaded by an administrator (a year beyond
+        # every deadline of this run, so the other tests' deadlines keep their calendar).
+        far = beijing_year(start) + 5
+        year = {"year": far, "holidays": [f"{far}-01-01"], "workdays": [f"{far}-01-02"]}
         put = await http.put(
-            f"{system.url(0)}/calendar/2027", headers=system.header("admin"), json=year
+            f"{system.url(0)}/calendar/{far}", headers=system.header("admin"), json=year
         )
         assert put.status_code == 200
         wrong = await http.put(
-            f"{system.url(0)}/calendar/2028", headers=system.header("admin"), json=year
+            f"{system.url(0)}/calendar/{far + 1}", headers=system.header("admin"), json=year
         )
         assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "year"
         by_department = await http.put(
-            f"{system.url(0)}/calendar/2027", headers=system.header("housing"), json=year
+            f"{system.url(0)}/calendar/{far}", headers=system.header("housing"), json=year
         )
         assert by_department.status_code == 403
 
@@ -229,3 +290,47 @@ async def test_calendar_year_out_of_range_is_422(system: System, keys: Keys) -> 
         )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_years_without_a_holiday_calendar_are_visible_before_they_bite(
+    replicas: Replicas,
+) -> None:
+    system = replicas
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def outlook(replica: int = 1) -> dict[str, Any]:
+            r = await http.get(
+                f"{system.url(replica)}/calendar/status", headers=system.header("supervisor")
+            )
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        # Years the library knows: nothing to warn about.
+        await system.set_clock(datetime(2025, 6, 2, 10, tzinfo=BEIJING))
+        assert await outlook() == {
+            "years": {"2025": "official", "2026": "official"},
+            "warning": None,
+        }
+
+        # Years nobody has published yet: deadlines count Monday-Friday, and everyone is told.
+        await system.set_clock(datetime(2090, 6, 1, 10, tzinfo=BEIJING))
+        unknown = await outlook()
+        assert unknown["years"] == {"2090": "assumed", "2091": "assumed"}
+        assert unknown["warning"].startswith("2090、2091年法定节假日安排尚未加载")
+        ready = (await http.get(f"{system.url(0)}/ready")).json()
+        assert ready["calendar"] == unknown
+        metrics = (await http.get(f"{system.url(1)}/metrics")).text
+        assert 'minyi_calendar_year_assumed{year="2090"} 1.0' in metrics
+
+        # An administrator loads 2090; the warning names only the year still missing (read from
+        # the replica that stored it: the other sees it once its kept copy runs out).
+        year = {"year": 2090, "holidays": ["2090-01-01"], "workdays": []}
+        put = await http.put(
+            f"{system.url(0)}/calendar/2090", headers=system.header("admin"), json=year
+        )
+        assert put.status_code == 200
+        after = await outlook(0)
+        assert after["years"] == {"2090": "loaded", "2091": "assumed"}
+        assert after["warning"].startswith("2091年法定节假日安排尚未加载")
+        metrics = (await http.get(f"{system.url(0)}/metrics")).text
+        assert 'minyi_calendar_year_assumed{year="2090"} 0.0' in metrics

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from services.demo import wait_for
 from services.intake import consumers, handlers
 from services.intake.adapters import Attachments, ImportJobs, RequestClaims, TrackingNumbers
-from services.intake.domain import Opinion, OpinionStatus, OpinionSubmission
+from services.intake.domain import Member, Opinion, OpinionStatus, OpinionSubmission
 from services.intake.duplicates import DuplicateIndex
 from shared.events import CaseClosed, CloudEvent, utcnow
 from shared.messaging import EventBus
@@ -44,6 +44,7 @@ async def intake_of(
     db = mongo[isolated.database("intake")]
     intake = handlers.Intake(
         opinions=Repository(db.opinions, Opinion, bus),
+        members=Repository(db.members, Member, bus),
         numbers=TrackingNumbers(db),
         claims=RequestClaims(db),
         jobs=ImportJobs(db),

@@ -149,3 +149,47 @@ async def test_poison_message_is_parked_with_reason_and_the_consumer_goes_on(
     assert await broker_admin.replay("routing", isolated, 10) == 2
     await wait_for(lambda: sorted(handled) == sorted(["好", "毒", "坏数据"]), "the replayed ones")
     assert await broker_admin.parked("routing", isolated, 10) == []
+
+
+async def test_a_bus_over_several_nodes_skips_one_that_is_down(isolated: Settings) -> None:
+    """The first node refuses connections (nothing listens on port 1): the bus goes on to the
+    next one, starts, and publishes with confirms there."""
+    live = f"{isolated.amqp_host}:{isolated.amqp_port}"
+    cluster = isolated.model_copy(update={"amqp_nodes": ["127.0.0.1:1", live]})
+    bus = EventBus("routing", cluster)
+    try:
+        await asyncio.wait_for(bus.start(), timeout=30)
+        assert await bus.ping()
+        connection = bus.broker._connection
+        assert connection is not None
+        assert (connection.url.host, connection.url.port) == ("127.0.0.1", isolated.amqp_port)
+        await bus.publish(received("换个节点"))  # routed to minyi.routing, confirmed
+    finally:
+        await bus.stop()
+
+
+async def test_a_bus_that_loses_its_node_reconnects_to_the_next_one(isolated: Settings) -> None:
+    """Two addresses of the real broker stand for two nodes; the broker closes the bus's
+    connection (as a stopping node does): the bus comes back on the other address and
+    publishes there."""
+    nodes = [f"127.0.0.1:{isolated.amqp_port}", f"localhost:{isolated.amqp_port}"]
+    cluster = isolated.model_copy(update={"amqp_nodes": nodes})
+    bus = EventBus("routing", cluster)
+    try:
+        await asyncio.wait_for(bus.start(), timeout=30)
+        connection = bus.broker._connection
+        assert connection is not None and connection.url.host == "127.0.0.1"
+
+        def connections() -> list[str]:
+            with broker_admin._client(isolated) as http:
+                found = http.get(f"/api/vhosts/{isolated.amqp_vhost}/connections")
+                return [c["name"] for c in found.raise_for_status().json()]
+
+        (name,) = await wait_for(connections, "the bus's connection to be listed")
+        with broker_admin._client(isolated) as http:
+            http.delete(f"/api/connections/{name}").raise_for_status()
+        await wait_for(lambda: connection.url.host == "localhost", "a reconnect", within=30)
+        await wait_for(bus.ping, "the bus to be connected again", within=30)
+        await bus.publish(received("节点停了"))
+    finally:
+        await bus.stop()

@@ -204,11 +204,16 @@ async def test_email_webhook_and_sms_each_arrive_once_when_the_event_comes_twice
     assert mail["To"] == "office-a@example.cn"
     assert mail["X-Minyi-Delivery"].strip().startswith(event.id)  # long: folded on the wire
 
-    # SMS: one message through the gateway, signed with the sender name.
+    # SMS: one message through the gateway, as the approved sign, template code and params.
     assert len(notifier.gateway.calls) == 1
     sms = notifier.gateway.calls[0].json()
     assert sms["to"] == "13800001234"
-    assert sms["text"] == "【民意直通车】【登记】幸福路夜间施工噪音扰民（SQ-2026-000042）"
+    assert (sms["sign"], sms["template_code"]) == ("民意直通车", "MINYI_NOTICE")
+    assert sms["params"] == {
+        "event": "登记",
+        "tracking_no": "SQ-2026-000042",
+        "summary": "【登记】幸福路夜间施工噪音扰民（SQ-2026-000042）",
+    }
     assert sms["ref"].startswith(event.id)
 
 

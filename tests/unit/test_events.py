@@ -13,6 +13,7 @@ from shared.events import (
     AssignmentSigned,
     CloudEvent,
     FeedbackReceived,
+    MemberEnrolled,
     Rating,
     UnknownEventType,
 )
@@ -31,9 +32,27 @@ def test_envelope_is_cloudevents_structured_json() -> None:
     assert wire.payload() == data
 
 
+def test_phone_and_id_numbers_never_leave_in_an_event() -> None:
+    rated = FeedbackReceived(
+        opinion_id="op1",
+        office_id="o1",
+        rating=Rating.SATISFIED,
+        comment="很好，电话 13912345678，身份证 110101199003071234",
+        rated_at=NOW,
+    )
+    event = CloudEvent.wrap("/minyi/followup", rated)
+    assert event.data["comment"] == "很好，电话 139****5678，身份证 110101********1234"
+    enrolled = MemberEnrolled(member_id="m1", office_id="o1", member_name="周委员", kind="委员")
+    member_event = CloudEvent.wrap("/minyi/intake", enrolled)
+    # About a member, not an opinion: the member is the subject.
+    assert (member_event.subject, member_event.routing_key()) == ("m1", "member.enrolled")
+
+
 def test_department_events_end_with_the_department_code() -> None:
     signed = AssignmentSigned(opinion_id="op1", office_id="o1", department="housing", signed_at=NOW)
-    rated = FeedbackReceived(opinion_id="op1", office_id="o1", rating=Rating.SATISFIED, comment="")
+    rated = FeedbackReceived(
+        opinion_id="op1", office_id="o1", rating=Rating.SATISFIED, comment="", rated_at=NOW
+    )
     assert signed.routing_key() == "assignment.signed.housing"
     assert rated.routing_key() == "feedback.received"
 

@@ -16,9 +16,11 @@ from services.followup.domain import (
     Rules,
     Timer,
     TimerKind,
+    member_points,
 )
 from services.followup.workdays import WorkCalendar
 from shared.events import (
+    AdoptionLevel,
     AssignmentInputGiven,
     AssignmentReplied,
     CaseClosed,
@@ -26,9 +28,19 @@ from shared.events import (
     DeadlineBreached,
     DeadlineWarning,
     FeedbackRequested,
+    Location,
+    OpinionAdopted,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
+    OpinionInstructed,
+    OpinionMerged,
+    OpinionReceived,
+    OpinionSplit,
+    OpinionWithdrawn,
     Rating,
     ReplyResult,
+    SubmitterSummary,
 )
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 Beijing time
@@ -307,3 +319,116 @@ def test_a_co_handler_made_lead_keeps_its_work_and_leads_the_case() -> None:
     assert "改为主办" in case.timeline[-2].summary
     case.reply("ecology", ReplyResult.RESOLVED, "已整改", [], NOW, RULES, "u")
     assert case.status == CaseStatus.AWAITING_FEEDBACK
+
+
+def _brief(revision: int, title: str = "路灯不亮", member: str | None = None) -> OpinionBriefed:
+    return OpinionBriefed(
+        opinion_id="op1",
+        department="housing",
+        reason="交办",
+        opinion=OpinionFile(
+            revision=revision,
+            tracking_no="SQ-2026-000001",
+            office_id="o1",
+            title=title,
+            content="和平路路灯不亮。",
+            channel="走访",
+            location=Location(district="示范区"),
+            submitter=SubmitterSummary(kind="委员", name="周**"),
+            member_id=member,
+            received_at=NOW,
+        ),
+    )
+
+
+def test_the_case_keeps_the_newest_brief_and_logs_an_edit() -> None:
+    case = opened()
+    assert case.take_brief(_brief(2, member="m1"), NOW)
+    assert not case.take_brief(_brief(1, title="旧标题"), NOW)  # an older copy, arriving late
+    assert not case.take_brief(_brief(2), NOW)  # the same revision for another department
+    assert case.take_brief(_brief(3, title="路灯不亮（已核实）", member="m1"), NOW)
+    assert case.title == "路灯不亮（已核实）" and case.member_id == "m1"
+    assert [e.step for e in case.timeline].count("编辑") == 1
+    [adopted] = case.adopt(AdoptionLevel.CITY, "市政协", "", NOW)
+    assert isinstance(adopted, OpinionAdopted) and adopted.member_id == "m1"
+
+
+def test_a_merged_case_ends_its_assignments_and_fires_nothing() -> None:
+    case = opened("ecology")
+    case.sign("housing", NOW)
+    merged = OpinionMerged(
+        opinion_id="op1",
+        tracking_no="SQ-2026-000001",
+        office_id="o1",
+        into_id="op2",
+        into_tracking_no="SQ-2026-000002",
+        merged_by="编辑甲",
+        merged_at=NOW,
+    )
+    told = case.merge_into(merged, NOW)
+    assert {e.department for e in told if isinstance(e, OpinionWithdrawn)} == {
+        "housing",
+        "ecology",
+    }
+    assert all("SQ-2026-000002" in e.reason for e in told if isinstance(e, OpinionWithdrawn))
+    assert case.status == CaseStatus.MERGED and case.merged_into == "op2"
+    assert {a.status for a in case.assignments.values()} == {AssignmentStatus.WITHDRAWN}
+    assert case.merge_into(merged, NOW) == []
+    later = NOW + timedelta(days=30)
+    assert case.fire(_timer(case, TimerKind.REPLY_DUE), later) == []
+    assert case.assign(assigned("transport"), later, RULES) == []
+    with pytest.raises(CaseError):
+        case.sign("housing", later)
+
+    # 拆分: the work the merge ended starts again, from then on, with new deadlines.
+    split = OpinionSplit(
+        opinion_id="op1",
+        tracking_no="SQ-2026-000001",
+        office_id="o1",
+        from_id="op2",
+        split_by="编辑甲",
+        split_at=later,
+    )
+    timers = case.split_off(split, later, RULES)
+    assert case.status == CaseStatus.OPEN and case.merged_into is None
+    lead = case.assignments["housing"]
+    assert (lead.status, lead.generation, lead.assigned_at) == ("assigned", 2, later)
+    assert {t.kind for t in timers if t.department == "housing"} >= {
+        TimerKind.SIGN_DUE,
+        TimerKind.REPLY_DUE,
+    }
+    assert case.split_off(split, later, RULES) == []
+
+
+def test_member_points_follow_the_business_time_of_each_event() -> None:
+    received = OpinionReceived(
+        opinion_id="op1",
+        tracking_no="SQ-2026-000001",
+        office_id="o1",
+        title="t",
+        content="c",
+        channel="走访",
+        submitter_kind="委员",
+        location=Location(district="示范区"),
+        received_at=datetime(2026, 10, 31, 17, tzinfo=UTC),  # 11-01 01:00 in Beijing
+        member_id="m1",
+    )
+    points = member_points("e1", received)
+    assert points is not None
+    assert (points.key, points.month, points.counters) == (
+        "submitted-op1",
+        "2026-11",
+        {"submitted": 1},
+    )
+    instructed = OpinionInstructed(
+        opinion_id="op1",
+        office_id="o1",
+        tracking_no="t",
+        leader="区长",
+        text="请落实",
+        instructed_at=NOW,
+        member_id="m1",
+    )
+    found = member_points("e2", instructed)
+    assert found is not None and found.counters == {"instructed": 1} and found.key == "e2"
+    assert member_points("e3", received.model_copy(update={"member_id": None})) is None

@@ -46,7 +46,7 @@ def breached(op: str, kind: Literal["sign", "reply"]) -> DeadlineBreached:
 
 def rated(op: str, rating: Rating, resolved: bool) -> FeedbackReceived:
     return FeedbackReceived(
-        opinion_id=op, office_id="o1", rating=rating, comment="", resolved=resolved
+        opinion_id=op, office_id="o1", rating=rating, comment="", resolved=resolved, rated_at=OCT
     )
 
 
@@ -64,15 +64,15 @@ def test_rates_match_the_hand_computed_month() -> None:
         rated("c", Rating.UNSATISFIED, False),
         signed("d", True), breached("d", "reply"),
         CaseEscalated(opinion_id="d", tracking_no="t", level=0, label="催办", reason="r",
-                      actor="followup", due_at=OCT, **BASE),
+                      actor="followup", due_at=OCT, escalated_at=OCT, **BASE),
         CaseEscalated(opinion_id="d", tracking_no="t", level=1, label="一级督办", reason="r",
-                      actor="followup", due_at=OCT, **BASE),
+                      actor="followup", due_at=OCT, escalated_at=OCT, **BASE),
         OpinionAdopted(opinion_id="a", office_id="o1", tracking_no="t", level=AdoptionLevel.CITY,
                        adopted_by="市政协", note="", adopted_at=OCT),
     ]  # fmt: skip
     totals: Counter[str] = Counter()
     for event in events:
-        change = kpi_change(event, OCT)
+        change = kpi_change(event)
         if change is not None:
             assert change.month == "2026-10"
             totals.update(change.counters)
@@ -95,6 +95,18 @@ def test_month_is_the_month_the_deadline_falls_due_in_beijing() -> None:
     event = AssignmentSigned(
         opinion_id="x", signed_at=NOV, sign_due_at=late_october_utc, on_time=True, **BASE
     )
-    change = kpi_change(event, NOV)
+    change = kpi_change(event)
     assert change is not None and change.month == "2026-11"
     assert rates({}) == dict.fromkeys(rates({}), None)
+
+
+def test_month_is_the_business_time_never_the_delivery_time() -> None:
+    # A 评价 given on the last evening of December in Beijing (still the 31st in UTC) is a
+    # December fact however late its event is delivered or replayed: the payload says when.
+    last_evening = datetime(2026, 12, 31, 15, 59, tzinfo=UTC)  # 23:59 in Beijing
+    event = rated("x", Rating.SATISFIED, True).model_copy(update={"rated_at": last_evening})
+    change = kpi_change(event)
+    assert change is not None and change.month == "2026-12"
+    first_minute = datetime(2026, 12, 31, 16, 0, tzinfo=UTC)  # 2027-01-01 00:00 in Beijing
+    moved = kpi_change(event.model_copy(update={"rated_at": first_minute}))
+    assert moved is not None and moved.month == "2027-01"

@@ -3,7 +3,8 @@
 from datetime import date, datetime
 
 from services.followup.domain import Case, Policy, Rules, TimerKind
-from services.followup.workdays import BEIJING, Span, WorkCalendar, YearCalendar
+from services.followup.workdays import Span, WorkCalendar, YearCalendar
+from shared.clock import BEIJING
 
 from .test_followup_domain import assigned
 
@@ -50,10 +51,11 @@ def test_reminder_urge_and_supervision_fire_at_working_day_times() -> None:
 def test_a_loaded_year_overrides_the_fallback() -> None:
     plain = WorkCalendar()
     assert plain.is_workday(date(2099, 1, 1)) is True  # unknown year: Monday-Friday
-    assert not plain.knows(2099)
+    assert plain.source(2099) == "assumed"
+    assert plain.source(2026) == "official"
     loaded = WorkCalendar(
         [YearCalendar(year=2099, holidays=[date(2099, 1, 1)], workdays=[date(2099, 1, 3)])]
     )
-    assert loaded.knows(2099)
+    assert loaded.source(2099) == "loaded"
     assert not loaded.is_workday(date(2099, 1, 1))
     assert loaded.is_workday(date(2099, 1, 3))  # a Saturday worked

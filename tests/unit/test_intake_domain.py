@@ -4,13 +4,14 @@ and writing sheets."""
 import csv
 import io
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
 from services.intake import sheets
 from services.intake.domain import (
+    AttachmentRef,
     Opinion,
     OpinionError,
     OpinionStatus,
@@ -18,7 +19,19 @@ from services.intake.domain import (
     tracking_secret,
 )
 from services.intake.duplicates import DuplicateIndex
-from shared.events import OpinionMerged, OpinionReceived, OpinionSupported
+from shared.events import (
+    AssignmentSigned,
+    CaseClosed,
+    FeedbackReceived,
+    OpinionAssigned,
+    OpinionBriefed,
+    OpinionMerged,
+    OpinionReceived,
+    OpinionSplit,
+    OpinionSupported,
+    OpinionWithdrawn,
+    Rating,
+)
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 NOISE = (
@@ -102,8 +115,9 @@ def test_support_merge_split_and_edit() -> None:
     [supported] = item.support(case, 0.8, NOW)
     assert isinstance(supported, OpinionSupported) and supported.opinion_id == "case"
     assert item.status == OpinionStatus.SUPPORTING and item.joined_to == "case"
-    assert case.add_supporter("item", item.tracking_no, "office-a", "附议", 0.8, NOW)
-    assert not case.add_supporter("item", item.tracking_no, "office-a", "附议", 0.8, NOW)
+    # No department holds it yet: counted, nobody to brief; counted once.
+    assert case.add_supporter(item, "附议", 0.8, NOW) == []
+    assert case.add_supporter(item, "附议", 0.8, NOW) is None
 
     with pytest.raises(OpinionError):
         case.merge_into(other, "编辑甲", NOW)  # it has a supporter
@@ -112,11 +126,14 @@ def test_support_merge_split_and_edit() -> None:
     with pytest.raises(OpinionError):
         other.merge_into(case, "编辑甲", NOW)  # already merged
 
-    # Split: a never-routed supporter now becomes work for routing; a merged one does not.
-    assert [type(e) for e in item.split()] == [OpinionReceived]
-    assert other.split() == [] and other.status == OpinionStatus.OPEN
+    # Split: a never-routed supporter now becomes work for routing; a merged case becomes
+    # work again for the departments that held it (followup restores their assignments).
+    assert [type(e) for e in item.split("编辑甲", NOW)] == [OpinionReceived]
+    [split] = other.split("编辑甲", NOW)
+    assert isinstance(split, OpinionSplit) and split.from_id == "case"
+    assert other.status == OpinionStatus.OPEN
     with pytest.raises(OpinionError):
-        item.split()
+        item.split("编辑甲", NOW)
 
     item.edit(submission(title="和平路站台顶棚破损"), "编辑甲", "规范标题", NOW)
     assert item.submission.title == "和平路站台顶棚破损"
@@ -198,3 +215,90 @@ def test_exported_cells_cannot_run_as_formulas() -> None:
     assert cells[sheets.EXPORT_COLUMNS.index("内容")].value == "'@SUM(1) end"
     exported = list(csv.reader(io.StringIO(sheets.write_csv([row]).decode("utf-8-sig"))))
     assert exported[1][sheets.EXPORT_COLUMNS.index("内容")] == "'@SUM(1)\x00\x1b end"
+
+
+def _assigned(department: str, role: Literal["lead", "co"] = "lead") -> OpinionAssigned:
+    return OpinionAssigned(
+        opinion_id="case",
+        tracking_no="SQ-2026-000001",
+        office_id="office-a",
+        title="t",
+        department=department,
+        department_name=f"{department}局",
+        role=role,
+        category="c",
+        urgency="general",
+        explanation="",
+        received_at=NOW,
+    )
+
+
+def test_holders_get_the_whole_opinion_masked_and_every_change_after() -> None:
+    case = opinion("case", 1)
+    case.submission = submission().model_copy(
+        update={"content": "电梯坏了，电话 13912345678，身份证 110101199003071234。"}
+    )
+    [brief] = case.follow("e1", _assigned("housing"), NOW)
+    assert case.follow("e1", _assigned("housing"), NOW) == []  # the same event again
+    assert isinstance(brief, OpinionBriefed) and brief.department == "housing"
+    assert brief.routing_key() == "opinion.briefed.housing"
+    assert "139****5678" in brief.opinion.content and "13912345678" not in brief.opinion.content
+    assert "110101********1234" in brief.opinion.content
+    assert (brief.opinion.submitter.name, brief.opinion.submitter.phone) == ("张*", "139****5678")
+    [co] = case.follow("e2", _assigned("transport", "co"), NOW)
+    assert isinstance(co, OpinionBriefed)
+    assert co.opinion.revision == brief.opinion.revision + 1
+    assert case.is_lead("housing") and not case.is_lead("transport")
+
+    ref = AttachmentRef(filename="a.png", media_type="image/png", size=3, uploaded_at=NOW)
+    briefs = case.attach("f1", ref)
+    assert {b.department for b in briefs if isinstance(b, OpinionBriefed)} == {
+        "housing",
+        "transport",
+    }
+    withdrawn = OpinionWithdrawn(
+        opinion_id="case", department="transport", tracking_no="t", office_id="o", reason="r"
+    )
+    case.follow("e3", withdrawn, NOW)
+    [edited] = case.edit(submission(), "编辑甲", "改标题", NOW)
+    assert isinstance(edited, OpinionBriefed)
+    assert (edited.department, edited.reason) == ("housing", "编辑")
+    assert [a.download_path for a in edited.opinion.attachments] == ["/attachments/case/f1"]
+    # The editor left the phone out: the one on record is kept.
+    assert case.submission.submitter.phone == submission().submitter.phone
+
+
+def test_a_merged_opinion_has_no_holders_and_the_lookup_shows_steps_in_order() -> None:
+    case, other = opinion("case", 1), opinion("other", 2)
+    case.follow("e1", _assigned("housing"), NOW)
+    case.merge_into(other, "编辑甲", NOW)
+    assert not case.holds("housing")
+    assert case.follow("e2", _assigned("ecology"), NOW) == []
+    assert not case.holds("ecology")
+
+    fresh = opinion("fresh", 3)
+    fresh.follow("a", _assigned("housing"), NOW)
+    signed = AssignmentSigned(
+        opinion_id="fresh", office_id="o", department="housing", signed_at=NOW
+    )
+    closed = CaseClosed(
+        opinion_id="fresh", office_id="o", tracking_no="t", outcome="满意", closed_at=NOW
+    )
+    later = NOW + timedelta(minutes=1)
+    rated = FeedbackReceived(
+        opinion_id="fresh", office_id="o", rating=Rating.SATISFIED, comment="", rated_at=later
+    )
+    # Rated and closed in one change, at one instant: the step order decides.
+    fresh.follow("c", closed, later)
+    fresh.follow("r", rated, later)
+    fresh.follow("s", signed, NOW)
+    assert [s.step for s in fresh.stages()] == ["已受理", "已交办", "已签收", "已评价", "已办结"]
+    assert fresh.status == OpinionStatus.CLOSED
+
+
+def test_a_contact_reveal_is_recorded() -> None:
+    case = opinion("case", 1)
+    submitter = case.reveal_contact("住建局", "department", "housing", NOW)
+    assert submitter.phone == submission().submitter.phone
+    [reveal] = case.reveals.values()
+    assert (reveal.by, reveal.subject, reveal.at) == ("住建局", "housing", NOW)

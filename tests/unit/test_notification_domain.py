@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.notification.domain import (
+    ONLY_TO,
     ChannelKind,
     Delivery,
     DeliveryStatus,
@@ -16,8 +17,6 @@ from services.notification.domain import (
     Recipient,
     Subscription,
     delivery_id,
-    mask_personal_data,
-    mask_strings,
     recipients_of,
     signature,
 )
@@ -27,9 +26,15 @@ from shared.events import (
     CloudEvent,
     EventData,
     FeedbackReceived,
+    FeedbackRequested,
+    Location,
     NotificationDelivered,
+    OpinionBriefed,
+    OpinionFile,
     Rating,
+    SubmitterSummary,
 )
+from shared.privacy import mask_personal_data, mask_strings
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -59,11 +64,43 @@ def test_events_reach_their_office_department_and_member() -> None:
         member_id: str
 
     signed = AssignmentSigned(opinion_id="op", office_id="o1", department="housing", signed_at=NOW)
-    rated = FeedbackReceived(opinion_id="op", office_id="o1", rating=Rating.SATISFIED, comment="")
+    rated = FeedbackReceived(
+        opinion_id="op", office_id="o1", rating=Rating.SATISFIED, comment="", rated_at=NOW
+    )
     news = MemberNews(opinion_id="op", office_id="o1", member_id="m7")
     assert recipients_of(signed) == ["office:o1", "department:housing"]
     assert recipients_of(rated) == ["office:o1"]
     assert recipients_of(news) == ["office:o1", "member:m7"]
+
+
+def test_the_feedback_link_and_the_opinions_brief_go_only_to_whom_they_are_for() -> None:
+    link = FeedbackRequested(
+        opinion_id="op",
+        office_id="o1",
+        tracking_no="SQ-2026-000001",
+        feedback_url="http://followup/feedback/t",
+        expires_at=NOW,
+    )
+    brief = OpinionBriefed(
+        opinion_id="op",
+        department="housing",
+        reason="交办",
+        opinion=OpinionFile(
+            revision=1,
+            tracking_no="SQ-2026-000001",
+            office_id="o1",
+            title="t",
+            content="c",
+            channel="走访",
+            location=Location(district="示范区"),
+            submitter=SubmitterSummary(kind="群众", name="张*"),
+            member_id="m7",
+            received_at=NOW,
+        ),
+    )
+    assert recipients_of(link) == ["office:o1"]
+    assert recipients_of(brief) == ["department:housing"]
+    assert set(ONLY_TO) == {"feedback.requested", "opinion.briefed"}
 
 
 def test_subscription_filters_by_event_name_and_active_flag() -> None:

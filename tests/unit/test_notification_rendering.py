@@ -23,13 +23,17 @@ from shared.events import (
     FeedbackReceived,
     FeedbackRequested,
     Location,
+    MemberEnrolled,
     OpinionAdopted,
     OpinionAssigned,
+    OpinionBriefed,
+    OpinionFile,
     OpinionInstructed,
     OpinionReceived,
     OpinionTriage,
     Rating,
     ReplyResult,
+    SubmitterSummary,
 )
 
 NOW = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)  # 09:30 in Beijing
@@ -81,7 +85,7 @@ SAMPLES: list[EventData] = [
         feedback_url="http://127.0.0.1:8003/feedback/abc.def",
         expires_at=NOW,
     ),
-    FeedbackReceived(**COMMON, rating=Rating.SATISFIED, comment="很好"),
+    FeedbackReceived(**COMMON, rating=Rating.SATISFIED, comment="很好", rated_at=NOW),
     CaseClosed(**COMMON, tracking_no="SQ-2026-000001", outcome="已解决", closed_at=NOW),
     DeadlineWarning(
         **COMMON, department="transport", tracking_no="SQ-2026-000001", kind="reply", due_at=NOW
@@ -98,6 +102,7 @@ SAMPLES: list[EventData] = [
         reason="超期5个工作日",
         actor="timer",
         due_at=NOW,
+        escalated_at=NOW,
     ),
     AssignmentExtensionApproved(
         **COMMON,
@@ -128,6 +133,23 @@ SAMPLES: list[EventData] = [
         text="请交通局抓紧落实。",
         instructed_at=NOW,
     ),
+    OpinionBriefed(
+        opinion_id="op1",
+        department="transport",
+        reason="交办",
+        opinion=OpinionFile(
+            revision=1,
+            tracking_no="SQ-2026-000001",
+            office_id="office-a",
+            title="和平路公交站台破损",
+            content="站台顶棚破损漏雨，联系电话 13912345678。",
+            channel="走访",
+            location=Location(district="示范区", street="和平街道"),
+            submitter=SubmitterSummary(kind="群众", name="李**", phone="139****5678"),
+            received_at=NOW,
+        ),
+    ),
+    MemberEnrolled(member_id="m1", office_id="office-a", member_name="周委员", kind="委员"),
 ]
 
 

@@ -94,3 +94,14 @@ def test_a_busy_store_is_503_with_retry_after_and_other_store_errors_are_500() -
     bug = client.get("/store-bug")
     assert bug.status_code == 500
     assert bug.headers["content-type"] == "application/problem+json"
+
+
+def test_field_messages_are_chinese_for_people_with_the_english_beside() -> None:
+    client = TestClient(app())
+    body = client.post("/things", json={"title": "far too long"}).json()
+    by_field = {e["field"]: e for e in body["errors"]}
+    assert by_field["title"]["message"] == "最多 5 个字"
+    assert by_field["title"]["message_en"] == "String should have at most 5 characters"
+    assert by_field["count"]["message"] == "必填"
+    wrong = client.post("/things", json={"title": "ok", "count": "many"}).json()
+    assert wrong["errors"][0]["message"] == "应为整数"

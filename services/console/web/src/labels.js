@@ -1,0 +1,23 @@
+import { serverNow } from './stores/session'
+
+// Chinese labels for the services' codes, in one place.
+export const ROLE_LABELS = { office: '办公室', department: '承办单位', supervisor: '督查', editor: '分类编辑', admin: '系统管理员' }
+export const roleLabel = (role) => ROLE_LABELS[role] || role || ''
+
+export const STATUS_LABELS = {
+  assigned: '待签收', signed: '办理中', replied: '已答复', returned: '已退回', withdrawn: '已改派',
+  open: '办理中', awaiting_feedback: '待评价', closed: '已办结',
+}
+export const statusLabel = (s) => STATUS_LABELS[s] || s
+
+export const URGENCY_LABELS = { emergency: '紧急', timeliness: '时效', general: '一般', complex: '复杂' }
+
+// How soon a deadline is: colour for the countdown tags.
+export function dueTag(dueAt, now = serverNow()) {
+  const hours = (new Date(dueAt).getTime() - now) / 3600000
+  if (hours < 0) return { type: 'danger', text: `已超期 ${Math.ceil(-hours / 24)} 天` }
+  if (hours < 24) return { type: 'warning', text: `剩余 ${Math.max(1, Math.floor(hours))} 小时` }
+  return { type: 'success', text: `剩余 ${Math.floor(hours / 24)} 天` }
+}
+
+export const formatTime = (at) => (at ? new Date(at).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false }) : '')
