@@ -264,5 +264,10 @@ class RoutingViews:
             async for doc in self.db.examples.find({})
         ]
 
+    async def drop_examples(self, example_ids: list[str], category: str) -> None:
+        """Remove those of ``example_ids`` that are about ``category``."""
+        if example_ids:
+            await self.db.examples.delete_many({"_id": {"$in": example_ids}, "category": category})
+
     async def count_examples(self) -> int:
         return await self.db.examples.count_documents({})

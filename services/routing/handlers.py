@@ -117,7 +117,7 @@ async def assignment_returned(
                     decision.title, decision.content, decision.category, rejected=True
                 )
                 await ports.views.add_example(
-                    f"{decision.id}:returned:{returned.department}",
+                    _return_example_id(decision.id, returned.department),
                     example,
                     returned.department,
                     returned.returned_at,
@@ -150,6 +150,7 @@ async def decide_by_staff(
     from_triage: bool,
 ) -> Decision:
     """人工分拣 (``from_triage``) or 改派: a person decides; the decision is a labelled example."""
+    returned_by: list[str] = []  # the departments that had returned it, before this decision
 
     async def change() -> Decision:
         decision = await ports.decisions.get(opinion_id)
@@ -162,6 +163,7 @@ async def decide_by_staff(
                 "use /decisions/{id}/reassign to change an assignment.",
             )
         directory = await current_directory(ports)
+        returned_by[:] = decision.returns
         try:
             events = staff_decision(
                 decision, directory, category, lead, co, urgency, staff, utcnow()
@@ -175,7 +177,14 @@ async def decide_by_staff(
     await ports.views.sync(decision)
     example = LabelledText(decision.title, decision.content, category)
     await ports.views.add_example(opinion_id, example, staff, decision.decided_at)
+    # A person who puts it back under a category a department returned overrules that return.
+    returns = [_return_example_id(opinion_id, department) for department in returned_by]
+    await ports.views.drop_examples(returns, category)
     return decision
+
+
+def _return_example_id(opinion_id: str, department: str) -> str:
+    return f"{opinion_id}:returned:{department}"
 
 
 async def replace_directory(directory: Directory, ports: RoutingPorts) -> Directory:

@@ -295,3 +295,9 @@ async def test_a_returned_assignment_becomes_a_labelled_example_the_next_trainin
     before = dict((await ports.models.load("v1")).predict(*text).ranking)
     after = dict((await ports.models.load("v2")).predict(*text).ranking)
     assert after["供水"] < before["供水"]
+
+    # An editor who puts it back under 供水 overrules the return: their label replaces it.
+    await handlers.decide_by_staff(
+        "op-9", "供水", "housing", [], None, "编辑", ports, from_triage=False
+    )
+    assert await ports.views.examples() == [LabelledText(*text, category="供水")]
