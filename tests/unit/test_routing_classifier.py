@@ -4,12 +4,14 @@ returns, survives storage as data only, and refuses unusable files with every pr
 import io
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from openpyxl import Workbook
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from services.routing import bench
 from services.routing.classifier import (
     BLOCKS,
     MAX_TRAINING_BYTES,
@@ -234,3 +236,15 @@ def test_stray_carriage_returns_are_a_refusal_not_a_crash() -> None:
         read_labelled_csv(b"ti\rtle,content\n", for_training=False)
     rows = read_labelled_csv(b"title,content,category\r\na,b,c\r\nd,e,c\r\n", for_training=False)
     assert [r.category for r in rows] == ["c", "c"]
+
+
+def test_bench_scores_both_on_the_same_splits_and_skips_without_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = bench.compare(samples(10), None)
+    assert len(result["splits"]) == bench.SPLITS
+    deltas = [s["ours"] - s["baseline"] for s in result["splits"]]
+    assert result["delta_min"] == pytest.approx(min(deltas), abs=1e-4)
+    assert 0 < result["baseline_mean"] <= 1 and 0 < result["ours_mean"] <= 1
+    monkeypatch.setattr(bench, "DATA_FILE", tmp_path / "absent.csv")
+    assert "not found" in bench.run(tmp_path)["skipped"]
