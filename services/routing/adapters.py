@@ -7,6 +7,7 @@ projections kept beside the decisions, so listing them never scans all decisions
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import zlib
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from pymongo.errors import DuplicateKeyError
 from shared.events import utcnow
 from shared.store import Document
 
-from .classifier import LabelledText, OpinionClassifier
+from .classifier import LabelledText, ModelFormatError, OpinionClassifier
 from .domain import Decision
+
+log = logging.getLogger("minyi.routing")
 
 # Documents stay far below MongoDB's 16 MB limit.
 CHUNK_BYTES = 4_000_000
@@ -50,6 +53,7 @@ class ModelStore:
         self.db = db
         self.refresh_seconds = refresh_seconds
         self._cached: ActiveModel | None = None
+        self._refused: str | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -115,8 +119,9 @@ class ModelStore:
         return version
 
     async def activate(self, version: str) -> None:
-        if await self.db.models.find_one({"_id": version}, {"_id": 1}) is None:
-            raise LookupError(f"model {version} not found")
+        """Point every replica at ``version``; raises LookupError if it is not stored and
+        ModelFormatError if its bytes are not a model (it is never activated)."""
+        await self.load(version)
         await self.db.state.replace_one(
             {"_id": ACTIVE_MODEL},
             {"_id": ACTIVE_MODEL, "version": version, "since": utcnow()},
@@ -137,6 +142,8 @@ class ModelStore:
         return sorted(found, key=lambda doc: doc["number"], reverse=True)
 
     async def load(self, version: str) -> OpinionClassifier:
+        """The stored version; raises LookupError if it is missing and ModelFormatError if its
+        bytes are anything but a model's arrays (nothing in them is run)."""
         meta = await self.info(version)
         if meta is None:
             raise LookupError(f"model {version} not found")
@@ -144,7 +151,10 @@ class ModelStore:
         return await asyncio.to_thread(OpinionClassifier.from_bytes, data)
 
     async def active(self) -> ActiveModel | None:
-        """The active model, reloaded when the pointer has moved since the last look."""
+        """The active model, reloaded when the pointer has moved since the last look.
+
+        A pointer to a version that cannot be loaded is refused once and logged; routing goes
+        on with the model it had (or none)."""
         if time.monotonic() - self._checked < self.refresh_seconds:
             return self._cached
         async with self._lock:
@@ -153,8 +163,14 @@ class ModelStore:
             version = await self.active_version()
             if version is None:
                 self._cached = None
-            elif self._cached is None or self._cached.version != version:
-                self._cached = ActiveModel(version, await self.load(version))
+            elif version != self._refused and (
+                self._cached is None or self._cached.version != version
+            ):
+                try:
+                    self._cached = ActiveModel(version, await self.load(version))
+                except (LookupError, ModelFormatError) as exc:
+                    self._refused = version
+                    log.error("active model %s refused, keeping the one in use: %s", version, exc)
             self._checked = time.monotonic()
         return self._cached
 
@@ -221,16 +237,19 @@ class RoutingViews:
         return [doc async for doc in self.db.disputes.find({}).sort("updated_at", -1).limit(limit)]
 
     async def add_example(
-        self, opinion_id: str, example: LabelledText, staff: str, at: datetime
+        self, example_id: str, example: LabelledText, staff: str, at: datetime
     ) -> None:
-        """A person's decision is a labelled example; a later correction replaces it."""
+        """A person's decision is a labelled example (keyed by the opinion: a later correction
+        replaces it); a return (退回) is one against its category, keyed by opinion and
+        department."""
         await self.db.examples.replace_one(
-            {"_id": opinion_id},
+            {"_id": example_id},
             {
-                "_id": opinion_id,
+                "_id": example_id,
                 "title": example.title,
                 "content": example.content,
                 "category": example.category,
+                "rejected": example.rejected,
                 "by": staff,
                 "at": at,
             },
@@ -239,9 +258,16 @@ class RoutingViews:
 
     async def examples(self) -> list[LabelledText]:
         return [
-            LabelledText(doc["title"], doc["content"], doc["category"])
+            LabelledText(
+                doc["title"], doc["content"], doc["category"], rejected=doc.get("rejected", False)
+            )
             async for doc in self.db.examples.find({})
         ]
+
+    async def drop_examples(self, example_ids: list[str], category: str) -> None:
+        """Remove those of ``example_ids`` that are about ``category``."""
+        if example_ids:
+            await self.db.examples.delete_many({"_id": {"$in": example_ids}, "category": category})
 
     async def count_examples(self) -> int:
         return await self.db.examples.count_documents({})

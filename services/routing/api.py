@@ -14,7 +14,7 @@ from shared.events import DEPARTMENT_CODE
 from shared.problems import Problem
 
 from . import handlers
-from .classifier import TrainingDataError, read_labelled_csv
+from .classifier import DEFAULT_LABEL_COLUMN, ModelFormatError, TrainingDataError, read_labelled
 from .domain import (
     Decision,
     Department,
@@ -39,6 +39,14 @@ def ports(request: Request) -> RoutingPorts:
 
 
 Ports = Annotated[RoutingPorts, Depends(ports)]
+LabelColumn = Annotated[
+    str,
+    Query(min_length=1, max_length=50, description="The column holding the label 类别列"),
+]
+TrainingFile = Annotated[
+    UploadFile,
+    File(description="CSV or XLSX with content, the label column and optionally title"),
+]
 
 
 def _problem(exc: RoutingError) -> Problem:
@@ -190,19 +198,16 @@ async def list_models(p: Ports, _: Reader) -> dict[str, Any]:
     return {"active": await p.models.active_version(), "versions": await p.models.versions()}
 
 
-@router.post(
-    "/models", status_code=201, summary="Train a model on a CSV (title, content, category)"
-)
+@router.post("/models", status_code=201, summary="Train a model on a CSV or XLSX file")
 async def train(
-    p: Ports,
-    _: Admin,
-    file: Annotated[UploadFile, File(description="CSV with columns title, content, category")],
+    p: Ports, _: Admin, file: TrainingFile, label_column: LabelColumn = DEFAULT_LABEL_COLUMN
 ) -> dict[str, Any]:
     try:
-        rows = read_labelled_csv(await file.read())
-        return await handlers.train_model(rows, "api", p)
+        read = read_labelled(await file.read(), file.filename or "", label_column=label_column)
+        trained = await handlers.train_model(read.rows, "api", p)
     except TrainingDataError as exc:
         raise _training_problem(exc) from None
+    return {**trained, "ignored_columns": read.ignored_columns}
 
 
 @router.post("/models/retrain", status_code=201, summary="Retrain with the staff corrections")
@@ -219,18 +224,23 @@ async def activate(version: str, p: Ports, _: Admin) -> dict[str, str]:
         await p.models.activate(version)
     except LookupError:
         raise Problem(404, detail=f"No model version {version!r}.") from None
+    except ModelFormatError:
+        raise Problem(
+            409,
+            detail=f"Model {version!r} is not a valid stored model 模型数据无效, not activated.",
+        ) from None
     return {"active": version}
 
 
-@router.post("/models/evaluate", summary="Score the active model on labelled rows (CSV)")
+@router.post("/models/evaluate", summary="Score the active model on labelled rows (CSV/XLSX)")
 async def evaluate(
-    p: Ports,
-    _: Reader,
-    file: Annotated[UploadFile, File(description="CSV with columns title, content, category")],
+    p: Ports, _: Reader, file: TrainingFile, label_column: LabelColumn = DEFAULT_LABEL_COLUMN
 ) -> dict[str, Any]:
     try:
-        rows = read_labelled_csv(await file.read(), for_training=False)
-        return await handlers.evaluate_active(rows, p)
+        read = read_labelled(
+            await file.read(), file.filename or "", label_column=label_column, for_training=False
+        )
+        return await handlers.evaluate_active(read.rows, p)
     except TrainingDataError as exc:
         raise _training_problem(exc) from None
     except RoutingError as exc:

@@ -4,7 +4,7 @@ triage queue, directory changes, and training / retraining the classifier."""
 import asyncio
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.events import AssignmentReturned, CloudEvent, EventData, OpinionReceived, utcnow
@@ -13,11 +13,15 @@ from shared.store import Repository, retry_on_conflict
 
 from .adapters import ActiveModel, ModelStore, RoutingViews
 from .classifier import (
+    Evaluation,
     LabelledText,
+    ModelFormatError,
     OpinionClassifier,
     Prediction,
     TrainingDataError,
+    baseline_macro_f1,
     evaluate,
+    train_classifier,
 )
 from .domain import (
     DEMO_DIRECTORY,
@@ -93,7 +97,11 @@ async def route_opinion(opinion: OpinionReceived, ports: RoutingPorts) -> None:
 async def assignment_returned(
     returned: AssignmentReturned, event_id: str, ports: RoutingPorts
 ) -> None:
-    """退回: re-decide without the returning department; to triage after two returns."""
+    """退回: re-decide without the returning department; to triage after two returns.
+
+    When the lead returns it, the opinion's text becomes a labelled example *against* the
+    category it was routed under (the department's "not ours"), which the next training uses.
+    It is stored before the decision, so a redelivery after a crash stores it again, not never."""
 
     async def change() -> Decision:
         decision = await ports.decisions.get(returned.opinion_id)
@@ -104,6 +112,16 @@ async def assignment_returned(
         events: list[EventData] = []
         # A return from a department that no longer holds the opinion changes nothing.
         if returned.department in {decision.lead, *decision.co}:
+            if returned.department == decision.lead and decision.category is not None:
+                example = LabelledText(
+                    decision.title, decision.content, decision.category, rejected=True
+                )
+                await ports.views.add_example(
+                    _return_example_id(decision.id, returned.department),
+                    example,
+                    returned.department,
+                    returned.returned_at,
+                )
             directory = await current_directory(ports)
             events = redecide_after_return(
                 decision,
@@ -132,6 +150,7 @@ async def decide_by_staff(
     from_triage: bool,
 ) -> Decision:
     """人工分拣 (``from_triage``) or 改派: a person decides; the decision is a labelled example."""
+    returned_by: list[str] = []  # the departments that had returned it, before this decision
 
     async def change() -> Decision:
         decision = await ports.decisions.get(opinion_id)
@@ -144,6 +163,7 @@ async def decide_by_staff(
                 "use /decisions/{id}/reassign to change an assignment.",
             )
         directory = await current_directory(ports)
+        returned_by[:] = decision.returns
         try:
             events = staff_decision(
                 decision, directory, category, lead, co, urgency, staff, utcnow()
@@ -157,7 +177,14 @@ async def decide_by_staff(
     await ports.views.sync(decision)
     example = LabelledText(decision.title, decision.content, category)
     await ports.views.add_example(opinion_id, example, staff, decision.decided_at)
+    # A person who puts it back under a category a department returned overrules that return.
+    returns = [_return_example_id(opinion_id, department) for department in returned_by]
+    await ports.views.drop_examples(returns, category)
     return decision
+
+
+def _return_example_id(opinion_id: str, department: str) -> str:
+    return f"{opinion_id}:returned:{department}"
 
 
 async def replace_directory(directory: Directory, ports: RoutingPorts) -> Directory:
@@ -178,7 +205,7 @@ async def replace_directory(directory: Directory, ports: RoutingPorts) -> Direct
 
 def _train(examples: list[LabelledText]) -> tuple[OpinionClassifier, float]:
     started = time.perf_counter()
-    classifier = OpinionClassifier(examples)
+    classifier = train_classifier(examples)
     return classifier, round(time.perf_counter() - started, 2)
 
 
@@ -187,7 +214,7 @@ async def train_model(
 ) -> dict[str, Any]:
     """Train on ``rows`` plus every staff-labelled example, store the version, activate it.
 
-    Bad rows never get here (read_labelled_csv refuses them), so the active model is never
+    Bad rows never get here (read_labelled refuses them), so the active model is never
     replaced by a failed training."""
     dataset_id = await ports.models.save_dataset(rows)
     return await _train_and_store(rows, dataset_id, source, ports, activate)
@@ -210,12 +237,15 @@ async def _train_and_store(
     activate: bool,
 ) -> dict[str, Any]:
     corrections = await ports.views.examples()
-    counts = Counter([*(r.category for r in rows), *(e.category for e in corrections)])
+    counts = Counter(
+        [*(r.category for r in rows), *(e.category for e in corrections if not e.rejected)]
+    )
     # A category staff used only once cannot be learned yet; that example waits for a second.
+    # A return (退回) teaches only a category that is learned.
     usable = [e for e in corrections if counts[e.category] >= 2]
-    weighted = [LabelledText(e.title, e.content, e.category, EXAMPLE_WEIGHT) for e in usable]
+    weighted = [replace(e, weight=EXAMPLE_WEIGHT) for e in usable]
     examples = [*rows, *weighted]
-    if len({e.category for e in examples}) < 2:
+    if len({e.category for e in examples if not e.rejected}) < 2:
         raise TrainingDataError(
             [
                 "训练样本不足 / not enough labelled examples: need two categories with at least "
@@ -237,15 +267,38 @@ async def _train_and_store(
     return {"version": version, "active": activate, "labels": classifier.labels, **info}
 
 
-async def evaluate_active(rows: list[LabelledText], ports: RoutingPorts) -> dict[str, Any]:
-    """Score the active model on labelled rows (accuracy, macro-F1, per class, confusion)."""
-    active = await ports.models.active()
-    if active is None:
+async def evaluate_version(
+    rows: list[LabelledText], version: str | None, ports: RoutingPorts
+) -> tuple[str, Evaluation, float | None]:
+    """Score a stored version (default: the active one) on labelled rows; beside it the
+    baseline's macro-F1 (see classifier.train_baseline) trained on the same training file, or
+    None when that file is not stored."""
+    name = version or await ports.models.active_version()
+    if name is None:
         raise RoutingError(409, "No model is active yet 尚无模型: train one first.")
-    report = await asyncio.to_thread(evaluate, active.classifier, rows)
+    info = await ports.models.info(name)
+    if info is None:
+        raise RoutingError(404, f"No model version {name!r} 无此模型版本.")
+    try:
+        classifier = await ports.models.load(name)
+    except ModelFormatError as exc:
+        raise RoutingError(409, f"Model {name!r} cannot be loaded 模型数据无效: {exc}") from None
+    report = await asyncio.to_thread(evaluate, classifier, rows)
+    dataset_id = info.get("dataset_id")
+    if dataset_id is None:
+        return name, report, None
+    trained_on = await ports.models.load_dataset(dataset_id)
+    return name, report, await asyncio.to_thread(baseline_macro_f1, trained_on, rows)
+
+
+async def evaluate_active(rows: list[LabelledText], ports: RoutingPorts) -> dict[str, Any]:
+    """Score the active model on labelled rows (accuracy, macro-F1, per class, confusion) and
+    the baseline trained on the same rows as the model."""
+    version, report, baseline = await evaluate_version(rows, None, ports)
     return {
-        "version": active.version,
+        "version": version,
         **report.summary(),
+        "baseline_macro_f1": baseline,
         "confusion": report.confusion,
         "labels": report.labels,
         "unknown_labels": report.unknown_labels,

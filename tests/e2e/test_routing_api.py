@@ -86,7 +86,10 @@ async def test_bad_training_files_are_refused_and_the_models_stay(
         before = (await http.get(f"{routing}/models", headers=admin)).json()
         bad = {
             "empty": (b"", "empty"),
-            "unknown columns": (to_csv(samples(2), ("title", "text", "label")), "text, label"),
+            "missing columns": (
+                to_csv(samples(2), ("title", "text", "label")),
+                "missing columns: content, category",
+            ),
             "one example": (to_csv([*samples(2), LabelledText("孤例", "仅一条", "孤类")]), "孤类"),
             "huge": (b"title,content,category\n" + b"x" * 31_000_000, ""),
         }

@@ -2,15 +2,18 @@
 retraining with staff corrections, and returns (退回) arriving as events."""
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from openpyxl import Workbook
 from pymongo import AsyncMongoClient
 
 from services.demo import wait_for
 from services.routing import handlers
+from services.routing.classifier import LabelledText
 from services.routing.consumers import subscribe
 from services.routing.domain import DEMO_DIRECTORY, Category, Directory, Rule
 from services.routing.handlers import RoutingPorts
@@ -37,6 +40,20 @@ def opinion(number: int, title: str, content: str, **changes: object) -> Opinion
         location=Location(district="示范区", street="和平街道"),
         received_at=NOW,
         **changes,
+    )
+
+
+def returned_by(
+    department: str, number: int, reason: str = "不属于本单位职责"
+) -> AssignmentReturned:
+    """退回 of opinion ``number`` by ``department``."""
+    return AssignmentReturned(
+        opinion_id=f"op-{number}",
+        department=department,
+        office_id="office-a",
+        tracking_no=f"SQ-2026-{number:06d}",
+        reason=reason,
+        returned_at=NOW,
     )
 
 
@@ -77,7 +94,7 @@ async def test_retraining_with_staff_corrections_changes_the_decision(
     ports, _ = routing
     first = await handlers.train_model(samples(15), "test", ports)
     assert (first["version"], first["rows"], first["examples_used"]) == ("v1", 45, 0)
-    drain = ("雨水篦子堵塞", "雨水篦子被树叶堵塞，下雨天水漫到路上")
+    drain = ("雨水篦子堵塞", "雨水篦子被树叶堵塞，下雨天水漫进小区")
 
     await handlers.route_opinion(opinion(1, *drain), ports)
     before = await ports.decisions.get("op-1")
@@ -157,10 +174,64 @@ async def test_training_api_keeps_the_active_model_when_a_file_is_bad(isolated: 
         for bad in (b"", to_csv(samples(2), ("title", "body", "category"))):
             r = await http.post("/models", headers=headers, files={"file": ("b.csv", bad, "")})
             assert r.status_code == 422 and "unchanged" in r.json()["detail"]
+        r = await http.post(
+            "/models?label_column=kind",
+            headers=headers,
+            files={"file": ("b.csv", to_csv(samples(8)), "")},
+        )
+        assert r.status_code == 422 and "missing columns: kind" in r.json()["detail"]
         models = (await http.get("/models", headers=headers)).json()
     await client.close()
     assert models["active"] == trained.json()["version"] == "v1"
     assert len(models["versions"]) == 1
+
+
+def _export(rows: list[LabelledText]) -> bytes:
+    """An XLSX export as offices have them: more columns than the router reads."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["编号", "title", "content", "category", "kind", "time"])
+    for i, row in enumerate(rows):
+        kind = "投诉求助" if row.category == "道路" else "建言"
+        sheet.append([i, row.title, row.content, row.category, kind, "2026-10-01"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def test_training_api_reads_xlsx_exports_any_label_column_and_shows_the_baseline(
+    isolated: Settings,
+) -> None:
+    app = create_app(isolated)
+    client = mongo_client(isolated)
+    admin = await auth.create_key(
+        client[isolated.database(auth.AUTH_DB)], auth.Role.ADMIN, "admin", "管理员"
+    )
+    headers = {"Authorization": f"Bearer {admin}"}
+    upload = {"file": ("export.xlsx", _export(samples(8)), "application/octet-stream")}
+    held_out = {"file": ("held.xlsx", _export(samples(4, seed=9)), "application/octet-stream")}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as http:
+        by_category = await http.post("/models", headers=headers, files=upload)
+        assert by_category.status_code == 201, by_category.text
+        assert by_category.json()["labels"] == ["供水", "学校", "道路"]
+        assert by_category.json()["ignored_columns"] == ["编号", "kind", "time"]
+        by_kind = await http.post("/models?label_column=KIND", headers=headers, files=upload)
+        assert by_kind.status_code == 201, by_kind.text
+        assert by_kind.json()["labels"] == ["建言", "投诉求助"]
+        assert by_kind.json()["ignored_columns"] == ["编号", "category", "time"]
+        scored = await http.post(
+            "/models/evaluate?label_column=kind", headers=headers, files=held_out
+        )
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["version"] == "v2" and scored.json()["rows"] == 12
+        assert 0.5 < scored.json()["baseline_macro_f1"] <= 1.0
+        back = await http.post("/models/v1/activate", headers=headers)
+        assert back.status_code == 200 and back.json() == {"active": "v1"}
+        models = (await http.get("/models", headers=headers)).json()
+    await client.close()
+    assert models["active"] == "v1"
 
 
 async def test_return_events_re_decide_then_send_to_triage(
@@ -176,17 +247,7 @@ async def test_return_events_re_decide_then_send_to_triage(
     await followup.start()
 
     async def give_back(department: str) -> CloudEvent:
-        event = CloudEvent.wrap(
-            "/minyi/followup",
-            AssignmentReturned(
-                opinion_id="op-7",
-                department=department,
-                office_id="office-a",
-                tracking_no="SQ-2026-000007",
-                reason="不属于本单位职责",
-                returned_at=NOW,
-            ),
-        )
+        event = CloudEvent.wrap("/minyi/followup", returned_by(department, 7))
         await followup.publish(event)
         return event
 
@@ -212,3 +273,31 @@ async def test_return_events_re_decide_then_send_to_triage(
     disputes = await ports.views.disputes(10)
     assert set(disputes[0]["returns"]) == {"housing", decision.lead}
     assert len(assigned_to("transport") + assigned_to("education")) == 1
+
+
+async def test_a_returned_assignment_becomes_a_labelled_example_the_next_training_uses(
+    routing: tuple[RoutingPorts, list[CloudEvent]],
+) -> None:
+    ports, _ = routing
+    await handlers.train_model(samples(15), "test", ports)
+    text = ("水管旁雨水篦子堵塞", "水管旁边的雨水篦子被树叶堵塞，下雨天路面积水")
+    await handlers.route_opinion(opinion(9, *text), ports)
+    decision = await ports.decisions.get("op-9")
+    assert decision is not None and (decision.category, decision.lead) == ("供水", "housing")
+
+    returned = returned_by("housing", 9, "雨水篦子不归供水管")
+    await handlers.assignment_returned(returned, "event-return-9", ports)
+    await handlers.assignment_returned(returned, "event-return-9", ports)  # redelivered
+    assert await ports.views.examples() == [LabelledText(*text, category="供水", rejected=True)]
+
+    retrained = await handlers.retrain("test", ports)
+    assert (retrained["version"], retrained["examples_used"]) == ("v2", 1)
+    before = dict((await ports.models.load("v1")).predict(*text).ranking)
+    after = dict((await ports.models.load("v2")).predict(*text).ranking)
+    assert after["供水"] < before["供水"]
+
+    # An editor who puts it back under 供水 overrules the return: their label replaces it.
+    await handlers.decide_by_staff(
+        "op-9", "供水", "housing", [], None, "编辑", ports, from_triage=False
+    )
+    assert await ports.views.examples() == [LabelledText(*text, category="供水")]
