@@ -18,7 +18,7 @@ from shared.auth import AUTH_DB, RateLimits
 from shared.messaging import EventBus
 from shared.problems import Problem
 from shared.settings import Settings
-from shared.store import Document, Repository, run_sweeper
+from shared.store import Document, Repository, VersionConflict, run_sweeper
 
 log = logging.getLogger("minyi.service")
 
@@ -136,6 +136,16 @@ def service_app(
         mongo[settings.database(service)].rate_limits, settings.rate_limit_per_minute
     )
     problems.install(app)
+
+    async def on_conflict(request: Request, exc: Exception) -> Response:
+        # Other writers kept winning (retry_on_conflict gave up): busy, not broken.
+        response = problems.problem_response(
+            request, 503, "服务繁忙 / Busy", "The record was being changed by others; try again."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    app.add_exception_handler(VersionConflict, on_conflict)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, prefix_limits=upload_limits)
 
     ops = APIRouter(tags=["operations"])

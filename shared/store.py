@@ -8,6 +8,7 @@ crash left behind, so nothing is lost between "stored" and "published"."""
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -140,10 +141,25 @@ class Repository(Generic[A]):
                 "version": version,
             }
         }
-        marker = await self._mark(aggregate.id, events)
-        await self.collection.update_one({"_id": aggregate.id}, update)
+        try:
+            marker = await self._mark(aggregate.id, events)
+            await self.collection.update_one({"_id": aggregate.id}, update)
+        except Exception:
+            await self._release(aggregate.id, version)
+            raise
         aggregate.version = version
         await self._flush(aggregate.id, events, marker)
+
+    async def _release(self, aggregate_id: str, version: int) -> None:
+        """A write that failed after its claim (the store busy, say): free the version now if
+        it was not stored, instead of blocking every writer of the aggregate for the lease."""
+        with contextlib.suppress(Exception):  # the original error is the one to report
+            current = await self._find(aggregate_id)
+            if current is not None and current["version"] < version:
+                await self.versions.delete_one({"_id": self._claim_id(aggregate_id, version)})
+
+    def _claim_id(self, aggregate_id: str, version: int) -> str:
+        return f"{self.collection.name}:{aggregate_id}:{version}"
 
     async def _claim(self, aggregate_id: str, version: int) -> None:
         """Win the right to write ``version`` of the aggregate, or raise VersionConflict.
@@ -151,7 +167,7 @@ class Repository(Generic[A]):
         A conditional update ({_id, version}) is not atomic on FerretDB 1.24: it reads, then
         writes, and two writers can both match. A unique _id on insert is atomic on both stores,
         so each version is claimed by inserting ``<collection>:<id>:<version>`` exactly once."""
-        claim = f"{self.collection.name}:{aggregate_id}:{version}"
+        claim = self._claim_id(aggregate_id, version)
         try:
             await self.versions.insert_one({"_id": claim, "at": utcnow()})
             return
@@ -285,12 +301,14 @@ async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> N
 T = TypeVar("T")
 
 
-async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 10) -> T:
     """Run a read-change-save function again, after a growing pause, when another writer got
-    there first."""
+    there first. The pause is random within its bound ("full jitter"): writers that collided
+    — two replicas' timers and a department's request, say — would otherwise retry in step
+    and collide again (seen as a 500 after the clock jumped past a deadline under load)."""
     for attempt in range(attempts - 1):
         try:
             return await change()
         except VersionConflict:
-            await asyncio.sleep(0.01 * 2**attempt)
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
     return await change()

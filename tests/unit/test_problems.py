@@ -1,12 +1,15 @@
 """Errors are RFC 9457 problem+json, including oversize bodies and crashes."""
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
 from shared import problems
-from shared.service import BodySizeLimit
+from shared.service import BodySizeLimit, service_app
+from shared.settings import Settings
+from shared.store import VersionConflict
 
 
 class Body(BaseModel):
@@ -105,3 +108,18 @@ def test_field_messages_are_chinese_for_people_with_the_english_beside() -> None
     assert by_field["count"]["message"] == "必填"
     wrong = client.post("/things", json={"title": "ok", "count": "many"}).json()
     assert wrong["errors"][0]["message"] == "应为整数"
+
+
+def test_a_write_others_keep_winning_is_503_busy_with_retry_after() -> None:
+    router = APIRouter()
+
+    @router.post("/contended")
+    async def contended() -> None:
+        raise VersionConflict("Case x changed concurrently")
+
+    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(connect=False)
+    made = service_app("test", "", Settings(), None, mongo, [router])
+    response = TestClient(made).post("/contended")  # no lifespan: nothing to connect to
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
