@@ -362,6 +362,16 @@ async def test_the_console_walked_by_its_users(
         await shoot(page, "11-审计日志")
         await log_out(page)
 
+        # -- 系统管理: the router's versions and the holiday calendar of this year and next -------
+        await log_in(page, base, "admin", people["admin"])
+        await page.click("text=系统管理")
+        await expect(page.locator("[data-test=models]")).to_be_visible()
+        await page.click("text=节假日安排")
+        this_year = utcnow().astimezone(BEIJING).year
+        await expect(page.locator(".el-descriptions")).to_contain_text(f"{this_year}年")
+        await shoot(page, "13-系统管理")
+        await log_out(page)
+
         # -- Five wrong passwords lock the account ---------------------------------------------
         for _ in range(5):
             await page.fill("input[name=login]", "sun.qi")

@@ -1,5 +1,5 @@
 // followup (承办、督办、反馈): everything the console asks of it, under /api/followup.
-import { get, post } from './http'
+import { get, post, request } from './http'
 
 const base = '/api/followup'
 export const inbox = (query) => get(`${base}/inbox`, query)
@@ -20,3 +20,5 @@ export const adopt = (id, body) => post(`${base}/cases/${id}/adoptions`, body)
 // XLSX of a KPI table: a link the browser downloads (the session cookie goes with it).
 export const kpiExportUrl = (dimension, month) =>
   `${base}/kpis/export?${new URLSearchParams({ dimension, month, format: 'xlsx' })}`
+export const calendarStatus = () => get(`${base}/calendar/status`)
+export const loadCalendar = (year) => request('PUT', `${base}/calendar/${year.year}`, { body: year })
