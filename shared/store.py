@@ -241,18 +241,24 @@ class Kept(Generic[K, V]):
     def __init__(self, kept_for: timedelta) -> None:
         self.kept_for = kept_for
         self.values: dict[K, tuple[datetime, V]] = {}
+        # When this process last changed each key: a read begun before then is not kept.
+        self.changed: dict[K, datetime] = {}
 
     async def get(self, key: K, read: Callable[[K], Awaitable[V]]) -> V:
         """The kept value of ``key``, or ``read(key)`` when there is none or it is too old."""
         now = utcnow()
         kept = self.values.get(key)
         if kept is None or now - kept[0] >= self.kept_for:
-            kept = self.values[key] = (now, await read(key))
+            kept = (now, await read(key))
+            # A write of this process that landed while we read may be missing from it.
+            if self.changed.get(key, now) <= now:
+                self.values[key] = kept
         return kept[1]
 
     def forget(self, key: K) -> None:
         """Read ``key`` from the store next time (this process just changed it)."""
         self.values.pop(key, None)
+        self.changed[key] = utcnow()
 
 
 class KeptRepository(Repository[A]):
@@ -278,12 +284,20 @@ class KeptRepository(Repository[A]):
 
     async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
         self.kept.forget(aggregate.id)
-        return await super().add(aggregate, events)
+        try:
+            return await super().add(aggregate, events)
+        finally:
+            self.kept.forget(aggregate.id)
 
     async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
-        # Forgotten before saving, so a retry after a VersionConflict reads the stored version.
+        # Forgotten before saving, so a retry after a VersionConflict reads the stored version,
+        # and after, so that a read another task made meanwhile (of the old document) is not
+        # kept: this process sees its own writes at once.
         self.kept.forget(aggregate.id)
-        await super().save(aggregate, events)
+        try:
+            await super().save(aggregate, events)
+        finally:
+            self.kept.forget(aggregate.id)
 
 
 async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> None:
