@@ -56,7 +56,7 @@ run: up
 	@$(LOCAL_ENV) $(BIN)/minyi demo
 	@echo
 	@echo "The system keeps running in the background; 'make down' stops it."
-	@echo "Logs: var/log/ (intake, routing, followup, notification, ferretdb)."
+	@echo "Logs: var/log/ (console, intake, routing, followup, notification, ferretdb)."
 
 # Tests start their own service processes; they only need the broker and the store.
 # First the tests most exposed to the calendar again, as of instants that have broken such
