@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import new_id
+from shared.paging import after_filter, before_filter
 from shared.store import Document
 
 from .domain import AuditEntry, Person, Session, Unit
@@ -64,8 +65,7 @@ class Directory:
         query: Document = {}
         if unit:
             query["unit"] = unit
-        if after:
-            query["_id"] = {"$gt": after}
+        query.update(after_filter(after))
         cursor = self.people.find(query).sort("_id", 1).limit(limit)
         return [Person.model_validate(doc) async for doc in cursor]
 
@@ -125,8 +125,7 @@ class AuditLog:
         self, filters: dict[str, str], limit: int, before: str | None
     ) -> list[dict[str, Any]]:
         query: Document = dict(filters)
-        if before:
-            query["_id"] = {"$lt": before}
+        query.update(before_filter(before))
         cursor = self.collection.find(query).sort("_id", -1).limit(limit)
         return [{"id": doc.pop("_id"), **doc} async for doc in cursor]
 

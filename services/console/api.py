@@ -13,6 +13,7 @@ from starlette.background import BackgroundTask
 
 from shared.auth import Role
 from shared.clock import utcnow
+from shared.paging import After, Before
 from shared.problems import Problem
 from shared.settings import SERVICES
 
@@ -197,9 +198,7 @@ async def list_people(
     p: Ports,
     unit: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    after: Annotated[
-        str | None, Query(max_length=32, description="Cursor: last login seen")
-    ] = None,
+    after: After = None,
 ) -> list[PersonView]:
     return [_view(person) for person in await p.directory.list_people(unit, limit, after)]
 
@@ -258,7 +257,7 @@ async def audit(
     person: Annotated[str | None, Query(max_length=32)] = None,
     target: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[str | None, Query(max_length=32, description="Cursor: last id seen")] = None,
+    before: Before = None,
 ) -> list[dict[str, Any]]:
     filters = {k: v for k, v in (("person", person), ("target", target)) if v}
     return await p.audit.search(filters, limit, before)

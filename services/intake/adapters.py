@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.paging import before_filter
 from shared.store import Document
 
 from .domain import AttachmentRef, Opinion, OpinionStatus
@@ -135,8 +136,7 @@ async def opinion_page(
     query: Document = {} if office_id is None else {"office_id": office_id}
     if status is not None:
         query["status"] = status.value
-    if before is not None:
-        query["_id"] = {"$lt": before}
+    query.update(before_filter(before))
     if text:
         words = re.escape(text)
         query["$or"] = [{"submission.title": {"$regex": words}}, {"tracking_no": text}]

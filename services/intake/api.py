@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from shared.auth import Principal, Role, require
 from shared.clock import utcnow
+from shared.paging import Before
 from shared.privacy import mask_phone
 from shared.problems import Problem
 
@@ -289,9 +290,7 @@ async def list_opinions(
     status: OpinionStatus | None = None,
     q: Annotated[str | None, Query(max_length=50, description="In the title, or a number")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[
-        str | None, Query(max_length=40, description="Cursor: the last id seen")
-    ] = None,
+    before: Before = None,
 ) -> list[OpinionRow]:
     office = None if principal.sees_all() else principal.subject
     found = await opinion_page(p.opinions.collection.database, office, status, q, limit, before)

@@ -8,10 +8,6 @@ from typing import Any
 import httpx
 
 from services.console.api import COOKIE
-from services.demo import seed_people
-from shared.settings import Settings
-
-from .conftest import System
 
 
 @dataclass
@@ -39,12 +35,3 @@ class Person:
             headers["X-CSRF-Token"] = self.csrf
         headers.update(kwargs.pop("headers", {}))
         return await self.http.request(method, f"{self.base}{path}", headers=headers, **kwargs)
-
-
-async def demo_people(settings: Settings) -> dict[str, str]:
-    """The demo units and one login per role in this run's console database."""
-    return await seed_people(settings, {})
-
-
-def console_url(system: System) -> str:
-    return system.url("console")

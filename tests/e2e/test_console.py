@@ -5,23 +5,24 @@ import httpx
 import pytest
 
 from services.console.api import COOKIE
+from services.demo import seed_people
 from shared.settings import Settings
 
 from .conftest import System
-from .console_client import Person, console_url, demo_people
+from .console_client import Person
 from .flow import OPINION
 
 
 @pytest.fixture(scope="module")
 async def people(system: System, settings: Settings) -> dict[str, str]:
-    return await demo_people(settings)
+    return await seed_people(settings, {})
 
 
 async def test_login_sets_a_secure_httponly_strict_cookie(
     system: System, people: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        clerk = Person(http, console_url(system))
+        clerk = Person(http, system.url("console"))
         response = await clerk.login("clerk", people["clerk"])
         assert response.status_code == 200, response.text
         cookie = response.headers["set-cookie"].lower()
@@ -36,7 +37,7 @@ async def test_wrong_passwords_lock_the_account_and_say_so_in_chinese(
     system: System, people: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        editor = Person(http, console_url(system))
+        editor = Person(http, system.url("console"))
         answers = [await editor.login("editor", "wrong-password-1") for _ in range(5)]
         assert [a.status_code for a in answers] == [401, 401, 401, 401, 423]
         assert answers[0].json()["detail"] == "用户名或密码错误"
@@ -44,13 +45,13 @@ async def test_wrong_passwords_lock_the_account_and_say_so_in_chinese(
         assert answers[4].headers["content-type"] == "application/problem+json"
         # Locked: the right password is refused too, until an administrator unlocks.
         assert (await editor.login("editor", people["editor"])).status_code == 423
-        admin = Person(http, console_url(system))
+        admin = Person(http, system.url("console"))
         assert (await admin.login("admin", people["admin"])).status_code == 200
         unlocked = await admin.call("PATCH", "/console/people/editor", json={"unlock": True})
         assert unlocked.status_code == 200 and unlocked.json()["locked"] is False
         assert (await editor.login("editor", people["editor"])).status_code == 200
         # An unknown login gets the same answer as a wrong password.
-        nobody = await Person(http, console_url(system)).login("nobody", "whatever-123")
+        nobody = await Person(http, system.url("console")).login("nobody", "whatever-123")
         assert nobody.status_code == 401 and nobody.json()["detail"] == "用户名或密码错误"
 
 
@@ -58,10 +59,10 @@ async def test_the_person_acts_on_the_services_and_the_audit_log_names_them(
     system: System, people: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        clerk = Person(http, console_url(system))
+        clerk = Person(http, system.url("console"))
         await clerk.login("clerk", people["clerk"])
         no_csrf = await http.post(
-            f"{console_url(system)}/api/intake/opinions",
+            f"{system.url('console')}/api/intake/opinions",
             json=OPINION,
             headers={"Cookie": f"{COOKIE}={clerk.cookie}"},
         )
@@ -76,7 +77,7 @@ async def test_the_person_acts_on_the_services_and_the_audit_log_names_them(
         assert bad.status_code == 422
         assert {"title", "content", "channel"} <= {e["field"] for e in bad.json()["errors"]}
 
-        supervisor = Person(http, console_url(system))
+        supervisor = Person(http, system.url("console"))
         await supervisor.login("supervisor", people["supervisor"])
         entries = (
             await supervisor.call("GET", "/console/audit", params={"person": "clerk"})
@@ -96,7 +97,7 @@ async def test_logout_ends_the_session_and_its_service_key(
     system: System, people: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        handler = Person(http, console_url(system))
+        handler = Person(http, system.url("console"))
         await handler.login("handler", people["handler"])
         assert (await handler.call("GET", "/api/followup/inbox")).status_code == 200
         assert (await handler.call("POST", "/console/logout")).status_code == 200
@@ -109,7 +110,7 @@ async def test_administrators_manage_accounts_with_field_errors_in_chinese(
     system: System, people: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        admin = Person(http, console_url(system))
+        admin = Person(http, system.url("console"))
         await admin.login("admin", people["admin"])
         person = {"login": "wang.li", "name": "王立", "unit": "ecology", "roles": ["department"]}
         weak = await admin.call("POST", "/console/people", json={**person, "password": "short"})
@@ -129,7 +130,7 @@ async def test_administrators_manage_accounts_with_field_errors_in_chinese(
             "POST", "/console/people", json={**person, "password": "Ecology-2026x"}
         )
         assert again.status_code == 409
-        newcomer = Person(http, console_url(system))
+        newcomer = Person(http, system.url("console"))
         assert (await newcomer.login("wang.li", "Ecology-2026x")).status_code == 200
         assert newcomer.me["unit"] == "ecology" and newcomer.me["role"] == "department"
         # Disabled: the open session ends at its next request.
@@ -138,14 +139,14 @@ async def test_administrators_manage_accounts_with_field_errors_in_chinese(
         assert (await newcomer.call("GET", "/console/me")).status_code == 401
         # Only administrators manage people.
         assert (await newcomer.call("GET", "/console/people")).status_code == 401
-        clerk = Person(http, console_url(system))
+        clerk = Person(http, system.url("console"))
         await clerk.login("clerk", people["clerk"])
         assert (await clerk.call("GET", "/console/people")).status_code == 403
 
 
 async def test_changing_the_password(system: System, people: dict[str, str]) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        supervisor = Person(http, console_url(system))
+        supervisor = Person(http, system.url("console"))
         await supervisor.login("supervisor", people["supervisor"])
         wrong = await supervisor.call(
             "POST",
@@ -159,7 +160,7 @@ async def test_changing_the_password(system: System, people: dict[str, str]) -> 
             json={"old_password": people["supervisor"], "new_password": "Another-2026x"},
         )
         assert changed.status_code == 200
-        again = Person(http, console_url(system))
+        again = Person(http, system.url("console"))
         assert (await again.login("supervisor", people["supervisor"])).status_code == 401
         assert (await again.login("supervisor", "Another-2026x")).status_code == 200
         people["supervisor"] = "Another-2026x"

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from services.demo import WebhookSink, wait_for
+from services.demo import WebhookSink, seed_people, wait_for
 from shared.clock import BEIJING, utcnow
 from shared.settings import Settings
 
 from .conftest import LOGS, PORT_BASE, System
-from .console_client import Person, console_url, demo_people
+from .console_client import Person
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("MINYI_CONSOLE_SCREENSHOTS") or LOGS / "screens")
@@ -112,8 +112,8 @@ async def register(page: Page, title: str, content: str, category: str, street: 
 async def test_the_console_walked_by_its_users(
     system: System, settings: Settings, browser: Browser
 ) -> None:
-    base = console_url(system)
-    people = await demo_people(settings)
+    base = system.url("console")
+    people = await seed_people(settings, {})
     sink = WebhookSink(PORT_BASE + 197)  # inside the run's allowed webhook ports
     async with sink.running(), httpx.AsyncClient(timeout=10) as http:
         # The office's own webhook tells it the feedback link (to pass on to the submitter).

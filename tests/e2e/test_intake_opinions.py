@@ -247,3 +247,45 @@ async def test_a_closed_case_is_no_longer_joined(
         await wait_for(closed, "intake to see the case closed", within=60)
         again = await post(http, system, keys.office, complaint(street, content=REWORDED))
     assert again.json()["status"] == "open" and again.json()["joined"] is None
+
+
+async def test_an_office_lists_its_own_opinions_newest_first_with_a_cursor(
+    system: System, keys: Keys
+) -> None:
+    mark = uuid.uuid4().hex[:8]
+    async with httpx.AsyncClient(timeout=10) as http:
+        made = []
+        for n in range(3):
+            body = complaint(f"列表街道{mark}{n}", title=f"列表测试{mark} 第{n}件")
+            r = await post(http, system, keys.office, body)
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+        other = await post(
+            http,
+            system,
+            keys.other_office,
+            complaint(f"列表街道{mark}x", title=f"列表测试{mark} 乙"),
+        )
+        assert other.status_code == 201
+
+        async def page(key: str, **query: str) -> list[dict[str, Any]]:
+            r = await http.get(
+                f"{system.url('intake')}/opinions", headers=Keys.header(key), params=query
+            )
+            assert r.status_code == 200, r.text
+            return list(r.json())
+
+        first = await page(keys.office, q=f"列表测试{mark}", limit="2")
+        assert [row["id"] for row in first] == [made[2], made[1]]  # newest first, own only
+        assert first[0]["status_label"] == "已受理"
+        rest = await page(keys.office, q=f"列表测试{mark}", limit="2", before=first[-1]["id"])
+        assert [row["id"] for row in rest] == [made[0]]
+        assert await page(keys.office, q=f"列表测试{mark}", status="closed") == []
+        by_number = await page(keys.office, q=first[0]["tracking_no"])
+        assert [row["id"] for row in by_number] == [made[2]]
+        bad = await http.get(
+            f"{system.url('intake')}/opinions",
+            headers=Keys.header(keys.office),
+            params={"limit": "0"},
+        )
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.limit"
