@@ -86,7 +86,7 @@ chart-tools:
 	@deploy/helm/tools.sh
 
 # Three RabbitMQ nodes of its own (ports 25xxx, data in var/drill), the services on all three;
-# stops the node leading the work queues under load and starts it again (services/cluster_drill.py).
+# stops the node leading the work queues under load and starts it again (tools/cluster_drill.py).
 drill-cluster: stack
 	@$(BIN)/minyi drill-cluster
 

@@ -26,6 +26,13 @@ def new_id() -> str:
     return str(ULID())
 
 
+class Urgency(StrEnum):
+    EMERGENCY = "emergency"  # 紧急: reply within 2 hours
+    TIMELINESS = "timeliness"  # 时效 (water, power, gas, heating): 24 hours
+    GENERAL = "general"  # 一般: 7 days
+    COMPLEX = "complex"  # 复杂: 15 working days
+
+
 class UnknownEventType(ValueError):
     """The envelope names an event type this code does not know."""
 

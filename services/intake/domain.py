@@ -30,6 +30,7 @@ from shared.events import (
     OpinionWithdrawn,
     SubmitterSummary,
     SupporterSummary,
+    Urgency,
     new_id,
 )
 from shared.keys import KeyRing
@@ -57,13 +58,6 @@ class SubmitterKind(StrEnum):
     DEPUTY = "代表"  # 人大代表
     CITIZEN = "群众"
     CONTACT = "联系人"
-
-
-class Urgency(StrEnum):
-    EMERGENCY = "emergency"  # 紧急: reply within 2 hours
-    TIMELINESS = "timeliness"  # 时效 (water, power, gas, heating): 24 hours
-    GENERAL = "general"  # 一般: 7 days
-    COMPLEX = "complex"  # 复杂: 15 working days
 
 
 def compared_text(title: str, content: str) -> str:

@@ -19,6 +19,7 @@ from shared.events import (
     OpinionReceived,
     OpinionTriage,
     OpinionWithdrawn,
+    Urgency,
 )
 from shared.store import Aggregate
 
@@ -30,13 +31,6 @@ ANYWHERE = "*"
 UNCLASSIFIED = "未分类"
 # After this many returns (退回) a person decides, not the router.
 MAX_RETURNS = 2
-
-
-class Urgency(StrEnum):
-    EMERGENCY = "emergency"  # 紧急: reply within 2 hours
-    TIMELINESS = "timeliness"  # 时效 (water, power, gas, heating): 24 hours
-    GENERAL = "general"  # 一般: 7 days
-    COMPLEX = "complex"  # 复杂: 15 working days
 
 
 class Contact(BaseModel):

@@ -15,10 +15,10 @@ import aio_pika
 import httpx
 import pytest
 
-from services.demo import WebhookSink
 from shared import auth, topology
 from shared.settings import SERVICES, Settings
 from shared.store import mongo_client
+from tools.demo import WebhookSink
 
 # Several test runs can share a machine: each sets its own MINYI_TEST_PORT_BASE.
 PORT_BASE = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))
@@ -47,7 +47,7 @@ class System:
         port = self.url(service).rsplit(":", 1)[1]
         name = service.partition("-")[0]
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", name, "--port", port],
+            [sys.executable, "-m", "tools.cli", "serve", name, "--port", port],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from services.demo import WebhookSink, wait_for
+from tools.demo import WebhookSink, wait_for
 
 from .conftest import Keys, System
 

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.demo import wait_for
 from shared import auth, broker_admin, topology
 from shared.clock import beijing_year, utcnow
 from shared.events import CE_CONTENT_TYPE, CloudEvent, EventData
 from shared.settings import Settings
 from shared.store import mongo_client
+from tools.demo import wait_for
 
 from .conftest import LOGS, PORT_BASE, capture_events
 
@@ -54,7 +54,7 @@ class Replicas:
             "MINYI_FOLLOWUP_TICK_SECONDS": "0.5",
         }
         log = (LOGS / f"followup-replica{replica}.log").open("ab")
-        command = [sys.executable, "-m", "services.cli", "serve", "followup"]
+        command = [sys.executable, "-m", "tools.cli", "serve", "followup"]
         process = subprocess.Popen(
             [*command, "--port", str(REPLICA_PORTS[replica])],
             stdout=log,

@@ -8,12 +8,12 @@ import aio_pika
 import httpx
 from typer.testing import CliRunner
 
-from services.cli import app as cli
-from services.demo import WebhookSink, wait_for
 from shared import auth, broker_admin
 from shared.events import CE_CONTENT_TYPE
 from shared.settings import Settings, get_settings
 from shared.store import mongo_client
+from tools.cli import app as cli
+from tools.demo import WebhookSink, wait_for
 
 from .conftest import Keys, System
 from .flow import OPINION, case_of, submit

@@ -1,10 +1,10 @@
-"""The benchmark's hop chain (services/hops.py) as real processes on the real broker: every
+"""The benchmark's hop chain (tools/hops.py) as real processes on the real broker: every
 opinion submitted comes out at the webhook once, and the report says so."""
 
 import pytest
 
-from services import loadtest
 from shared.settings import Settings
+from tools import loadtest
 
 from .conftest import PORT_BASE
 

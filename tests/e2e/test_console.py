@@ -5,8 +5,8 @@ import httpx
 import pytest
 
 from services.console.api import COOKIE
-from services.demo import seed_people
 from shared.settings import Settings
+from tools.demo import seed_people
 
 from .conftest import System
 from .console_client import Person

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from services.demo import WebhookSink, seed_people, wait_for
 from shared.clock import BEIJING, utcnow
 from shared.settings import Settings
+from tools.demo import WebhookSink, seed_people, wait_for
 
 from .conftest import LOGS, PORT_BASE, System
 from .console_client import Person

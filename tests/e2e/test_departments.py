@@ -14,11 +14,11 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.demo import Received, WebhookSink, wait_for
 from shared import auth, broker_admin
 from shared.settings import Settings
 from shared.store import Document, mongo_client
 from tests.integration.notification_servers import free_port
+from tools.demo import Received, WebhookSink, wait_for
 
 from .conftest import Keys, System
 from .flow import case_of, lead_of, submit

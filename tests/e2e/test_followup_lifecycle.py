@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 
-from services.demo import wait_for
 from services.followup.domain import Policy, month_of, rates
 from services.followup.workdays import WorkCalendar
 from shared.clock import BEIJING, beijing_year, utcnow
 from shared.events import OpinionAssigned, new_id
+from tools.demo import wait_for
 
 from .conftest import Keys, System
 from .followup_replicas import Replicas, assignment, replicas

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import httpx
 
-from services.demo import wait_for
 from services.followup.workdays import BEIJING
 from shared.events import OpinionAssigned, new_id
+from tools.demo import wait_for
 
 from .followup_replicas import Replicas, assignment, replicas
 

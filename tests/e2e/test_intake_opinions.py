@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from services.demo import WebhookSink, wait_for
+from tools.demo import WebhookSink, wait_for
 
 from .conftest import Keys, System
 from .flow import work_and_rate

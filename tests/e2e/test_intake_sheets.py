@@ -13,10 +13,10 @@ import httpx
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from services.demo import wait_for
 from shared import auth
 from shared.settings import Settings
 from shared.store import mongo_client
+from tools.demo import wait_for
 
 from .conftest import Keys, System
 

@@ -4,7 +4,7 @@ import asyncio
 
 import httpx
 
-from services.demo import WebhookSink
+from tools.demo import WebhookSink
 
 from .conftest import LOGS, Keys, System
 from .flow import (

@@ -3,8 +3,8 @@ signed; bad subscriptions are refused with problem+json."""
 
 import httpx
 
-from services.demo import WebhookSink, wait_for
 from tests.integration.notification_servers import free_port
+from tools.demo import WebhookSink, wait_for
 
 from .conftest import Keys, System
 from .flow import submit

@@ -8,8 +8,8 @@ import re
 
 import httpx
 
-from services.demo import WebhookSink, wait_for
 from tests.integration.notification_servers import free_port
+from tools.demo import WebhookSink, wait_for
 
 from .conftest import Keys, System, Traffic
 from .flow import case_of, lead_of, submit

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.demo import WebhookSink, wait_for
+from tools.demo import WebhookSink, wait_for
 
 from .conftest import Keys, System
 from .flow import case_of, lead_of, submit, work_and_rate

@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from services.demo import wait_for
 from services.routing.classifier import LabelledText
 from shared import auth
 from shared.settings import Settings
 from shared.store import mongo_client
 from tests.routing_samples import samples, to_csv
+from tools.demo import wait_for
 
 from .conftest import Keys, System
 from .flow import case_of, submit

@@ -6,8 +6,8 @@ import base64
 
 import httpx
 
-from services.demo import Received, WebhookSink, wait_for
 from tests.integration.notification_servers import free_port
+from tools.demo import Received, WebhookSink, wait_for
 
 from .conftest import Keys, System
 from .flow import case_of, lead_of, submit

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.demo import serving
+from tools.demo import serving
 
 # Servers started by hand in tests live between base + 100 and base + 999.
 PORT_BASE = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))

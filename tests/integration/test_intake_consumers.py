@@ -8,7 +8,6 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
-from services.demo import wait_for
 from services.intake import consumers, handlers
 from services.intake.adapters import Attachments, ImportJobs, RequestClaims, TrackingNumbers
 from services.intake.domain import Member, Opinion, OpinionStatus, OpinionSubmission
@@ -18,6 +17,7 @@ from shared.keys import KeyRing
 from shared.messaging import EventBus
 from shared.settings import Settings
 from shared.store import Document, Repository
+from tools.demo import wait_for
 
 SUBMISSION = OpinionSubmission.model_validate(
     {

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from aiormq.exceptions import PublishError
 
-from services.demo import wait_for
 from shared import broker_admin
 from shared.events import CloudEvent, Location, OpinionReceived
 from shared.messaging import Busy, EventBus, PermanentFailure
 from shared.settings import Settings
+from tools.demo import wait_for
 
 
 def received(title: str) -> CloudEvent:

@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
-from services.demo import wait_for
 from services.notification.adapters import GONE
 from services.notification.config import ChannelSettings
 from services.notification.domain import signature
@@ -32,6 +31,7 @@ from shared.events import (
 from shared.messaging import EventBus
 from shared.settings import Settings
 from shared.store import Document
+from tools.demo import wait_for
 
 from .conftest import Publishers
 from .notification_servers import Mailbox, Receiver, free_port, smtp_server

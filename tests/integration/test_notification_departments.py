@@ -15,11 +15,11 @@ from aio_pika.abc import AbstractChannel
 from aiormq.exceptions import ChannelAccessRefused
 from typer.testing import CliRunner
 
-from services.cli import app as cli
 from shared import broker_admin
 from shared.events import CloudEvent, OpinionAssigned
 from shared.messaging import EventBus
 from shared.settings import Settings, get_settings
+from tools.cli import app as cli
 
 
 def assigned(department: str) -> CloudEvent:

@@ -11,7 +11,6 @@ import pytest
 from openpyxl import Workbook
 from pymongo import AsyncMongoClient
 
-from services.demo import wait_for
 from services.routing import handlers
 from services.routing.classifier import LabelledText
 from services.routing.consumers import subscribe
@@ -24,6 +23,7 @@ from shared.messaging import EventBus
 from shared.settings import Settings
 from shared.store import Document, mongo_client
 from tests.routing_samples import TOPICS, samples, to_csv
+from tools.demo import wait_for
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 

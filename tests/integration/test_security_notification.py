@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from services.demo import wait_for
 from services.notification import handlers
 from services.notification.adapters import NOT_ACCEPTED, NOT_ALLOWED, REFUSED
 from services.notification.domain import ChannelKind
+from tools.demo import wait_for
 
 from .notification_servers import PORT_BASE, Receiver, free_port
 from .test_notification_channels import Notifier, handled, notifier, received

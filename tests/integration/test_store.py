@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.demo import wait_for
 from services.routing.domain import DEMO_DIRECTORY, Decision, decide
 from services.routing.handlers import route_opinion
 from services.routing.main import routing_ports
@@ -26,6 +25,7 @@ from shared.store import (
     VersionConflict,
     retry_on_conflict,
 )
+from tools.demo import wait_for
 
 from .test_messaging import received
 

@@ -2,9 +2,9 @@
 
 from pymongo import AsyncMongoClient
 
-from services.cli import INDEXES, create_indexes
 from shared.settings import Settings
 from shared.store import Document
+from tools.cli import INDEXES, create_indexes
 
 
 async def test_store_indexes_are_created_and_creating_them_again_changes_nothing(

@@ -11,7 +11,6 @@ import pytest
 from openpyxl import Workbook
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from services.routing import bench
 from services.routing.classifier import (
     BLOCKS,
     MAX_TRAINING_BYTES,
@@ -26,6 +25,7 @@ from services.routing.classifier import (
     train_classifier,
 )
 from tests.routing_samples import samples, to_csv
+from tools.bench import routing as bench
 
 
 def read_labelled_csv(data: bytes, for_training: bool = True) -> list[LabelledText]:

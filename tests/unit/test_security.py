@@ -42,7 +42,7 @@ def _serve(service: str, **env: str) -> subprocess.CompletedProcess[str]:
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "serve", service, "--port", "1"],
+        [sys.executable, "-m", "tools.cli", "serve", service, "--port", "1"],
         env=clean,
         capture_output=True,
         text=True,

@@ -31,14 +31,14 @@ import httpx
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
-from services import hops
-from services.demo import DEMO_OFFICES, Received, WebhookSink, seed_keys, url
 from shared.settings import SERVICES, Settings, get_settings
+from tools import hops
+from tools.demo import DEMO_OFFICES, Received, WebhookSink, seed_keys, url
 
 VAR = Path("var")
 SCALED = ("routing", "followup", "notification")
 REPLICA_PORT_BASE = 8010  # the second replica of service 800N listens on 801N
-HOPS_PORT_BASE = 8020  # services/hops.py's processes
+HOPS_PORT_BASE = 8020  # tools/hops.py's processes
 RAW_ROUNDS = 3
 # Phrases the demo directory routes by keyword rule, so no trained model is needed.
 TITLES = ("公交站台破损", "工地夜间噪音扰民", "企业拖欠工资", "河道偷排污水", "公交线路调整")
@@ -283,7 +283,7 @@ async def extra_replicas(services: tuple[str, ...]) -> AsyncIterator[dict[str, i
     their pids by service; stopped with SIGTERM (drained) afterwards."""
     commands = {
         f"{service}-2": (
-            ["services.cli", "serve", service, "--port", str(_replica_port(service))],
+            ["tools.cli", "serve", service, "--port", str(_replica_port(service))],
             f"{_replica_url(service)}/ready",
         )
         for service in services
@@ -455,14 +455,14 @@ async def hop_ceiling(
     port: int,
     port_base: int = HOPS_PORT_BASE,
 ) -> dict[str, Any]:
-    """The same load through services/hops.py: the pipeline's processes and hops, no work.
+    """The same load through tools/hops.py: the pipeline's processes and hops, no work.
     Its processes listen on ``port_base`` and up."""
     name = f"minyi.bench.hops.{uuid.uuid4().hex[:8]}"
     sink = WebhookSink(port)
     ports = {role: port_base + i for i, role in enumerate(hops.ROLES)}
     commands = {
         f"hops-{role}": (
-            ["services.hops", role, name, str(ports[role]), sink.url],
+            ["tools.hops", role, name, str(ports[role]), sink.url],
             f"http://127.0.0.1:{ports[role]}/health",
         )
         for role in hops.ROLES

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .duplicates import DuplicateIndex, signature
-from .main import IntakeSettings
+from services.intake.duplicates import DuplicateIndex, signature
+from services.intake.main import IntakeSettings
 
 # The briefs folder beside the checkout, not part of the project.
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "opinions-dev.csv"

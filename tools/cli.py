@@ -228,11 +228,11 @@ def docs_asyncapi(output: Annotated[Path | None, typer.Option()] = None) -> None
 # Benchmark suites: name → "module:function"; the function takes the output directory and
 # returns a summary dict (also written there as <name>.json).
 BENCHMARKS: dict[str, str] = {
-    "pipeline": "services.loadtest:run",
-    "notification": "services.notification.bench:run",
-    "followup": "services.followup.bench:run",
-    "intake-duplicates": "services.intake.bench:run",
-    "routing": "services.routing.bench:run",
+    "pipeline": "tools.loadtest:run",
+    "notification": "tools.bench.notification:run",
+    "followup": "tools.bench.followup:run",
+    "intake-duplicates": "tools.bench.intake:run",
+    "routing": "tools.bench.routing:run",
 }
 
 
@@ -257,8 +257,8 @@ def bench(
 
 @app.command()
 def chaos() -> None:
-    """Chaos drill against the running stack (see services/chaos.py); exits 1 if it fails."""
-    from services.chaos import run
+    """Chaos drill against the running stack (see tools/chaos.py); exits 1 if it fails."""
+    from tools.chaos import run
 
     report = run()
     for line in report.pop("actions"):
@@ -273,7 +273,7 @@ def chaos() -> None:
 def drill_cluster() -> None:
     """Broker-node failure drill on a 3-node RabbitMQ cluster of its own (services/
     cluster_drill.py); exits 1 if it fails."""
-    from services.cluster_drill import run
+    from tools.cluster_drill import run
 
     report = run()
     for line in report.pop("actions"):
@@ -292,7 +292,7 @@ def seed(
 ) -> None:
     """Create demo API keys for the demo offices, departments and staff (kept in KEYS_FILE),
     and the demo units with one console login per role (passwords kept in PEOPLE_FILE)."""
-    from services.demo import seed_keys, seed_people
+    from tools.demo import seed_keys, seed_people
 
     for path, make, what in (
         (keys_file, seed_keys, "demo keys"),
@@ -314,7 +314,7 @@ def demo(
 ) -> None:
     """Walk one opinion through the running system, print its timeline and the console's
     demo logins."""
-    from services.demo import DEMO_PEOPLE, run_demo
+    from tools.demo import DEMO_PEOPLE, run_demo
 
     if not keys_file.exists():
         raise typer.BadParameter(f"{keys_file} is missing: run `minyi seed` first")

@@ -21,14 +21,14 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from .classifier import (
+from services.routing.classifier import (
     LabelledText,
     full_text,
     read_labelled,
     train_baseline,
     train_classifier,
 )
-from .domain import DEMO_DIRECTORY
+from services.routing.domain import DEMO_DIRECTORY
 
 DATA_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "opinions-dev.csv"
 SPLITS = 10

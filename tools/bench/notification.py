@@ -15,17 +15,16 @@ from typing import Any
 
 import httpx
 
-from services.demo import WebhookSink, wait_for
+from services.notification import handlers
+from services.notification.config import ChannelSettings
+from services.notification.domain import ChannelKind, signature
+from services.notification.main import create_app
 from shared import broker_admin
 from shared.events import CloudEvent, Location, OpinionReceived, utcnow
 from shared.messaging import EventBus
 from shared.settings import Settings, get_settings
 from shared.store import mongo_client
-
-from . import handlers
-from .config import ChannelSettings
-from .domain import ChannelKind, signature
-from .main import create_app
+from tools.demo import WebhookSink, wait_for
 
 OFFICE = "bench-office"
 
@@ -133,7 +132,7 @@ async def _run(count: int, port: int) -> dict[str, Any]:
 
 
 def run(output: Path) -> dict[str, Any]:
-    """Benchmark entry point (see ``BENCHMARKS`` in services/cli.py)."""
+    """Benchmark entry point (see ``BENCHMARKS`` in tools/cli.py)."""
     count = int(os.environ.get("MINYI_BENCH_EVENTS", "300"))
     port = int(os.environ.get("MINYI_BENCH_PORT", "8097"))
     return asyncio.run(_run(count, port))

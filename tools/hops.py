@@ -11,7 +11,7 @@ POST) and the same topology, but with no store, no rules and no retries:
 The benchmark drives it exactly as it drives the real pipeline; what the real pipeline reaches
 of this ceiling is what the services' own work (stores, rules, idempotency) costs.
 
-Run by the benchmark as ``python -m services.hops <role> <name> <port> <webhook url>``."""
+Run by the benchmark as ``python -m tools.hops <role> <name> <port> <webhook url>``."""
 
 import sys
 from collections.abc import AsyncIterator

@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.followup.adapters import SystemClock, Timers
+from services.followup.domain import Timer, TimerKind
+from services.followup.workdays import Span, WorkCalendar
 from shared.settings import get_settings
 from shared.store import mongo_client
-
-from .adapters import SystemClock, Timers
-from .domain import Timer, TimerKind
-from .workdays import Span, WorkCalendar
 
 TIMERS = 300
 DEADLINES = 5000

@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from services.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
-from services.loadtest import _progress, bench_opinion, subscribe_departments
 from shared import broker_admin
 from shared.settings import SERVICES, Settings, get_settings
 from shared.store import mongo_client
 from shared.topology import BINDINGS
+from tools.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
+from tools.loadtest import _progress, bench_opinion, subscribe_departments
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "var" / "run"

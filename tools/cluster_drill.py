@@ -2,7 +2,7 @@
 machine, clustered, the four services pointed at all three (each starting on another node,
 where it declares its queues, so connections and queue leaders are spread); while opinions
 flow, stop the node that leads the most work queues, then start it again; then check, as the
-chaos drill does (services/chaos.py), that every opinion was registered, assigned and notified
+chaos drill does (tools/chaos.py), that every opinion was registered, assigned and notified
 exactly once.
 
 Its nodes are minyi-drill-{a,b,c}@localhost (AMQP 25101-25103, management 25121-25123,
@@ -31,12 +31,12 @@ from typing import Any
 
 import httpx
 
-from services.chaos import drill
-from services.loadtest import _process_usage, _running, _usage_report
 from shared import broker_admin
 from shared.settings import SERVICES, Settings
 from shared.store import drop_databases
 from shared.topology import BINDINGS, work_queue_name
+from tools.chaos import drill
+from tools.loadtest import _process_usage, _running, _usage_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DRILL = ROOT / "var" / "drill"
@@ -253,7 +253,7 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
         "MINYI_RABBIT_ADMIN_URL": nodes[0].management,
         "MINYI_DB_PREFIX": f"drill{run}",
         "MINYI_FOLLOWUP_PUBLIC_URL": f"http://127.0.0.1:{ports['followup']}",
-        # services.demo.url() and the service processes read these.
+        # tools.demo.url() and the service processes read these.
         **{f"MINYI_{s.upper()}_PORT": str(port) for s, port in ports.items()},
     }
     os.environ.update(env)
@@ -261,7 +261,7 @@ async def _drill(nodes: list[Node], count: int, concurrency: int) -> dict[str, A
     broker_admin.setup(settings)
     commands = {
         f"drill-{s}": (
-            ["services.cli", "serve", s, "--port", str(port)],
+            ["tools.cli", "serve", s, "--port", str(port)],
             f"http://127.0.0.1:{port}/ready",
         )
         for s, port in ports.items()

@@ -1,0 +1,1 @@
+"""Operators' tools: the `minyi` CLI, demo data, benchmarks and drills (not services)."""

@@ -1,0 +1,1 @@
+"""Benchmarks, one module per service (run by `minyi bench`)."""
