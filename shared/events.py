@@ -33,6 +33,16 @@ class Urgency(StrEnum):
     COMPLEX = "complex"  # 复杂: 15 working days
 
 
+class RequestKind(StrEnum):
+    """诉求类型: what the submitter asks for; the 办结 clock depends on it."""
+
+    CONSULT = "咨询"
+    HELP = "求助"
+    SUGGESTION = "建议"
+    COMPLAINT = "投诉"
+    REPORT = "举报"
+
+
 class UnknownEventType(ValueError):
     """The envelope names an event type this code does not know."""
 
@@ -166,6 +176,9 @@ class OpinionAssigned(DepartmentEvent):
     urgency: str
     explanation: str
     received_at: datetime
+    kind: RequestKind | None = Field(
+        default=None, description="诉求类型; none: the 办结 clock follows the urgency alone"
+    )
 
 
 class OpinionTriage(EventData):
@@ -211,6 +224,45 @@ class AssignmentReplied(DepartmentEvent):
     on_time: bool | None = None
 
 
+class AssignmentResponded(DepartmentEvent):
+    """响应 — the lead department first contacted the submitter or visited the site."""
+
+    name = "assignment.responded"
+    office_id: str
+    how: str
+    responded_at: datetime
+    # The response deadline (响应期限) and whether it was met, for the 响应率 KPI.
+    respond_due_at: datetime
+    on_time: bool
+
+
+class ReturnRequested(DepartmentEvent):
+    """申请退单 — a department asks to give an assignment back, with a reason code and
+    evidence; a reviewer decides (``final``: a dispute of a rejection, for the 终审)."""
+
+    name = "assignment.return_requested"
+    office_id: str
+    tracking_no: str
+    reason_code: str
+    reason: str = Field(description="The reason code's label")
+    evidence: str
+    final: bool
+    requested_at: datetime
+
+
+class ReturnRejected(DepartmentEvent):
+    """退单驳回 — the reviewer (or, ``final``, the 终审) refused the return: the department
+    keeps the assignment and its deadlines run on."""
+
+    name = "assignment.return_rejected"
+    office_id: str
+    tracking_no: str
+    reason: str
+    decided_by: str
+    final: bool
+    decided_at: datetime
+
+
 class AssignmentReturned(DepartmentEvent):
     """退回 — a department returned a wrong assignment; routing decides again without it."""
 
@@ -251,6 +303,50 @@ class FeedbackReceived(EventData):
     # The submitter's judgement whether the problem was solved, for the 解决率 KPI.
     resolved: bool | None = None
     rated_at: datetime
+    channel: Literal["link", "callback"] = Field(
+        default="link", description="评价链接, or the platform's phone callback (电话回访)"
+    )
+    # An 不满意 waiting for 复核: it counts in the KPIs only once reviewed (feedback.reviewed).
+    pending_review: bool = False
+
+
+class FeedbackReviewed(EventData):
+    """复核 of an 不满意: sent back for 重办 (``redo``: the rating counts), or recorded as
+    不合理诉求 (``unreasonable``: left out of 满意率), by the person named."""
+
+    name = "feedback.reviewed"
+    office_id: str
+    tracking_no: str
+    decision: Literal["redo", "unreasonable"]
+    rating: Rating
+    resolved: bool
+    reason: str
+    reviewed_by: str
+    reviewed_at: datetime
+
+
+class SupervisionOrdered(DepartmentEvent):
+    """督办单 — a second 不满意 after 重办: supervisors take the case up with the lead."""
+
+    name = "case.supervision_ordered"
+    office_id: str
+    tracking_no: str
+    reason: str
+    ordered_at: datetime
+
+
+class AuditCallbackRecorded(EventData):
+    """抽查回访 — platform staff called the submitter of a closed case picked at random: was it
+    solved and are they satisfied, whatever was reported."""
+
+    name = "case.audit_callback"
+    office_id: str
+    tracking_no: str
+    reached: bool
+    resolved: bool | None
+    rating: Rating | None
+    by: str
+    called_at: datetime
 
 
 class CaseClosed(EventData):
@@ -343,13 +439,26 @@ class DeadlineWarning(DepartmentEvent):
 
 
 class DeadlineBreached(DepartmentEvent):
-    """超期 — a sign or reply deadline passed before the department acted."""
+    """超期 — a response, sign or reply deadline passed before the department acted."""
 
     name = "deadline.breached"
     office_id: str
     tracking_no: str
-    kind: Literal["sign", "reply"]
+    kind: Literal["respond", "sign", "reply"]
     due_at: datetime
+
+
+class DeadlineCarded(DepartmentEvent):
+    """黄牌 (the working day before a deadline, the work not done) or 红牌 (the working day
+    after it, the deadline missed) on one of the three clocks: 响应, 签收, 办结."""
+
+    name = "deadline.carded"
+    office_id: str
+    tracking_no: str
+    clock: Literal["respond", "sign", "reply"]
+    card: Literal["yellow", "red"]
+    due_at: datetime
+    carded_at: datetime
 
 
 class CaseEscalated(DepartmentEvent):
@@ -489,9 +598,15 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AssignmentSigned,
         AssignmentReplied,
         AssignmentReturned,
+        AssignmentResponded,
+        ReturnRequested,
+        ReturnRejected,
         CaseReopened,
         FeedbackRequested,
         FeedbackReceived,
+        FeedbackReviewed,
+        SupervisionOrdered,
+        AuditCallbackRecorded,
         CaseClosed,
         NotificationDelivered,
         NotificationFailed,
@@ -501,6 +616,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AssignmentExtensionRefused,
         DeadlineWarning,
         DeadlineBreached,
+        DeadlineCarded,
         CaseEscalated,
         OpinionInstructed,
         OpinionAdopted,

@@ -136,12 +136,19 @@ class AuditEntry(BaseModel):
 # What a request through /api does, by service, method and the path's last fixed word; the
 # first match wins (most specific first).
 ACTIONS: list[tuple[str, str, str, str]] = [
+    ("followup", "POST", "return-review", "退单审核"),
+    ("followup", "POST", "return-dispute", "退单申诉"),
+    ("followup", "POST", "respond", "响应"),
+    ("followup", "POST", "callback", "电话回访"),
+    ("followup", "POST", "review", "复核"),
+    ("followup", "POST", "supervision-order", "督办单办结"),
+    ("followup", "POST", "audit-callback", "抽查回访"),
     ("followup", "POST", "decision", "延期审批"),
     ("followup", "POST", "sign", "签收"),
     ("followup", "POST", "reply", "答复"),
     ("followup", "POST", "input", "协办意见"),
     ("followup", "POST", "extension", "申请延期"),
-    ("followup", "POST", "return", "退回"),
+    ("followup", "POST", "return", "申请退单"),
     ("followup", "POST", "escalate", "催办/督办"),
     ("followup", "POST", "instructions", "批示"),
     ("followup", "POST", "adoptions", "采用"),

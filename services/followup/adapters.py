@@ -389,5 +389,22 @@ async def supervised(
     """At most ``limit`` open cases that are overdue (超期), or escalated to 督办 (level ≥ 1),
     in id order after ``after``."""
     query: Document = {"escalation_level": {"$gte": 1}} if escalated else {"overdue": True}
+    return await waiting(cases, query, after, limit)
+
+
+# What waits for a supervisor (by a top-level field of the case): 退单审核, 复核 of an 不满意,
+# open 督办单, 抽查回访.
+WAITING: dict[str, Document] = {
+    "returns": {"return_review": True},
+    "reviews": {"status": "reviewing"},
+    "orders": {"supervision_open": True},
+    "audits": {"audit_callback": "due"},
+}
+
+
+async def waiting(
+    cases: AsyncCollection[Document], query: Document, after: str | None, limit: int
+) -> list[Case]:
+    """At most ``limit`` cases matching ``query``, in id order after ``after``."""
     found = cases.find(query | after_filter(after)).sort("_id", 1).limit(limit)
     return [Case.model_validate(doc) async for doc in found]

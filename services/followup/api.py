@@ -17,29 +17,35 @@ from shared.events import (
     OpinionFile,
     Rating,
     ReplyResult,
+    RequestKind,
 )
 from shared.paging import After, Limit, link_next
 from shared.problems import Problem
 
 from . import handlers
 from .adapters import (
+    WAITING,
     CalendarOutlook,
     MovableClock,
     department_inbox,
     supervised,
     table_csv,
     table_xlsx,
+    waiting,
 )
 from .domain import (
     Adoption,
     Assignment,
     AssignmentStatus,
     Attachment,
+    Callback,
     Case,
     CaseError,
     CaseStatus,
     Feedback,
     Instruction,
+    ReturnClaim,
+    SupervisionOrder,
     TimelineEntry,
     rates,
 )
@@ -90,6 +96,11 @@ class CaseView(BaseModel):
         "attachments (download from intake), supporters; null until intake's copy arrives"
     )
     merged_into: str | None
+    kind: RequestKind | None = Field(description="诉求类型 (咨询/求助/建议/投诉/举报)")
+    callbacks: list[Callback] = Field(description="电话回访 and 抽查回访 by platform staff")
+    supervision_orders: list[SupervisionOrder] = Field(description="督办单")
+    audit_callback: Literal["due", "done"] | None = Field(description="抽查回访: picked, made")
+    return_review: bool = Field(description="A 退单 (or its dispute) waits for a decision")
 
 
 class InboxItem(BaseModel):
@@ -101,10 +112,16 @@ class InboxItem(BaseModel):
     attachments: int
     role: str
     status: str
+    respond_due_at: datetime | None = Field(description="响应期限 (the lead's)")
+    responded_at: datetime | None
     sign_due_at: datetime
     due_at: datetime
     overdue: bool
     escalation_level: int
+    cards: dict[str, Literal["yellow", "red"]] = Field(
+        description="黄牌/红牌 by clock: respond (响应), sign (签收), reply (办结)"
+    )
+    return_claim: ReturnClaim | None = Field(description="申请退单 and its review")
 
 
 class SupervisedItem(BaseModel):
@@ -135,8 +152,45 @@ class ExtensionRequest(BaseModel):
     new_due: date = Field(description="The requested due day (Beijing time); due at its end")
 
 
+class ResponseRequest(BaseModel):
+    how: str = Field(
+        min_length=1, max_length=500, description="How the submitter was contacted (电话/上门)"
+    )
+
+
 class ReturnRequest(BaseModel):
+    reason_code: str = Field(
+        min_length=1, max_length=50, description="退单理由代码 (GET /returns/codes)"
+    )
+    responsible_unit: str = Field(min_length=2, max_length=100, description="应承办单位")
+    evidence: str = Field(min_length=5, max_length=2000, description="依据: why that unit")
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class DisputeRequest(BaseModel):
+    text: Reason
+
+
+class ReturnDecision(BaseModel):
+    department: str = Field(pattern=DEPARTMENT_CODE)
+    accept: bool
+    reason: str = Field(default="", max_length=500)
+
+
+class CallbackRequest(BaseModel):
+    reached: bool
+    rating: Rating | None = None
+    resolved: bool | None = None
+    note: str = Field(default="", max_length=500)
+
+
+class FeedbackReviewRequest(BaseModel):
+    decision: Literal["redo", "unreasonable"] = Field(description="重办 or 不合理诉求")
     reason: Reason
+
+
+class SupervisionResult(BaseModel):
+    result: Text
 
 
 class ExtensionDecision(BaseModel):
@@ -190,6 +244,14 @@ def _may_read(principal: Principal, case: Case) -> bool:
     return principal.sees_all()
 
 
+def _invalid(field: str, message: str, code: str) -> Problem:
+    return Problem(
+        422,
+        detail=f"Invalid fields 字段有误: {field}",
+        errors=[{"field": field, "message": message, "code": code}],
+    )
+
+
 async def _run(action: Awaitable[Case]) -> CaseView:
     try:
         return _view(await action)
@@ -222,10 +284,14 @@ async def inbox(
                 attachments=len(case.opinion.attachments) if case.opinion else 0,
                 role=a.role,
                 status=a.status,
+                respond_due_at=a.respond_due_at,
+                responded_at=a.responded_at,
                 sign_due_at=a.sign_due_at,
                 due_at=a.due_at,
                 overdue=a.overdue,
                 escalation_level=a.escalation_level,
+                cards=a.cards,
+                return_claim=a.return_claim,
             )
         )
     return items
@@ -278,10 +344,45 @@ async def request_extension(
     )
 
 
-@router.post("/cases/{case_id}/return", summary="退回 — return a wrong assignment")
+@router.post("/cases/{case_id}/respond", summary="响应 — first contact with the submitter")
+async def respond_case(
+    case_id: str, body: ResponseRequest, p: Ports, principal: Worker
+) -> CaseView:
+    return await _run(handlers.respond(p, case_id, principal.subject, body.how, principal.name))
+
+
+@router.get("/returns/codes", summary="退单理由代码 — the reason codes a return may give")
+async def return_codes(p: Ports, principal: Reader) -> dict[str, str]:
+    return p.policy.return_codes
+
+
+@router.post(
+    "/cases/{case_id}/return",
+    summary="申请退单 — ask to return a wrong assignment, with a reason code and evidence",
+)
 async def return_case(case_id: str, body: ReturnRequest, p: Ports, principal: Worker) -> CaseView:
+    if body.reason_code not in p.policy.return_codes:
+        raise _invalid("reason_code", f"one of {', '.join(p.policy.return_codes)}", "enum")
+    evidence = f"应由{body.responsible_unit}承办: {body.evidence}"
     return await _run(
-        handlers.return_assignment(p, case_id, principal.subject, body.reason, principal.name)
+        handlers.request_return(
+            p,
+            case_id,
+            principal.subject,
+            body.reason_code,
+            evidence,
+            body.attachments,
+            principal.name,
+        )
+    )
+
+
+@router.post("/cases/{case_id}/return-dispute", summary="退单申诉 — contest a rejection (终审)")
+async def dispute_return(
+    case_id: str, body: DisputeRequest, p: Ports, principal: Worker
+) -> CaseView:
+    return await _run(
+        handlers.dispute_return(p, case_id, principal.subject, body.text, principal.name)
     )
 
 
@@ -314,14 +415,74 @@ async def decide_extension(
     case_id: str, body: ExtensionDecision, p: Ports, principal: Supervisor
 ) -> CaseView:
     if not body.approve and not body.reason:
-        raise Problem(
-            422,
-            detail="Invalid fields 字段有误: reason",
-            errors=[{"field": "reason", "message": "a refusal needs a reason", "code": "missing"}],
-        )
+        raise _invalid("reason", "a refusal needs a reason 驳回须说明理由", "missing")
     return await _run(
         handlers.decide_extension(
             p, case_id, body.department, body.approve, body.reason, principal.name
+        )
+    )
+
+
+@supervision.post(
+    "/cases/{case_id}/return-review", summary="退单审核 / 终审 — accept or reject a return"
+)
+async def decide_return(
+    case_id: str, body: ReturnDecision, p: Ports, principal: Supervisor
+) -> CaseView:
+    if not body.accept and not body.reason:
+        raise _invalid("reason", "a rejection needs a reason 驳回须说明理由", "missing")
+    return await _run(
+        handlers.decide_return(
+            p, case_id, body.department, body.accept, body.reason, principal.name
+        )
+    )
+
+
+@supervision.post("/cases/{case_id}/callback", summary="电话回访 — the platform's phone callback")
+async def call_back(
+    case_id: str, body: CallbackRequest, p: Ports, principal: Supervisor
+) -> CaseView:
+    if body.reached and body.rating is None:
+        raise _invalid("rating", "the rating is needed when the submitter was reached", "missing")
+    return await _run(
+        handlers.call_back(
+            p, case_id, body.reached, body.rating, body.resolved, body.note, principal.name
+        )
+    )
+
+
+@supervision.post(
+    "/cases/{case_id}/feedback/review", summary="复核 — an 不满意: 重办 or 不合理诉求"
+)
+async def review_feedback(
+    case_id: str, body: FeedbackReviewRequest, p: Ports, principal: Supervisor
+) -> CaseView:
+    return await _run(
+        handlers.review_feedback(p, case_id, body.decision, body.reason, principal.name)
+    )
+
+
+@supervision.post(
+    "/cases/{case_id}/supervision-order/close", summary="督办单办结 — close the open 督办单"
+)
+async def close_supervision(
+    case_id: str, body: SupervisionResult, p: Ports, principal: Supervisor
+) -> CaseView:
+    return await _run(handlers.close_supervision(p, case_id, body.result, principal.name))
+
+
+@supervision.post(
+    "/cases/{case_id}/audit-callback", summary="抽查回访 — call a closed case picked at random"
+)
+async def audit_call(
+    case_id: str, body: CallbackRequest, p: Ports, principal: Supervisor
+) -> CaseView:
+    if body.reached and (body.rating is None or body.resolved is None):
+        missing = "rating" if body.rating is None else "resolved"
+        raise _invalid(missing, "rating and resolved are needed when reached", "missing")
+    return await _run(
+        handlers.audit_call(
+            p, case_id, body.reached, body.rating, body.resolved, body.note, principal.name
         )
     )
 
@@ -385,6 +546,24 @@ async def escalated(
     return await _supervised_page(p, True, response, after, limit)
 
 
+@supervision.get(
+    "/supervision/waiting/{what}",
+    summary="What waits for a supervisor: returns (退单审核), reviews (复核), orders (督办单), "
+    "audits (抽查回访)",
+)
+async def waiting_cases(
+    what: Literal["returns", "reviews", "orders", "audits"],
+    p: Ports,
+    principal: Supervisor,
+    response: Response,
+    after: After = None,
+    limit: Limit = 200,
+) -> list[CaseView]:
+    found = await waiting(p.cases.collection, WAITING[what], after, limit)
+    link_next(response, [c.id for c in found], limit)
+    return [_view(c) for c in found]
+
+
 Dimension = Literal["department", "office", "category", "member", "all"]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
@@ -422,9 +601,14 @@ async def kpis(
 
 
 EXPORT_COLUMNS: list[tuple[str, str]] = [
+    ("response_rate", "响应率"),
     ("timely_sign_rate", "及时签收率"),
     ("on_time_rate", "按时办结率"),
-    ("resolution_rate", "解决率"),
+    ("resolution_rate", "解决率(群众评价)"),
+    ("reported_resolution_rate", "解决率(部门自报)"),
+    ("resolution_gap", "解决率差"),
+    ("audit_resolution_rate", "抽查解决率"),
+    ("audit_satisfaction_rate", "抽查满意率"),
     ("satisfaction_rate", "满意率"),
     ("fully_satisfied_rate", "满意(单项)率"),
 ]
@@ -437,6 +621,14 @@ EXPORT_COUNTERS: list[tuple[str, str]] = [
     ("urged", "催办"),
     ("escalated", "督办"),
     ("feedback", "评价数"),
+    ("unreasonable", "不合理诉求"),
+    ("return_requests", "申请退单"),
+    ("returned", "退单通过"),
+    ("returns_rejected", "退单驳回"),
+    ("yellow_cards", "黄牌"),
+    ("red_cards", "红牌"),
+    ("supervision_orders", "督办单"),
+    ("audit_callbacks", "抽查回访"),
     ("submitted", "提交"),
 ]
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from shared.events import (
     AdoptionLevel,
@@ -165,14 +166,15 @@ async def split_off(event_id: str, split: OpinionSplit, p: FollowupPorts) -> Non
 Change = Callable[[Case, datetime, Rules], tuple[list[EventData], list[Timer]]]
 
 
-async def _act(p: FollowupPorts, case_id: str, change: Change) -> Case:
-    """Load, change, schedule the new timers, save with the events."""
+async def _act(p: FollowupPorts, case_id: str, change: Change, record: bool = False) -> Case:
+    """Load, change, schedule the new timers, save with the events (``record``: also when the
+    change is only on the case, such as a callback not reached)."""
 
     async def attempt() -> Case:
         now = await p.clock.now()
         case = await _load(p.cases, case_id)
         events, timers = change(case, now, await p.rules(now))
-        if events:
+        if events or record:
             await p.timers.schedule(timers)
             await p.cases.save(case, _wrap(events))
         return case
@@ -246,12 +248,49 @@ async def decide_extension(
     )
 
 
-async def return_assignment(
-    p: FollowupPorts, case_id: str, department: str, reason: str, by: str | None = None
+async def respond(
+    p: FollowupPorts, case_id: str, department: str, how: str, by: str | None = None
 ) -> Case:
-    """退回."""
+    """响应 (idempotent)."""
+    return await _act(p, case_id, lambda c, now, _: _no_timers(c.respond(department, how, now, by)))
+
+
+async def request_return(
+    p: FollowupPorts,
+    case_id: str,
+    department: str,
+    code: str,
+    evidence: str,
+    attachments: list[Attachment],
+    by: str | None = None,
+) -> Case:
+    """申请退单."""
     return await _act(
-        p, case_id, lambda c, now, _: _no_timers(c.return_assignment(department, reason, now, by))
+        p,
+        case_id,
+        lambda c, now, rules: _no_timers(
+            c.request_return(department, code, evidence, attachments, now, rules, by)
+        ),
+    )
+
+
+async def dispute_return(
+    p: FollowupPorts, case_id: str, department: str, text: str, by: str | None = None
+) -> Case:
+    """退单申诉 (to the 终审)."""
+    return await _act(
+        p, case_id, lambda c, now, _: _no_timers(c.dispute_return(department, text, now, by))
+    )
+
+
+async def decide_return(
+    p: FollowupPorts, case_id: str, department: str, accept: bool, reason: str, actor: str
+) -> Case:
+    """退单审核 or 终审."""
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, _: _no_timers(c.decide_return(department, accept, reason, actor, now)),
     )
 
 
@@ -288,6 +327,64 @@ async def rate(
     )
 
 
+async def call_back(
+    p: FollowupPorts,
+    case_id: str,
+    reached: bool,
+    rating: Rating | None,
+    resolved: bool | None,
+    note: str,
+    by: str,
+) -> Case:
+    """电话回访 of the feedback round by platform staff."""
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, rules: c.call_back(reached, rating, resolved, note, by, now, rules),
+        record=True,
+    )
+
+
+async def review_feedback(
+    p: FollowupPorts,
+    case_id: str,
+    decision: Literal["redo", "unreasonable"],
+    reason: str,
+    actor: str,
+) -> Case:
+    """复核 of an 不满意."""
+    return await _act(
+        p, case_id, lambda c, now, rules: c.review_feedback(decision, reason, actor, now, rules)
+    )
+
+
+async def close_supervision(p: FollowupPorts, case_id: str, result: str, actor: str) -> Case:
+    """督办单 办结."""
+
+    def change(case: Case, now: datetime, _: Rules) -> tuple[list[EventData], list[Timer]]:
+        case.close_supervision(result, actor, now)
+        return [], []
+
+    return await _act(p, case_id, change, record=True)
+
+
+async def audit_call(
+    p: FollowupPorts,
+    case_id: str,
+    reached: bool,
+    rating: Rating | None,
+    resolved: bool | None,
+    note: str,
+    by: str,
+) -> Case:
+    """抽查回访 of a closed case."""
+    return await _act(
+        p,
+        case_id,
+        lambda c, now, _: _no_timers(c.audit_call(reached, rating, resolved, note, by, now)),
+    )
+
+
 async def fire_due_timers(p: FollowupPorts, replica: str, limit: int) -> int:
     """Claim and act on due timers; returns how many this replica acted on."""
     acted = 0
@@ -312,7 +409,8 @@ async def _fire(p: FollowupPorts, timer: Timer) -> None:
         case = await p.cases.get(timer.case_id)
         if case is None or case.has_handled(timer.id):
             return
-        events = case.fire(timer, await p.clock.now())
+        now = await p.clock.now()
+        events = case.fire(timer, now, await p.rules(now))
         case.mark_handled(timer.id)
         await p.cases.save(case, _wrap(events))
 

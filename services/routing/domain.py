@@ -19,6 +19,7 @@ from shared.events import (
     OpinionReceived,
     OpinionTriage,
     OpinionWithdrawn,
+    RequestKind,
     Urgency,
 )
 from shared.store import Aggregate
@@ -105,6 +106,17 @@ DEFAULT_URGENCY_WORDS: dict[str, list[str]] = {
 }
 
 
+# Words that say what kind of request an opinion is (诉求类型); the first kind whose word
+# appears wins, in this order (举报 and 投诉 before 咨询: "举报…请问如何处理" is a report).
+DEFAULT_KIND_WORDS: dict[str, list[str]] = {
+    RequestKind.REPORT: ["举报", "检举"],
+    RequestKind.COMPLAINT: ["投诉"],
+    RequestKind.HELP: ["求助", "求救", "请帮忙", "帮帮"],
+    RequestKind.CONSULT: ["咨询", "请问", "想了解", "是否可以"],
+    RequestKind.SUGGESTION: ["建议", "提议"],
+}
+
+
 class Directory(Aggregate):
     """The whole routing directory as one document, read by ``_id`` for every decision."""
 
@@ -119,6 +131,9 @@ class Directory(Aggregate):
     keyword_rules: list[KeywordRule] = Field(default_factory=list)
     urgency_words: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_URGENCY_WORDS.items()}
+    )
+    kind_words: dict[RequestKind, list[str]] = Field(
+        default_factory=lambda: {RequestKind(k): list(v) for k, v in DEFAULT_KIND_WORDS.items()}
     )
 
     def problems(self) -> list[dict[str, str]]:
@@ -240,6 +255,14 @@ class Directory(Aggregate):
         if says(Urgency.COMPLEX) or co >= 2:
             return Urgency.COMPLEX
         return Urgency.GENERAL
+
+    def kind_of(self, text: str) -> RequestKind | None:
+        """诉求类型 by the words the opinion uses; None when none says (the 办结 clock then
+        follows the urgency class alone)."""
+        for kind, words in self.kind_words.items():
+            if any(word in text for word in words):
+                return kind
+        return None
 
 
 def directory_from_yaml(text: str) -> Directory:
@@ -480,6 +503,7 @@ def _assign(
                 urgency=decision.urgency,
                 explanation=explanation,
                 received_at=decision.received_at,
+                kind=directory.kind_of(text),
             )
         )
     return events

@@ -134,6 +134,22 @@ class Replicas:
             e for e in self.captured if e.subject == opinion_id and e.type == f"minyi.{name}.v1"
         ]
 
+    async def feedback_link(self, opinion_id: str, feedback_round: int) -> str:
+        """The submitter's feedback link of a round, from the captured feedback.requested."""
+
+        def found() -> str | None:
+            links = self.of(opinion_id, "feedback.requested")
+            unique = {e.id: e for e in links}
+            return (
+                sorted(unique.values(), key=lambda e: e.time)[feedback_round - 1].data[
+                    "feedback_url"
+                ]
+                if len(unique) >= feedback_round
+                else None
+            )
+
+        return str(await wait_for(found, f"feedback link {feedback_round} of {opinion_id}"))
+
 
 @pytest.fixture(scope="module")
 async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
@@ -150,6 +166,8 @@ async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
     keys = {
         "admin": await auth.create_key(db, auth.Role.ADMIN, "admin", "系统管理员"),
         "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
+        # A second supervisor, for the 终审 of a disputed 退单.
+        "chief": await auth.create_key(db, auth.Role.SUPERVISOR, "chief", "督查室主任"),
         "office": await auth.create_key(db, auth.Role.OFFICE, "office-fu", "测试办公室"),
     }
     for code in DEPARTMENTS:

@@ -94,7 +94,7 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert (await post("supervisor", f"/cases/{a}/adoptions", adopted)).status_code == 200
         instructed = {"leader": "区长", "text": "请住建局举一反三, 全面排查。"}
         assert (await post("supervisor", f"/cases/{a}/instructions", instructed)).status_code == 200
-        link_a = await _link(system, a, 1)
+        link_a = await system.feedback_link(a, 1)
         forged = link_a[:-4] + ("0000" if not link_a.endswith("0000") else "1111")
         assert (await http.post(forged, json={"rating": "满意"})).status_code == 403
         assert (await http.post(link_a, json={"rating": "满意"})).status_code == 200
@@ -116,8 +116,15 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert refused.json()["assignments"]["housing"]["due_at"] == due_b
 
         # -- C: returned, routing assigns housing instead -----------------------------------
-        returned = await post("transport", f"/cases/{c}/return", {"reason": "路灯不归交通局管理"})
-        assert returned.status_code == 200
+        asked = {
+            "reason_code": "not_our_duty",
+            "responsible_unit": "区住建局",
+            "evidence": "路灯不归交通局管理",
+        }
+        assert (await post("transport", f"/cases/{c}/return", asked)).status_code == 200
+        accepted = {"department": "transport", "accept": True}
+        returned = await post("supervisor", f"/cases/{c}/return-review", accepted)
+        assert returned.status_code == 200, returned.text
         await system.publish(OpinionAssigned.model_validate(assignment(c, "housing")))
         await wait_for(lambda: has(c, "housing"), "housing assigned to c")
         case_c = await system.case(c)
@@ -125,7 +132,7 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert case_c["assignments"]["transport"]["status"] == "returned"
         assert (await post("housing", f"/cases/{c}/sign")).status_code == 200
         assert (await post("housing", f"/cases/{c}/reply", reply)).status_code == 200
-        link_c = await _link(system, c, 1)
+        link_c = await system.feedback_link(c, 1)
         rated = await http.post(link_c, json={"rating": "基本满意", "resolved": False})
         assert rated.status_code == 200
 
@@ -140,17 +147,20 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         assert late.status_code == 409
         assert "has passed" in late.json()["detail"]
         assert (await post("housing", f"/cases/{b}/reply", reply)).status_code == 200
-        link_b1 = await _link(system, b, 1)
-        reopened = await http.post(
+        link_b1 = await system.feedback_link(b, 1)
+        rated_b = await http.post(
             link_b1, json={"rating": "不满意", "comment": "灯又坏了", "resolved": False}
         )
-        assert reopened.status_code == 200
+        assert rated_b.status_code == 200 and rated_b.json()["status"] == "reviewing"
+        review = {"decision": "redo", "reason": "答复未解决问题"}
+        reopened = await post("supervisor", f"/cases/{b}/feedback/review", review)
+        assert reopened.status_code == 200, reopened.text
         body = reopened.json()
         assert body["status"] == "open" and body["reopened"] == 1
         new_due = body["assignments"]["housing"]["due_at"]
         assert datetime.fromisoformat(new_due) == CALENDAR.due(overdue_at, REPLY)
         assert (await post("housing", f"/cases/{b}/reply", reply)).status_code == 200
-        link_b2 = await _link(system, b, 2)
+        link_b2 = await system.feedback_link(b, 2)
         closed = await http.post(link_b2, json={"rating": "不满意", "resolved": False})
         assert closed.status_code == 200 and closed.json()["status"] == "closed"
 
@@ -160,10 +170,14 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         # sign: A, B, C on time → 3/3. reply due: A on time, B breached then late, B reopened
         # on time, C on time → 3/4. feedback: A 满意 (resolved), B 不满意 ×2, C 基本满意 →
         # resolved 1/4, satisfied (满意+基本满意) 2/4, 满意 alone 1/4.
+        # The first 不满意 counts once reviewed (复核: 重办); the departments reported 已解决
+        # on all four replies (4/4) while the submitters said solved once (1/4).
         expected_housing = {
             "timely_sign_rate": 1.0,
             "on_time_rate": 0.75,
             "resolution_rate": 0.25,
+            "reported_resolution_rate": 1.0,
+            "resolution_gap": 0.75,
             "satisfaction_rate": 0.5,
             "fully_satisfied_rate": 0.25,
         }
@@ -189,7 +203,9 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             # Settled once the last facts are in: all three cases closed (A, B, C).
             rows = await kpis("department")
             housing = rows.get("housing")
-            done = housing and rates(housing) == expected_housing and housing.get("closed") == 3
+            found = rates(housing) if housing else {}
+            settled = {k: found.get(k) for k in expected_housing} == expected_housing
+            done = housing and settled and housing.get("closed") == 3
             return rows if done else None
 
         rows = await wait_for(housing_settled, "housing KPIs", within=60)
@@ -206,7 +222,7 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         await system.set_clock(overdue_at + timedelta(days=35))
         replayed = [
             *system.of(a, "feedback.received"),
-            *system.of(b, "deadline.breached"),
+            *[e for e in system.of(b, "deadline.breached") if e.data["kind"] == "reply"],
             *system.of(a, "opinion.adopted"),
         ]
         assert len(replayed) == 3
@@ -232,8 +248,13 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         )
         assert export.status_code == 200
         lines = export.content.decode("utf-8-sig").splitlines()
-        assert lines[0].startswith("维度,名称,月份,及时签收率,按时办结率")
-        assert any(line.startswith(f"department,housing,{sign_month},1.0,") for line in lines)
+        header = lines[0].split(",")
+        assert header[:6] == ["维度", "名称", "月份", "响应率", "及时签收率", "按时办结率"]
+        assert {"解决率(群众评价)", "解决率(部门自报)", "申请退单", "抽查回访"} <= set(header)
+        housing_row = next(
+            r.split(",") for r in lines if r.startswith(f"department,housing,{sign_month},")
+        )
+        assert housing_row[header.index("及时签收率")] == "1.0"
         xlsx = await http.get(
             f"{system.url(0)}/kpis/export",
             params={"dimension": "office", "format": "xlsx"},
@@ -267,19 +288,6 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
     assert len(system.of(b, "case.reopened")) == 1
     assert len(system.of(a, "assignment.input_given")) == 1
     assert system.of(a, "assignment.input_given")[0].data["department"] == "housing"
-
-
-async def _link(system: Replicas, opinion_id: str, feedback_round: int) -> str:
-    def found() -> str | None:
-        links = system.of(opinion_id, "feedback.requested")
-        unique = {e.id: e for e in links}
-        return (
-            sorted(unique.values(), key=lambda e: e.time)[feedback_round - 1].data["feedback_url"]
-            if len(unique) >= feedback_round
-            else None
-        )
-
-    return str(await wait_for(found, f"feedback link {feedback_round} of {opinion_id}"))
 
 
 async def test_calendar_year_out_of_range_is_422(system: System, keys: Keys) -> None:

@@ -1,6 +1,7 @@
 """Timers across National Day 2026 with two followup replicas on the real broker and store:
-the reminder, the deadline breaches, 催办 and both 督办 levels each happen exactly once, at the
-working-day times, even with a replica killed and restarted on the way."""
+the reminder, the deadline breaches of the three clocks (响应, 签收, 办结), their 黄牌/红牌,
+催办 and both 督办 levels each happen exactly once, at the working-day times, even with a
+replica killed and restarted on the way."""
 
 import asyncio
 from collections import Counter
@@ -34,6 +35,8 @@ def counts(system: Replicas, opinions: list[str]) -> Counter[str]:
         if e.subject in opinions:
             suffix = f":{e.data['level']}" if "level" in e.data else ""
             kind = f":{e.data['kind']}" if "kind" in e.data else ""
+            if "card" in e.data:
+                kind = f":{e.data['clock']}:{e.data['card']}"
             found[f"{e.type.split('.v')[0][6:]}{kind}{suffix}"] += 1
     return found
 
@@ -70,14 +73,24 @@ async def test_timers_fire_once_at_working_day_times_with_two_replicas(
     # Due: 7 days from 09-29 is 10-06, a holiday → end of Thursday 10-08.
     so_far: Counter[str] = Counter()
     await expect(bj(9, 30, 8, 59), so_far)
-    so_far["deadline.warning:reply"] += 1  # the working day before the due day, 09:00
+    # The working day before the due day, 09:00: the reminder and the 办结 clock's 黄牌. The
+    # 响应 and 签收 clocks' 黄牌 would fall before 交办 (09-29 09:00): none.
+    so_far["deadline.warning:reply"] += 1
+    so_far["deadline.carded:reply:yellow"] += 1
     await expect(bj(9, 30, 9, 1), so_far)
-    so_far["deadline.breached:sign"] += 1  # sign deadline: end of the next working day (09-30)
+    # 响应 and 签收 deadlines: end of the next working day (09-30).
+    so_far["deadline.breached:sign"] += 1
+    so_far["deadline.breached:respond"] += 1
     await expect(bj(10, 1, 0, 1), so_far)
-    await expect(bj(10, 8, 23, 59), so_far)  # holiday week: nothing else
+    await expect(bj(10, 8, 8, 59), so_far)  # holiday week: nothing else
+    # 红牌 on the working day after the deadline's day: after the holiday.
+    so_far["deadline.carded:sign:red"] += 1
+    so_far["deadline.carded:respond:red"] += 1
+    await expect(bj(10, 8, 9, 1), so_far)
     so_far["deadline.breached:reply"] += 1
     await expect(bj(10, 9, 0, 1), so_far)
     so_far["case.escalated:0"] += 1  # 催办: the working day after the due date
+    so_far["deadline.carded:reply:red"] += 1
     await expect(bj(10, 9, 9, 1), so_far)
 
     # A replica dies and comes back: pending timers survive in the store.
@@ -96,7 +109,11 @@ async def test_timers_fire_once_at_working_day_times_with_two_replicas(
     assert case is not None
     assert case["overdue"] is True and case["escalation_level"] == 2
     steps = [t["step"] for t in case["timeline"]]
-    assert steps == ["登记", "交办", "到期提醒", "超期", "超期", "催办", "一级督办", "二级督办"]
+    assert steps[:2] == ["登记", "交办"] and steps[-2:] == ["一级督办", "二级督办"]
+    assert Counter(steps) == Counter(
+        {"登记": 1, "交办": 1, "到期提醒": 1, "超期": 3, "黄牌": 1, "红牌": 3, "催办": 1}
+        | {"一级督办": 1, "二级督办": 1}
+    )
 
     async with httpx.AsyncClient(timeout=10) as http:
         r = await http.get(

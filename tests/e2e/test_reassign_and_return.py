@@ -14,7 +14,13 @@ from tools.demo import WebhookSink, wait_for
 from .conftest import Keys, System
 from .flow import case_of, lead_of, submit, work_and_rate
 
-RETURN_REASON = "站台维修不属于本局职责, 应由其他单位承办"
+RETURN = {
+    "reason_code": "not_our_duty",
+    "responsible_unit": "区住建局",
+    "evidence": "站台维修属市政设施管养, 不属于本局职责",
+}
+# What routing is told: the reason code's label and the evidence.
+RETURN_REASON = "不属于本单位职责: 应由区住建局承办: 站台维修属市政设施管养, 不属于本局职责"
 
 
 async def _case_when(
@@ -32,10 +38,17 @@ async def _case_when(
 async def _return(
     http: httpx.AsyncClient, system: System, keys: Keys, opinion_id: str, department: str
 ) -> None:
+    """申请退单 by the department, accepted by the supervisor (退单审核)."""
+    case = f"{system.url('followup')}/cases/{opinion_id}"
+    asked = await http.post(
+        f"{case}/return", headers=Keys.header(keys.departments[department]), json=RETURN
+    )
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["assignments"][department]["return_claim"]["status"] == "pending"
     response = await http.post(
-        f"{system.url('followup')}/cases/{opinion_id}/return",
-        headers=Keys.header(keys.departments[department]),
-        json={"reason": RETURN_REASON},
+        f"{case}/return-review",
+        headers=Keys.header(keys.supervisor),
+        json={"department": department, "accept": True},
     )
     assert response.status_code == 200, response.text
     assert response.json()["assignments"][department]["status"] == "returned"

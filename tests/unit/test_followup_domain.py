@@ -23,6 +23,7 @@ from shared.events import (
     AdoptionLevel,
     AssignmentInputGiven,
     AssignmentReplied,
+    AssignmentResponded,
     CaseClosed,
     CaseEscalated,
     DeadlineBreached,
@@ -83,7 +84,8 @@ def test_lifecycle_from_assignment_to_closed() -> None:
     case = opened()
     assert len(case.sign("housing", NOW)) == 1
     events, timers = case.reply("housing", ReplyResult.RESOLVED, "已修复", [], NOW, RULES, "u")
-    assert [type(e) for e in events] == [AssignmentReplied, FeedbackRequested]
+    # The reply is the first contact too: it stops the 响应 clock.
+    assert [type(e) for e in events] == [AssignmentResponded, AssignmentReplied, FeedbackRequested]
     assert [t.kind for t in timers] == [TimerKind.FEEDBACK]
     assert case.status == CaseStatus.AWAITING_FEEDBACK
     closing, _ = case.rate(1, Rating.SATISFIED, "", None, NOW, RULES)
@@ -92,6 +94,7 @@ def test_lifecycle_from_assignment_to_closed() -> None:
         "登记",
         "交办",
         "签收",
+        "响应",
         "答复",
         "回访",
         "评价",
@@ -138,7 +141,10 @@ def test_unsatisfied_reopens_once_with_a_new_deadline_then_closes() -> None:
     first_due = case.assignments["housing"].due_at
     later = NOW + timedelta(days=3)
     events, timers = case.rate(1, Rating.UNSATISFIED, "路灯还是不亮", None, later, RULES)
-    assert [e.name for e in events] == ["feedback.received", "case.reopened"]
+    assert [e.name for e in events] == ["feedback.received"] and timers == []
+    assert case.status == CaseStatus.REVIEWING
+    events, timers = case.review_feedback("redo", "答复未解决问题", "督查室", later, RULES)
+    assert [e.name for e in events] == ["feedback.reviewed", "case.reopened"]
     lead = case.assignments["housing"]
     assert case.status == CaseStatus.OPEN and lead.status == AssignmentStatus.SIGNED
     assert lead.due_at > first_due and lead.generation == 2
@@ -147,8 +153,14 @@ def test_unsatisfied_reopens_once_with_a_new_deadline_then_closes() -> None:
     with pytest.raises(CaseError):  # the first round's link is spent
         case.rate(1, Rating.UNSATISFIED, "", None, later, RULES)
     events, timers = case.rate(2, Rating.UNSATISFIED, "还是不行", None, later, RULES)
-    assert [e.name for e in events] == ["feedback.received", "case.closed"]
+    # A second 不满意 after 重办 closes the case and opens a 督办单.
+    assert [e.name for e in events] == [
+        "feedback.received",
+        "case.closed",
+        "case.supervision_ordered",
+    ]
     assert case.status == CaseStatus.CLOSED and timers == []
+    assert case.supervision_open and case.supervision_orders[0].department == "housing"
 
 
 def test_extension_before_due_is_decided_by_a_supervisor() -> None:
@@ -183,7 +195,8 @@ def test_extension_after_the_due_date_is_refused_with_the_reason() -> None:
 
 def test_returned_assignment_stays_returned_and_a_new_lead_is_added() -> None:
     case = opened()
-    case.return_assignment("housing", "不属于本单位职责", NOW)
+    case.request_return("housing", "not_our_duty", "应由区交通局承办", [], NOW, RULES)
+    case.decide_return("housing", True, "", "督查室", NOW)
     with pytest.raises(CaseError, match="returned"):
         case.sign("housing", NOW)
     assert case.lead() is None
@@ -201,19 +214,19 @@ def _timer(case: Case, kind: TimerKind, generation: int = 1) -> Timer:
 
 def test_timers_act_only_while_the_work_is_owed() -> None:
     case = opened()
-    assert isinstance(case.fire(_timer(case, TimerKind.SIGN_DUE), NOW)[0], DeadlineBreached)
-    assert isinstance(case.fire(_timer(case, TimerKind.REMINDER), NOW)[0], DeadlineWarning)
-    assert len(case.fire(_timer(case, TimerKind.REPLY_DUE), NOW)) == 1
+    assert isinstance(case.fire(_timer(case, TimerKind.SIGN_DUE), NOW, RULES)[0], DeadlineBreached)
+    assert isinstance(case.fire(_timer(case, TimerKind.REMINDER), NOW, RULES)[0], DeadlineWarning)
+    assert len(case.fire(_timer(case, TimerKind.REPLY_DUE), NOW, RULES)) == 1
     assert case.overdue
-    [urge] = case.fire(_timer(case, TimerKind.URGE), NOW)
+    [urge] = case.fire(_timer(case, TimerKind.URGE), NOW, RULES)
     assert isinstance(urge, CaseEscalated) and urge.level == 0 and urge.label == "催办"
     case.escalate("housing", 2, "领导关注", "督查室", NOW)
-    assert case.fire(_timer(case, TimerKind.SUPERVISE_1), NOW) == []  # already higher
+    assert case.fire(_timer(case, TimerKind.SUPERVISE_1), NOW, RULES) == []  # already higher
     assert case.escalation_level == 2
-    assert case.fire(_timer(case, TimerKind.REMINDER, generation=0), NOW) == []  # stale
+    assert case.fire(_timer(case, TimerKind.REMINDER, generation=0), NOW, RULES) == []  # stale
     replied(case)
     assert not case.overdue and case.escalation_level == -1
-    assert case.fire(_timer(case, TimerKind.REMINDER), NOW) == []
+    assert case.fire(_timer(case, TimerKind.REMINDER), NOW, RULES) == []
 
 
 def test_no_feedback_within_the_window_closes_the_case() -> None:
@@ -221,9 +234,9 @@ def test_no_feedback_within_the_window_closes_the_case() -> None:
     feedback = Timer(
         case_id=case.id, department="housing", kind=TimerKind.FEEDBACK, generation=1, fire_at=NOW
     )
-    [closed] = case.fire(feedback, NOW)
+    [closed] = case.fire(feedback, NOW, RULES)
     assert isinstance(closed, CaseClosed) and closed.outcome == "未评价"
-    assert case.fire(feedback, NOW) == []
+    assert case.fire(feedback, NOW, RULES) == []
 
 
 def test_same_assignment_twice_is_one_assignment() -> None:
@@ -263,7 +276,7 @@ def test_withdrawn_assignment_ends_and_refuses_work() -> None:
     for act in (
         lambda: case.sign("housing", NOW),
         lambda: case.reply("housing", ReplyResult.RESOLVED, "x", [], NOW, RULES, "u"),
-        lambda: case.return_assignment("housing", "x", NOW),
+        lambda: case.request_return("housing", "not_our_duty", "x", [], NOW, RULES),
         lambda: case.escalate("housing", None, "x", "督查室", NOW),
         lambda: case.request_extension("housing", "x", date(2026, 11, 30), NOW, RULES),
         lambda: case.decide_extension("housing", True, "", "督查室", NOW, RULES),
@@ -280,13 +293,13 @@ def test_withdrawn_assignment_ends_and_refuses_work() -> None:
 
 def test_withdrawn_assignment_fires_no_timers() -> None:
     case = opened()
-    case.fire(_timer(case, TimerKind.REPLY_DUE), NOW)
+    case.fire(_timer(case, TimerKind.REPLY_DUE), NOW, RULES)
     assert case.overdue
     case.withdraw("housing", "改派", NOW)
     assert not case.overdue
     for kind in TimerKind:
         if kind != TimerKind.FEEDBACK:
-            assert case.fire(_timer(case, kind), NOW) == [], kind
+            assert case.fire(_timer(case, kind), NOW, RULES) == [], kind
 
 
 def test_new_lead_after_a_withdrawn_lead_works_the_case() -> None:
@@ -376,7 +389,7 @@ def test_a_merged_case_ends_its_assignments_and_fires_nothing() -> None:
     assert {a.status for a in case.assignments.values()} == {AssignmentStatus.WITHDRAWN}
     assert case.merge_into(merged, NOW) == []
     later = NOW + timedelta(days=30)
-    assert case.fire(_timer(case, TimerKind.REPLY_DUE), later) == []
+    assert case.fire(_timer(case, TimerKind.REPLY_DUE), later, RULES) == []
     assert case.assign(assigned("transport"), later, RULES) == []
     with pytest.raises(CaseError):
         case.sign("housing", later)

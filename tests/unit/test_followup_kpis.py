@@ -80,9 +80,14 @@ def test_rates_match_the_hand_computed_month() -> None:
     assert totals["reply_due"] == 4 and totals["replied_on_time"] == 2
     assert totals["overdue"] == 2 and totals["urged"] == 1 and totals["escalated"] == 1
     assert rates(dict(totals)) == {
+        "response_rate": None,  # no 响应 clock in this fixture
         "timely_sign_rate": 0.75,  # 3 / 4
         "on_time_rate": 0.5,  # 2 / 4
-        "resolution_rate": 0.3333,  # 1 / 3
+        "resolution_rate": 0.3333,  # 1 / 3 submitters say solved
+        "reported_resolution_rate": 1.0,  # 3 / 3 replies say 已解决
+        "resolution_gap": 0.6667,  # 1.0 - 0.3333
+        "audit_resolution_rate": None,
+        "audit_satisfaction_rate": None,
         "satisfaction_rate": 0.6667,  # (1 + 1) / 3
         "fully_satisfied_rate": 0.3333,  # 1 / 3
     }

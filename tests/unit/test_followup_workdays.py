@@ -38,8 +38,15 @@ def test_reminder_urge_and_supervision_fire_at_working_day_times() -> None:
     case, timers = Case.open(assigned(), TUESDAY.astimezone(BEIJING), Rules(CAL, Policy()))
     at = {t.kind: t.fire_at for t in timers}
     assert case.assignments["housing"].due_at == bj(10, 9)  # end of Thursday 10-08
+    # 黄牌 of the 1-working-day clocks (响应, 签收) would fall on the day of 交办 itself, before
+    # it: none. 红牌 comes on the working day after the due day, past the holiday.
     assert at == {
         TimerKind.SIGN_DUE: bj(10, 1),  # end of Wednesday 09-30
+        TimerKind.SIGN_RED: bj(10, 8, 9),
+        TimerKind.RESPOND_DUE: bj(10, 1),
+        TimerKind.RESPOND_RED: bj(10, 8, 9),
+        TimerKind.REPLY_YELLOW: bj(9, 30, 9),  # the working day before the due day 10-08
+        TimerKind.REPLY_RED: bj(10, 9, 9),
         TimerKind.REMINDER: bj(9, 30, 9),  # the working day before the due day
         TimerKind.REPLY_DUE: bj(10, 9),
         TimerKind.URGE: bj(10, 9, 9),  # 催办: the working day after the due date

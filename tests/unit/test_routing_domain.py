@@ -23,6 +23,7 @@ from shared.events import (
     OpinionReceived,
     OpinionTriage,
     OpinionWithdrawn,
+    RequestKind,
 )
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
@@ -149,6 +150,22 @@ def test_urgency_from_text_and_hint(text: str, hint: str | None, expected: str) 
     decision, events = routed(predicted(("城乡建设", 0.9)), content=text, urgency=hint)
     assert decision.urgency == expected
     assert events[0].urgency == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("请问小区加装电梯的补贴标准", RequestKind.CONSULT),
+        ("老人独居行动不便, 求助社区帮忙", RequestKind.HELP),
+        ("建议在路口增设红绿灯", RequestKind.SUGGESTION),
+        ("投诉餐馆油烟扰民", RequestKind.COMPLAINT),
+        ("举报工地夜间违规施工, 请问如何处理", RequestKind.REPORT),  # 举报 before 咨询
+        ("路面有坑", None),
+    ],
+)
+def test_kind_of_request_from_its_words(text: str, expected: RequestKind | None) -> None:
+    _, events = routed(predicted(("城乡建设", 0.9)), content=text)
+    assert [e.kind for e in events] == [expected] * len(events)  # type: ignore[attr-defined]
 
 
 def test_lead_return_re_decides_with_the_next_category_without_it() -> None:

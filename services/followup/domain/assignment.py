@@ -9,20 +9,32 @@ from shared.events import (
     AssignmentExtensionRequested,
     AssignmentInputGiven,
     AssignmentReplied,
+    AssignmentResponded,
     AssignmentReturned,
     AssignmentSigned,
     EventData,
     FeedbackRequested,
     ReplyResult,
+    ReturnRejected,
+    ReturnRequested,
 )
 
 from .policy import CaseError, Rules
-from .records import Assignment, AssignmentStatus, Attachment, CaseStatus, Extension, _local
+from .records import (
+    Assignment,
+    AssignmentStatus,
+    Attachment,
+    CaseStatus,
+    Extension,
+    ReturnClaim,
+    _local,
+)
 from .timers import Deadlines, Timer, TimerKind
 
 
 class DepartmentWork(Deadlines):
-    """签收, 答复, 协办意见, 延期, 退回 and 改派 of one department's assignment."""
+    """响应, 签收, 答复, 协办意见, 延期, 退单 (with its review) and 改派 of one department's
+    assignment."""
 
     def sign(self, department: str, now: datetime, by: str | None = None) -> list[EventData]:
         """签收; signing again changes nothing. ``by``: the person (and unit) on the timeline,
@@ -92,6 +104,12 @@ class DepartmentWork(Deadlines):
         assignment.text = text
         assignment.attachments = attachments
         on_time = now <= assignment.due_at
+        # A reply is a contact too: it stops a 响应 clock still running.
+        responded: list[EventData] = (
+            [self._responded(assignment, "答复", now, by)]
+            if assignment.respond_due_at is not None and assignment.responded_at is None
+            else []
+        )
         self.status = CaseStatus.AWAITING_FEEDBACK
         self.feedback_round += 1
         self.feedback_due_at = rules.calendar.due(now, rules.policy.feedback_window)
@@ -105,6 +123,7 @@ class DepartmentWork(Deadlines):
         )
         self._refresh()
         events: list[EventData] = [
+            *responded,
             AssignmentReplied(
                 opinion_id=self.id,
                 office_id=self.office_id,
@@ -237,6 +256,7 @@ class DepartmentWork(Deadlines):
         assignment.due_at = extension.requested_due_at
         assignment.generation += 1
         assignment.overdue = False
+        assignment.cards.pop("reply", None)
         self._refresh()
         self._log(
             now,
@@ -254,32 +274,190 @@ class DepartmentWork(Deadlines):
         )
         return [approved], self._timers(assignment, rules, sign=False)
 
-    def return_assignment(
-        self, department: str, reason: str, now: datetime, by: str | None = None
+    def request_return(
+        self,
+        department: str,
+        code: str,
+        evidence: str,
+        attachments: list[Attachment],
+        now: datetime,
+        rules: Rules,
+        by: str | None = None,
     ) -> list[EventData]:
-        """退回 a wrong assignment with a reason; routing decides again without it."""
-        assignment = self.assignment_of(department)
-        if assignment.status == AssignmentStatus.RETURNED:
-            raise CaseError(409, "This assignment was already returned.")
-        if assignment.status == AssignmentStatus.WITHDRAWN:
-            raise CaseError(409, "This assignment was withdrawn (已改派); nothing to return.")
-        if not assignment.is_active() or self.status == CaseStatus.CLOSED:
-            raise CaseError(409, "Only work not yet replied to can be returned.")
-        assignment.status = AssignmentStatus.RETURNED
-        assignment.return_reason = reason
-        assignment.overdue = False
+        """申请退单: a reason code from the district's list and evidence (who is responsible),
+        within the window after 交办; a reviewer decides, and the clocks run on meanwhile."""
+        assignment = self._returnable(department)
+        claim = assignment.return_claim
+        if claim is not None and claim.status in ("pending", "disputed"):
+            raise CaseError(409, "A return request is already waiting for review (退单审核中).")
+        if claim is not None:
+            raise CaseError(
+                409,
+                "The return was rejected (退单已驳回); dispute the rejection for the final "
+                "ruling (终审) instead."
+                if claim.status == "rejected"
+                else "The final ruling (终审) rejected the return; the department keeps the case.",
+            )
+        codes = rules.policy.return_codes
+        if code not in codes:
+            raise CaseError(422, f"reason_code must be one of: {', '.join(codes)} (退单理由代码)")
+        window_end = rules.calendar.due(assignment.assigned_at, rules.policy.return_window)
+        if now > window_end:
+            raise CaseError(
+                409,
+                f"Returns must be asked for by {_local(window_end)} (退单须在交办后"
+                f"{rules.policy.return_window.amount}个工作日内提出); the window has passed.",
+            )
+        who = by or department
+        assignment.return_claim = ReturnClaim(
+            code=code,
+            reason=codes[code],
+            evidence=evidence,
+            attachments=attachments,
+            requested_at=now,
+            requested_by=who,
+        )
         self._refresh()
-        self._log(now, "退回", by or department, f"{assignment.department_name} 退回: {reason}")
+        self._log(
+            now, "申请退单", who, f"{assignment.department_name}: {codes[code]}; 依据: {evidence}"
+        )
+        return [self._return_requested(assignment, evidence, now, final=False)]
+
+    def dispute_return(
+        self, department: str, text: str, now: datetime, by: str | None = None
+    ) -> list[EventData]:
+        """退单申诉: the department contests a rejected return once; a supervisor other than
+        the reviewer gives the final ruling (终审)."""
+        assignment = self._returnable(department)
+        claim = assignment.return_claim
+        if claim is None or claim.status != "rejected":
+            raise CaseError(409, f"{department} has no rejected return to dispute.")
+        claim.status = "disputed"
+        claim.dispute = text
+        self._refresh()
+        self._log(now, "退单申诉", by or department, f"{assignment.department_name}: {text}")
+        return [self._return_requested(assignment, text, now, final=True)]
+
+    def decide_return(
+        self, department: str, accept: bool, reason: str, actor: str, now: datetime
+    ) -> list[EventData]:
+        """退单审核 (or 终审 of a dispute): accepted, the assignment is returned and routing
+        decides again; rejected, the department keeps it and no clock starts again."""
+        assignment = self._returnable(department)
+        claim = assignment.return_claim
+        if claim is None or claim.status not in ("pending", "disputed"):
+            raise CaseError(409, f"{department} has no return request waiting for a decision.")
+        final = claim.status == "disputed"
+        if final and actor == claim.reviewed_by:
+            raise CaseError(
+                409, "The final ruling (终审) must come from another supervisor than the review."
+            )
+        if final:
+            claim.ruled_by, claim.ruling_reason = actor, reason
+        else:
+            claim.reviewed_by, claim.review_reason = actor, reason
+        if accept:
+            claim.status = "accepted"
+            return self._return(assignment, f"{claim.reason}: {claim.evidence}", now, actor)
+        claim.status = "final_rejected" if final else "rejected"
+        self._refresh()
+        step = "终审驳回" if final else "退单驳回"
+        self._log(now, step, actor, f"{assignment.department_name} 继续承办: {reason}")
         return [
-            AssignmentReturned(
+            ReturnRejected(
                 opinion_id=self.id,
                 office_id=self.office_id,
                 tracking_no=self.tracking_no,
                 department=department,
                 reason=reason,
+                decided_by=actor,
+                final=final,
+                decided_at=now,
+            )
+        ]
+
+    def _returnable(self, department: str) -> Assignment:
+        """The department's assignment, which must still owe work."""
+        assignment = self.assignment_of(department)
+        if assignment.status == AssignmentStatus.RETURNED:
+            raise CaseError(409, "This assignment was already returned.")
+        if assignment.status == AssignmentStatus.WITHDRAWN:
+            raise CaseError(409, "This assignment was withdrawn (已改派); nothing to return.")
+        if not assignment.is_active() or self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
+            raise CaseError(409, "Only work not yet replied to can be returned.")
+        return assignment
+
+    def _return_requested(
+        self, assignment: Assignment, evidence: str, now: datetime, final: bool
+    ) -> ReturnRequested:
+        claim = assignment.return_claim
+        assert claim is not None
+        return ReturnRequested(
+            opinion_id=self.id,
+            office_id=self.office_id,
+            tracking_no=self.tracking_no,
+            department=assignment.department,
+            reason_code=claim.code,
+            reason=claim.reason,
+            evidence=evidence,
+            final=final,
+            requested_at=now,
+        )
+
+    def _return(
+        self, assignment: Assignment, reason: str, now: datetime, actor: str
+    ) -> list[EventData]:
+        """退回: routing decides again without the department."""
+        assignment.status = AssignmentStatus.RETURNED
+        assignment.return_reason = reason
+        assignment.overdue = False
+        self._refresh()
+        self._log(now, "退回", actor, f"{assignment.department_name} 退回: {reason}")
+        return [
+            AssignmentReturned(
+                opinion_id=self.id,
+                office_id=self.office_id,
+                tracking_no=self.tracking_no,
+                department=assignment.department,
+                reason=reason,
                 returned_at=now,
             )
         ]
+
+    def respond(
+        self, department: str, how: str, now: datetime, by: str | None = None
+    ) -> list[EventData]:
+        """响应: the lead's first contact with the submitter or site visit (once; later
+        contacts change nothing)."""
+        assignment = self.assignment_of(department)
+        if assignment.role != "lead" or assignment.respond_due_at is None:
+            raise CaseError(409, "Only the lead department (主办) responds to the submitter.")
+        if assignment.has_ended() or self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
+            raise CaseError(409, f"{department} no longer holds this case (退回/改派/办结).")
+        if assignment.responded_at is not None:
+            return []
+        return [self._responded(assignment, how, now, by)]
+
+    def _responded(
+        self, assignment: Assignment, how: str, now: datetime, by: str | None
+    ) -> AssignmentResponded:
+        due = assignment.respond_due_at
+        assert due is not None
+        assignment.responded_at, assignment.response = now, how
+        on_time = now <= due
+        late = "" if on_time else " (超期响应)"
+        self._log(
+            now, "响应", by or assignment.department, f"{assignment.department_name}: {how}{late}"
+        )
+        return AssignmentResponded(
+            opinion_id=self.id,
+            office_id=self.office_id,
+            department=assignment.department,
+            how=how,
+            responded_at=now,
+            respond_due_at=due,
+            on_time=on_time,
+        )
 
     def withdraw(self, department: str, reason: str, now: datetime) -> bool:
         """改派: staff moved the opinion away from the department; its assignment ends (no

@@ -3,9 +3,11 @@ co-handlers), deadlines on the working-day calendar, timers, escalation, feedbac
 timeline. No I/O: methods change the case and return the events to publish.
 
 Assignment lifecycle: assigned → signed (签收) → replied (答复), or returned (退回) by the
-department, or withdrawn (改派) when staff move the opinion elsewhere; a lead's due date
-moves by an approved extension (延期) or by a reopening (重办) after 不满意.
-Case lifecycle: open → awaiting_feedback (回访) → closed (办结), or back to open once."""
+department after a reviewed 退单, or withdrawn (改派) when staff move the opinion elsewhere; a
+lead's due date moves by an approved extension (延期) or by a reopening (重办) after a
+reviewed 不满意. Three clocks run from 交办: 响应, 签收, 办结, each with 黄牌 and 红牌.
+Case lifecycle: open → awaiting_feedback (回访) → closed (办结), or → reviewing (复核 of an
+不满意) → open again (重办) or closed (不合理诉求)."""
 
 from datetime import datetime
 from typing import Literal
@@ -54,6 +56,7 @@ class Case(DepartmentWork, FeedbackRounds):
             title=assigned.title,
             category=assigned.category,
             urgency=assigned.urgency,
+            kind=assigned.kind,
             opened_at=now,
             assignments={},
             timeline=[
@@ -79,6 +82,7 @@ class Case(DepartmentWork, FeedbackRounds):
                 role = "主办" if assigned.role == "lead" else "协办"
                 self._log(now, "改派", "routing", f"{assigned.department_name} 改为{role}")
             return []
+        self.kind = assigned.kind or self.kind
         assignment = self._fresh(
             assigned.department,
             assigned.department_name,
@@ -88,11 +92,14 @@ class Case(DepartmentWork, FeedbackRounds):
             rules,
         )
         role = "主办" if assigned.role == "lead" else "协办"
+        respond = assignment.respond_due_at
         self._log(
             now,
             "交办",
             "routing",
-            f"{role} {assigned.department_name}, 类别 {assigned.category}, "
+            f"{role} {assigned.department_name}, 类别 {assigned.category}"
+            f"{', 诉求类型 ' + self.kind if self.kind else ''}, "
+            f"{'响应期限 ' + _local(respond) + ', ' if respond else ''}"
             f"签收期限 {_local(assignment.sign_due_at)}, 办理期限 {_local(assignment.due_at)}",
         )
         if self.status == CaseStatus.CLOSED:
@@ -108,15 +115,17 @@ class Case(DepartmentWork, FeedbackRounds):
         now: datetime,
         rules: Rules,
     ) -> Assignment:
-        """A new assignment from ``now``, with the deadlines of the case's urgency."""
+        """A new assignment from ``now`` (交办), with the three clocks of the case's urgency
+        and kind: 响应 (the lead's), 签收 and 办结."""
         profile = rules.policy.profile(self.urgency)
         assignment = Assignment(
             department=department,
             department_name=name,
             role=role,
             assigned_at=now,
+            respond_due_at=rules.calendar.due(now, profile.respond) if role == "lead" else None,
             sign_due_at=rules.calendar.due(now, profile.sign),
-            due_at=rules.calendar.due(now, profile.reply),
+            due_at=rules.calendar.due(now, self.reply_span(rules)),
             generation=generation,
         )
         self.assignments[department] = assignment

@@ -1,6 +1,7 @@
 """The case's records: statuses, assignments (one per department), the timeline, feedback,
 instructions and adoptions, and the stored case itself (``CaseRecord``)."""
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -8,10 +9,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shared.clock import BEIJING
-from shared.events import AdoptionLevel, CaseClosed, OpinionFile, Rating, ReplyResult
+from shared.events import AdoptionLevel, CaseClosed, OpinionFile, Rating, ReplyResult, RequestKind
 from shared.store import Aggregate
 
-from .policy import CaseError
+from .policy import CaseError, Rules
 
 
 class AssignmentStatus(StrEnum):
@@ -25,8 +26,16 @@ class AssignmentStatus(StrEnum):
 class CaseStatus(StrEnum):
     OPEN = "open"
     AWAITING_FEEDBACK = "awaiting_feedback"
+    REVIEWING = "reviewing"  # 复核: an 不满意 waits for platform staff to check it
     CLOSED = "closed"
     MERGED = "merged"  # 并案: handled as part of another case
+
+
+# The three clocks of an assignment, all started at 交办.
+Clock = Literal["respond", "sign", "reply"]
+CLOCK_LABELS: dict[str, str] = {"respond": "响应", "sign": "签收", "reply": "办结"}
+Card = Literal["yellow", "red"]
+CARD_LABELS: dict[str, str] = {"yellow": "黄牌", "red": "红牌"}
 
 
 # How an assignment ended by 并案 is told apart (a 拆分 restores those).
@@ -46,6 +55,24 @@ class Extension(BaseModel):
     status: Literal["requested", "approved", "refused"] = "requested"
     decided_by: str | None = None
     decision_reason: str | None = None
+
+
+class ReturnClaim(BaseModel):
+    """申请退单 and its review: pending → accepted (退回) or rejected; a rejection may be
+    disputed once, and the 终审 by another supervisor accepts it or rejects it for good."""
+
+    code: str
+    reason: str = Field(description="The reason code's label")
+    evidence: str
+    attachments: list[Attachment] = Field(default_factory=list)
+    requested_at: datetime
+    requested_by: str
+    status: Literal["pending", "rejected", "disputed", "final_rejected", "accepted"] = "pending"
+    reviewed_by: str | None = None
+    review_reason: str | None = None
+    dispute: str | None = None
+    ruled_by: str | None = None
+    ruling_reason: str | None = None
 
 
 class Assignment(BaseModel):
@@ -69,6 +96,24 @@ class Assignment(BaseModel):
     return_reason: str | None = None
     withdrawn_at: datetime | None = None
     withdraw_reason: str | None = None
+    # 响应 clock (the lead's; None for co-handlers and for assignments made before it).
+    respond_due_at: datetime | None = None
+    responded_at: datetime | None = None
+    response: str | None = None
+    # The card each clock has earned (黄牌/红牌), by clock.
+    cards: dict[str, Card] = Field(default_factory=dict)
+    return_claim: ReturnClaim | None = None
+
+    def clock_due(self, clock: str) -> datetime | None:
+        return {"respond": self.respond_due_at, "sign": self.sign_due_at, "reply": self.due_at}[
+            clock
+        ]
+
+    def clock_met(self, clock: str) -> datetime | None:
+        """When the clock's work was done, None while it is not."""
+        return {"respond": self.responded_at, "sign": self.signed_at, "reply": self.replied_at}[
+            clock
+        ]
 
     def is_active(self) -> bool:
         """Still owes work: assigned or signed, not replied, returned or withdrawn."""
@@ -88,12 +133,54 @@ class TimelineEntry(BaseModel):
     summary: str
 
 
+class FeedbackReview(BaseModel):
+    """复核 of an 不满意: back for 重办, or 不合理诉求 (left out of 满意率), by a named person."""
+
+    decision: Literal["redo", "unreasonable"]
+    reason: str
+    by: str
+    at: datetime
+
+
 class Feedback(BaseModel):
     round: int
     rating: Rating
     comment: str
     resolved: bool
     at: datetime
+    channel: Literal["link", "callback"] = "link"
+    by: str | None = Field(default=None, description="Who made the callback (电话回访)")
+    review: FeedbackReview | None = None
+
+
+class Callback(BaseModel):
+    """A phone callback by platform staff: 回访 of the round, or an 抽查回访 of a closed case."""
+
+    purpose: Literal["feedback", "audit"]
+    reached: bool
+    rating: Rating | None = None
+    resolved: bool | None = None
+    note: str
+    by: str
+    at: datetime
+
+
+class SupervisionOrder(BaseModel):
+    """督办单: opened by a second 不满意 after 重办, closed by a supervisor with the result."""
+
+    department: str
+    reason: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    result: str | None = None
+
+
+def picked_for_audit(case_id: str, share: float) -> bool:
+    """Whether a closed case is among the ``share`` called back at random (抽查回访): a hash
+    of its id, so every replica and every replay picks the same cases."""
+    digest = hashlib.sha256(case_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") < share * 2**32
 
 
 class Instruction(BaseModel):
@@ -140,6 +227,15 @@ class CaseRecord(Aggregate):
     # The whole opinion (交办材料) from intake, its latest revision; None until it arrives.
     opinion: OpinionFile | None = None
     merged_into: str | None = None
+    kind: RequestKind | None = None  # 诉求类型 (办结 clock)
+    callbacks: list[Callback] = Field(default_factory=list)
+    supervision_orders: list[SupervisionOrder] = Field(default_factory=list)
+    # 抽查回访 of the closed case: "due" when picked, "done" once called.
+    audit_callback: Literal["due", "done"] | None = None
+    # Kept at the top level so reviewers can list what waits for them: a 退单 or its dispute,
+    # an open 督办单.
+    return_review: bool = False
+    supervision_open: bool = False
 
     @property
     def member_id(self) -> str | None:
@@ -158,10 +254,12 @@ class CaseRecord(Aggregate):
                 return a
         return None
 
-    def _close(self, outcome: str, now: datetime) -> CaseClosed:
+    def _close(self, outcome: str, now: datetime, rules: Rules) -> CaseClosed:
         self.status = CaseStatus.CLOSED
         self.outcome = outcome
         self.closed_at = now
+        if picked_for_audit(self.id, rules.policy.audit_callback_share):
+            self.audit_callback = "due"
         self._refresh()
         self._log(now, "办结", "followup", f"办结, {outcome}")
         return CaseClosed(
@@ -174,6 +272,11 @@ class CaseRecord(Aggregate):
 
     def _refresh(self) -> None:
         active = [a for a in self.assignments.values() if a.is_active()]
+        self.return_review = any(
+            a.return_claim is not None and a.return_claim.status in ("pending", "disputed")
+            for a in active
+        )
+        self.supervision_open = any(o.closed_at is None for o in self.supervision_orders)
         open_case = self.status != CaseStatus.CLOSED
         self.overdue = open_case and any(a.overdue for a in active)
         self.escalation_level = max(

@@ -2,14 +2,29 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel
 
-from shared.events import CaseEscalated, DeadlineBreached, DeadlineWarning, EventData
+from shared.events import (
+    CaseEscalated,
+    DeadlineBreached,
+    DeadlineCarded,
+    DeadlineWarning,
+    EventData,
+)
 
+from ..workdays import Span, WorkCalendar
 from .policy import CaseError, Rules
-from .records import Assignment, CaseRecord, CaseStatus, _local
+from .records import (
+    CARD_LABELS,
+    CLOCK_LABELS,
+    Assignment,
+    Card,
+    CaseRecord,
+    CaseStatus,
+    Clock,
+    _local,
+)
 
 ESCALATION_LABELS = {0: "催办", 1: "一级督办", 2: "二级督办"}
 
@@ -22,9 +37,37 @@ class TimerKind(StrEnum):
     SUPERVISE_1 = "supervise1"  # 一级督办
     SUPERVISE_2 = "supervise2"  # 二级督办
     FEEDBACK = "feedback"  # no rating within the window: close as 未评价
+    RESPOND_DUE = "respond_due"
+    # 黄牌/红牌 of the three clocks.
+    RESPOND_YELLOW = "respond_yellow"
+    RESPOND_RED = "respond_red"
+    SIGN_YELLOW = "sign_yellow"
+    SIGN_RED = "sign_red"
+    REPLY_YELLOW = "reply_yellow"
+    REPLY_RED = "reply_red"
 
 
 ESCALATION_TIMERS = {TimerKind.URGE: 0, TimerKind.SUPERVISE_1: 1, TimerKind.SUPERVISE_2: 2}
+
+
+CARD_TIMERS: dict[TimerKind, tuple[Clock, Card]] = {
+    TimerKind.RESPOND_YELLOW: ("respond", "yellow"),
+    TimerKind.RESPOND_RED: ("respond", "red"),
+    TimerKind.SIGN_YELLOW: ("sign", "yellow"),
+    TimerKind.SIGN_RED: ("sign", "red"),
+    TimerKind.REPLY_YELLOW: ("reply", "yellow"),
+    TimerKind.REPLY_RED: ("reply", "red"),
+}
+CARD_KINDS = {value: kind for kind, value in CARD_TIMERS.items()}
+
+
+def card_times(calendar: WorkCalendar, due: datetime, span: Span) -> tuple[datetime, datetime]:
+    """When a clock's 黄牌 and 红牌 fall: at office opening on the working day before the
+    deadline's day and on the working day after it; for a clock counted in minutes or hours,
+    when three quarters of the time are gone and at the deadline itself."""
+    if span.is_clock_time():
+        return due - span.as_timedelta() / 4, due
+    return calendar.workday_before(due), calendar.workdays_after(due, 1)
 
 
 class Timer(BaseModel):
@@ -58,19 +101,30 @@ class Deadlines(CaseRecord):
                 fire_at=at,
             )
 
-        found = [timer(TimerKind.SIGN_DUE, assignment.sign_due_at)] if sign else []
+        def cards(clock: Clock, due: datetime, span: Span) -> list[Timer]:
+            yellow, red = card_times(cal, due, span)
+            return [
+                timer(CARD_KINDS[(clock, "yellow")], yellow),
+                timer(CARD_KINDS[(clock, "red")], red),
+            ]
+
+        profile = policy.profile(self.urgency)
+        found = []
+        if sign:
+            found += [timer(TimerKind.SIGN_DUE, assignment.sign_due_at)]
+            found += cards("sign", assignment.sign_due_at, profile.sign)
+            if assignment.respond_due_at is not None:
+                found += [timer(TimerKind.RESPOND_DUE, assignment.respond_due_at)]
+                found += cards("respond", assignment.respond_due_at, profile.respond)
         # Co-handlers owe their input to the lead; only the lead's reply deadline is chased.
         if assignment.role != "lead":
-            return found
+            return [t for t in found if t.fire_at > assignment.assigned_at]
         due = assignment.due_at
-        reply_span = policy.profile(self.urgency).reply
-        reminder = (
-            due - reply_span.as_timedelta() / 4
-            if reply_span.is_clock_time()
-            else cal.workday_before(due)
-        )
+        reply_span = self.reply_span(rules)
+        reminder, _ = card_times(cal, due, reply_span)
         first, second = policy.supervise_after_workdays
         found += [
+            *cards("reply", due, reply_span),
             timer(TimerKind.REMINDER, reminder),
             timer(TimerKind.REPLY_DUE, due),
             timer(TimerKind.URGE, cal.workdays_after(due, policy.urge_after_workdays)),
@@ -79,7 +133,11 @@ class Deadlines(CaseRecord):
         ]
         return [t for t in found if t.fire_at > assignment.assigned_at]
 
-    def fire(self, timer: Timer, now: datetime) -> list[EventData]:
+    def reply_span(self, rules: Rules) -> Span:
+        """The 办结 clock of this case: by urgency class and kind of request."""
+        return rules.policy.profile(self.urgency).reply_for(self.kind)
+
+    def fire(self, timer: Timer, now: datetime, rules: Rules) -> list[EventData]:
         """What a due timer does; nothing when the work it watched is done or its deadline moved."""
         if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
             return []
@@ -89,7 +147,7 @@ class Deadlines(CaseRecord):
                 and timer.generation == self.feedback_round
             ):
                 self._log(now, "评价", "followup", "评价期限届满, 提交人未评价")
-                return [self._close("未评价", now)]
+                return [self._close("未评价", now, rules)]
             return []
         assignment = self.assignments.get(timer.department)
         if (
@@ -98,12 +156,15 @@ class Deadlines(CaseRecord):
             or assignment.has_ended()
         ):
             return []
-        if timer.kind == TimerKind.SIGN_DUE:
-            late = assignment.signed_at is None or assignment.signed_at > assignment.sign_due_at
-            return [self._breach(assignment, "sign", now)] if late else []
-        if timer.kind == TimerKind.REPLY_DUE:
-            late = assignment.replied_at is None or assignment.replied_at > assignment.due_at
-            return [self._breach(assignment, "reply", now)] if late else []
+        if timer.kind in CARD_TIMERS:
+            return self._card(assignment, *CARD_TIMERS[timer.kind], now)
+        due_clocks: dict[TimerKind, Clock] = {
+            TimerKind.RESPOND_DUE: "respond",
+            TimerKind.SIGN_DUE: "sign",
+            TimerKind.REPLY_DUE: "reply",
+        }
+        if (clock := due_clocks.get(timer.kind)) is not None:
+            return [self._breach(assignment, clock, now)] if _missed(assignment, clock) else []
         if not assignment.is_active():
             return []
         if timer.kind == TimerKind.REMINDER:
@@ -124,14 +185,44 @@ class Deadlines(CaseRecord):
         reason = f"办理期限 {_local(assignment.due_at)} 已过, 尚未答复"
         return [self._escalation(assignment, level, reason, "followup", now)]
 
-    def _breach(
-        self, assignment: Assignment, kind: Literal["sign", "reply"], now: datetime
-    ) -> DeadlineBreached:
-        due = assignment.sign_due_at if kind == "sign" else assignment.due_at
+    def _card(
+        self, assignment: Assignment, clock: Clock, card: Card, now: datetime
+    ) -> list[EventData]:
+        """黄牌 while the clock's work is not done; 红牌 when its deadline was missed."""
+        due = assignment.clock_due(clock)
+        done = assignment.clock_met(clock) is not None
+        if due is None or (done if card == "yellow" else not _missed(assignment, clock)):
+            return []
+        if assignment.cards.get(clock) in (card, "red"):
+            return []
+        assignment.cards[clock] = card
+        state = "将至, 尚未完成" if card == "yellow" else "已过"
+        self._log(
+            now,
+            CARD_LABELS[card],
+            "followup",
+            f"{assignment.department_name} {CLOCK_LABELS[clock]}期限 {_local(due)} {state}",
+        )
+        return [
+            DeadlineCarded(
+                opinion_id=self.id,
+                office_id=self.office_id,
+                tracking_no=self.tracking_no,
+                department=assignment.department,
+                clock=clock,
+                card=card,
+                due_at=due,
+                carded_at=now,
+            )
+        ]
+
+    def _breach(self, assignment: Assignment, kind: Clock, now: datetime) -> DeadlineBreached:
+        due = assignment.clock_due(kind)
+        assert due is not None  # a breach timer exists only for a clock with a deadline
         if kind == "reply":
             assignment.overdue = assignment.is_active()
             self._refresh()
-        what = "签收" if kind == "sign" else "办理"
+        what = {"respond": "响应", "sign": "签收", "reply": "办理"}[kind]
         self._log(
             now, "超期", "followup", f"{assignment.department_name} {what}超期 ({_local(due)})"
         )
@@ -176,3 +267,9 @@ class Deadlines(CaseRecord):
             due_at=assignment.due_at,
             escalated_at=now,
         )
+
+
+def _missed(assignment: Assignment, clock: Clock) -> bool:
+    """Whether the clock's deadline passed (or will) before its work was done."""
+    due, met = assignment.clock_due(clock), assignment.clock_met(clock)
+    return due is not None and (met is None or met > due)
