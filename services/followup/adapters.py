@@ -383,18 +383,13 @@ async def department_inbox(
     return [Case.model_validate(doc) async for doc in soonest]
 
 
-async def supervised(
-    cases: AsyncCollection[Document], escalated: bool, after: str | None, limit: int
-) -> list[Case]:
-    """At most ``limit`` open cases that are overdue (超期), or escalated to 督办 (level ≥ 1),
-    in id order after ``after``."""
-    query: Document = {"escalation_level": {"$gte": 1}} if escalated else {"overdue": True}
-    return await waiting(cases, query, after, limit)
-
-
-# What waits for a supervisor (by a top-level field of the case): 退单审核, 复核 of an 不满意,
-# open 督办单, 抽查回访.
-WAITING: dict[str, Document] = {
+# What supervisors list: overdue (超期), escalated to 督办 (level ≥ 1), extension requests
+# waiting for a decision (延期审批).
+SUPERVISED: dict[str, Document] = {
+    "overdue": {"overdue": True},
+    "escalated": {"escalation_level": {"$gte": 1}},
+    "extensions": {"extension_pending": True},
+    # 退单审核 (or its 终审), 复核 of an 不满意, open 督办单, 抽查回访.
     "returns": {"return_review": True},
     "reviews": {"status": "reviewing"},
     "orders": {"supervision_open": True},
@@ -402,9 +397,10 @@ WAITING: dict[str, Document] = {
 }
 
 
-async def waiting(
-    cases: AsyncCollection[Document], query: Document, after: str | None, limit: int
+async def supervised(
+    cases: AsyncCollection[Document], kind: str, after: str | None, limit: int
 ) -> list[Case]:
-    """At most ``limit`` cases matching ``query``, in id order after ``after``."""
+    """At most ``limit`` open cases of a ``SUPERVISED`` kind, in id order after ``after``."""
+    query = SUPERVISED[kind]
     found = cases.find(query | after_filter(after)).sort("_id", 1).limit(limit)
     return [Case.model_validate(doc) async for doc in found]

@@ -139,14 +139,19 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         # B's due date passes: an hour into the next day.
         overdue_at = datetime.fromisoformat(due_b) + timedelta(hours=1)
         await system.set_clock(overdue_at)
-        await wait_for(lambda: system.of(b, "deadline.breached"), "b's breach", within=60)
+        await wait_for(
+            lambda: [e for e in system.of(b, "deadline.breached") if e.data["kind"] == "reply"],
+            "b's reply breach",
+            within=60,
+        )
         too_late = (overdue_at.astimezone(BEIJING).date() + timedelta(days=10)).isoformat()
         late = await post(
             "housing", f"/cases/{b}/extension", {"reason": "再议", "new_due": too_late}
         )
         assert late.status_code == 409
         assert "has passed" in late.json()["detail"]
-        assert (await post("housing", f"/cases/{b}/reply", reply)).status_code == 200
+        replied_b = await post("housing", f"/cases/{b}/reply", reply)
+        assert replied_b.status_code == 200, replied_b.text
         link_b1 = await system.feedback_link(b, 1)
         rated_b = await http.post(
             link_b1, json={"rating": "不满意", "comment": "灯又坏了", "resolved": False}

@@ -128,8 +128,8 @@ def test_cards_of_a_clock_in_minutes_come_at_three_quarters_and_at_the_deadline(
 def test_cards_are_given_while_the_work_is_owed_and_on_the_timeline() -> None:
     case, timers = opened(RequestKind.CONSULT)
     by_kind = {t.kind: t for t in timers}
-    # Reply due at the end of 10-08: 黄牌 on 09-30, the lead has not replied yet.
-    [yellow] = case.fire(by_kind[TimerKind.REPLY_YELLOW], bj(9, 30, 9), RULES)
+    # Reply due at the end of 10-08: 黄牌 on 09-30 with the reminder, not replied yet.
+    [_, yellow] = case.fire(by_kind[TimerKind.REMINDER], bj(9, 30, 9), RULES)
     assert isinstance(yellow, DeadlineCarded)
     assert (yellow.clock, yellow.card, yellow.due_at) == ("reply", "yellow", bj(10, 9))
     assert case.timeline[-1].step == "黄牌" and "办结期限" in case.timeline[-1].summary

@@ -45,9 +45,9 @@ def test_reminder_urge_and_supervision_fire_at_working_day_times() -> None:
         TimerKind.SIGN_RED: bj(10, 8, 9),
         TimerKind.RESPOND_DUE: bj(10, 1),
         TimerKind.RESPOND_RED: bj(10, 8, 9),
-        TimerKind.REPLY_YELLOW: bj(9, 30, 9),  # the working day before the due day 10-08
         TimerKind.REPLY_RED: bj(10, 9, 9),
-        TimerKind.REMINDER: bj(9, 30, 9),  # the working day before the due day
+        # The working day before the due day 10-08: the reminder, with the 办结 clock's 黄牌.
+        TimerKind.REMINDER: bj(9, 30, 9),
         TimerKind.REPLY_DUE: bj(10, 9),
         TimerKind.URGE: bj(10, 9, 9),  # 催办: the working day after the due date
         TimerKind.SUPERVISE_1: bj(10, 14, 9),  # +5: 10-09, 10-10 (Sat), 10-12, 10-13, 10-14

@@ -43,7 +43,6 @@ class TimerKind(StrEnum):
     RESPOND_RED = "respond_red"
     SIGN_YELLOW = "sign_yellow"
     SIGN_RED = "sign_red"
-    REPLY_YELLOW = "reply_yellow"
     REPLY_RED = "reply_red"
 
 
@@ -55,9 +54,9 @@ CARD_TIMERS: dict[TimerKind, tuple[Clock, Card]] = {
     TimerKind.RESPOND_RED: ("respond", "red"),
     TimerKind.SIGN_YELLOW: ("sign", "yellow"),
     TimerKind.SIGN_RED: ("sign", "red"),
-    TimerKind.REPLY_YELLOW: ("reply", "yellow"),
     TimerKind.REPLY_RED: ("reply", "red"),
 }
+# The 办结 clock's 黄牌 comes with the reminder (到期提醒), which falls at the same time.
 CARD_KINDS = {value: kind for kind, value in CARD_TIMERS.items()}
 
 
@@ -103,10 +102,10 @@ class Deadlines(CaseRecord):
 
         def cards(clock: Clock, due: datetime, span: Span) -> list[Timer]:
             yellow, red = card_times(cal, due, span)
-            return [
-                timer(CARD_KINDS[(clock, "yellow")], yellow),
-                timer(CARD_KINDS[(clock, "red")], red),
-            ]
+            found = [timer(CARD_KINDS[(clock, "red")], red)]
+            if (clock, "yellow") in CARD_KINDS:
+                found.append(timer(CARD_KINDS[(clock, "yellow")], yellow))
+            return found
 
         profile = policy.profile(self.urgency)
         found = []
@@ -169,16 +168,15 @@ class Deadlines(CaseRecord):
             return []
         if timer.kind == TimerKind.REMINDER:
             self._log(now, "到期提醒", "followup", f"{assignment.department_name} 即将到期")
-            return [
-                DeadlineWarning(
-                    opinion_id=self.id,
-                    office_id=self.office_id,
-                    tracking_no=self.tracking_no,
-                    department=assignment.department,
-                    kind="reply",
-                    due_at=assignment.due_at,
-                )
-            ]
+            warning = DeadlineWarning(
+                opinion_id=self.id,
+                office_id=self.office_id,
+                tracking_no=self.tracking_no,
+                department=assignment.department,
+                kind="reply",
+                due_at=assignment.due_at,
+            )
+            return [warning, *self._card(assignment, "reply", "yellow", now)]
         level = ESCALATION_TIMERS[timer.kind]
         if assignment.escalation_level >= level:
             return []
