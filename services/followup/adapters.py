@@ -20,7 +20,7 @@ from shared.keys import KeyRing
 from shared.paging import after_filter
 from shared.store import Document, Kept
 
-from .domain import AssignmentStatus, Case, CaseError, Timer
+from .domain import AssignmentStatus, Case, CaseError, Theme, Timer
 from .workdays import CalendarSource, WorkCalendar, YearCalendar
 
 CALENDAR_ASSUMED = Gauge(
@@ -395,6 +395,19 @@ SUPERVISED: dict[str, Document] = {
     "orders": {"supervision_open": True},
     "audits": {"audit_callback": "due"},
 }
+
+
+async def themes_of(
+    themes: AsyncCollection[Document], month: str | None, department: str | None, limit: int
+) -> list[Theme]:
+    """At most ``limit`` themes (每月一题), newest first, of a month and/or a department."""
+    query: Document = {}
+    if month:
+        query["month"] = month
+    if department:
+        query["department"] = department
+    found = themes.find(query).sort("_id", -1).limit(limit)
+    return [Theme.model_validate(doc) async for doc in found]
 
 
 async def supervised(

@@ -31,6 +31,7 @@ from .adapters import (
     supervised,
     table_csv,
     table_xlsx,
+    themes_of,
 )
 from .domain import (
     Adoption,
@@ -43,8 +44,11 @@ from .domain import (
     CaseStatus,
     Feedback,
     Instruction,
+    LinkedOpinion,
     ReturnClaim,
     SupervisionOrder,
+    Theme,
+    ThemeTask,
     TimelineEntry,
     rates,
 )
@@ -611,6 +615,105 @@ async def waiting_cases(
 
 Dimension = Literal["department", "office", "category", "member", "all"]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+
+
+# -- 每月一题 (主动治理) ------------------------------------------------------------------------
+
+MonthValue = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+
+
+class ThemeRequest(BaseModel):
+    month: MonthValue
+    title: str = Field(min_length=1, max_length=100)
+    source: Literal["hot_topic", "kpi"] = Field(description="热点话题 or 指标")
+    source_ref: str = Field(min_length=1, max_length=200, description="Which topic or KPI row")
+    department: str = Field(pattern=DEPARTMENT_CODE, description="牵头单位")
+    tasks: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=30
+    )
+
+
+class ThemeView(BaseModel):
+    id: str
+    month: str
+    title: str
+    source: str
+    source_ref: str
+    department: str
+    created_by: str
+    created_at: datetime
+    tasks: dict[str, ThemeTask]
+    opinions: dict[str, LinkedOpinion]
+    progress: float = Field(description="Share of tasks done, 0–1")
+
+
+class TaskDone(BaseModel):
+    note: str = Field(default="", max_length=500)
+
+
+class ThemeLink(BaseModel):
+    opinion_id: str = Field(min_length=1, max_length=64)
+
+
+def _theme_view(theme: Theme) -> ThemeView:
+    return ThemeView(**theme.model_dump(exclude={"version", "handled"}), progress=theme.progress)
+
+
+async def _theme_run(action: Awaitable[Theme]) -> ThemeView:
+    try:
+        return _theme_view(await action)
+    except CaseError as exc:
+        raise Problem(exc.status, detail=str(exc)) from None
+
+
+@supervision.post("/themes", status_code=201, summary="每月一题 — pick a theme for the month")
+async def open_theme(body: ThemeRequest, p: Ports, principal: Supervisor) -> ThemeView:
+    return _theme_view(
+        await handlers.open_theme(
+            p,
+            body.month,
+            body.title,
+            body.source,
+            body.source_ref,
+            body.department,
+            body.tasks,
+            principal.name,
+        )
+    )
+
+
+@router.get(
+    "/themes", tags=["supervision"], summary="每月一题 with progress (a department: its own)"
+)
+async def list_themes(
+    p: Ports, principal: Reader, month: Month = None, limit: Limit = 200
+) -> list[ThemeView]:
+    department = principal.subject if principal.role == Role.DEPARTMENT else None
+    found = await themes_of(p.themes.collection, month, department, limit)
+    return [_theme_view(t) for t in found]
+
+
+@router.post(
+    "/themes/{theme_id}/tasks/{task}/done",
+    tags=["supervision"],
+    summary="A task of the theme done (its owning department or a supervisor)",
+)
+async def complete_task(
+    theme_id: str, task: str, body: TaskDone, p: Ports, principal: Reader
+) -> ThemeView:
+    if principal.role != Role.DEPARTMENT and not principal.sees_all():
+        raise Problem(403, detail="Only the owning department or a supervisor 仅牵头单位或督查室.")
+    department = principal.subject if principal.role == Role.DEPARTMENT else None
+    return await _theme_run(
+        handlers.complete_task(p, theme_id, task, body.note, principal.name, department)
+    )
+
+
+@supervision.post("/themes/{theme_id}/opinions", summary="Link an opinion to the theme")
+async def link_opinion(
+    theme_id: str, body: ThemeLink, p: Ports, principal: Supervisor
+) -> ThemeView:
+    return await _theme_run(handlers.link_to_theme(p, theme_id, body.opinion_id, principal.name))
 
 
 class KpiRow(BaseModel):

@@ -38,6 +38,8 @@ from .domain import (
     PointWeights,
     Policy,
     Rules,
+    Theme,
+    ThemeTask,
     Timer,
     kpi_change,
     member_points,
@@ -63,6 +65,8 @@ class FollowupPorts:
     tokens: FeedbackTokens
     policy: Policy
     points: PointWeights
+    # 每月一题.
+    themes: Repository[Theme]
 
     async def rules(self, now: datetime) -> Rules:
         return Rules(await self.calendars.around(now), self.policy)
@@ -413,6 +417,69 @@ async def audit_call(
         case_id,
         lambda c, now, _: _no_timers(c.audit_call(reached, rating, resolved, note, by, now)),
     )
+
+
+async def open_theme(
+    p: FollowupPorts,
+    month: str,
+    title: str,
+    source: Literal["hot_topic", "kpi"],
+    source_ref: str,
+    department: str,
+    tasks: list[str],
+    by: str,
+) -> Theme:
+    """每月一题: a theme for the month, its owning department and tasks."""
+    theme = Theme(
+        id=new_id(),
+        month=month,
+        title=title,
+        source=source,
+        source_ref=source_ref,
+        department=department,
+        created_by=by,
+        created_at=await p.clock.now(),
+        tasks={str(n): ThemeTask(text=text) for n, text in enumerate(tasks, start=1)},
+    )
+    await p.themes.add(theme, [])
+    return theme
+
+
+async def _theme(p: FollowupPorts, theme_id: str) -> Theme:
+    theme = await p.themes.get(theme_id)
+    if theme is None:
+        raise CaseError(404, f"No theme {theme_id}.")
+    return theme
+
+
+async def complete_task(
+    p: FollowupPorts, theme_id: str, task: str, note: str, by: str, department: str | None
+) -> Theme:
+    """A task of the theme done, by its owning department (``department``) or a supervisor."""
+
+    async def change() -> Theme:
+        theme = await _theme(p, theme_id)
+        if department is not None and department != theme.department:
+            raise CaseError(403, f"Theme {theme_id} is owned by {theme.department}.")
+        if theme.complete(task, note, by, await p.clock.now()):
+            await p.themes.save(theme, [])
+        return theme
+
+    return await retry_on_conflict(change)
+
+
+async def link_to_theme(p: FollowupPorts, theme_id: str, opinion_id: str, by: str) -> Theme:
+    """An opinion on the theme, linked to it."""
+    if await p.cases.get(opinion_id) is None:
+        raise CaseError(404, f"No case {opinion_id}.")
+
+    async def change() -> Theme:
+        theme = await _theme(p, theme_id)
+        if theme.link(opinion_id, by, await p.clock.now()):
+            await p.themes.save(theme, [])
+        return theme
+
+    return await retry_on_conflict(change)
 
 
 async def fire_due_timers(p: FollowupPorts, replica: str, limit: int) -> int:

@@ -21,7 +21,7 @@ from shared.store import Repository, mongo_client
 from . import api, consumers
 from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, SystemClock, Timers
 from .config import FollowupSettings
-from .domain import Case
+from .domain import Case, Theme
 from .handlers import FollowupPorts
 
 log = logging.getLogger("minyi.followup")
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     mongo = mongo_client(settings)
     db = mongo[settings.database("followup")]
     cases = Repository(db.cases, Case, bus)
+    themes = Repository(db.themes, Theme, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,
         points=own.points,
+        themes=themes,
     )
     consumers.subscribe(bus, ports)
     routers = [api.router, api.files, api.supervision, api.admin]
@@ -75,7 +77,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         bus,
         mongo,
         routers,
-        [cases],
+        [cases, themes],
         upload_limits={"/files": own.file_max_bytes},
         on_start=[warn_of_assumed_calendar],
         ready_notes=calendar_notes,

@@ -255,3 +255,50 @@ async def test_review_of_unsatisfied_ratings(replicas: Replicas) -> None:
         assert totals["responded_on_time"] == totals["respond_due"] == 2
         assert totals["replies"] == totals["reported_resolved"] == 3
         assert totals.get("resolved", 0) == 0
+
+
+async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: Replicas) -> None:
+    system = replicas
+    async with httpx.AsyncClient(timeout=10) as http:
+        api = Api(http, system)
+        opinion_id = new_id()
+        await api.opened(opinion_id, "ecology")
+        month = month_of(datetime.fromisoformat((await system.case(opinion_id) or {})["opened_at"]))
+        theme = {
+            "month": month,
+            "title": "餐饮油烟扰民集中整治",
+            "source": "hot_topic",
+            "source_ref": "油烟 (本月热点第一)",
+            "department": "ecology",
+            "tasks": ["排查沿街餐饮", "安装净化设备", "回访投诉人"],
+        }
+        bad = await api.post("supervisor", "/themes", theme | {"month": "2026-13", "tasks": []})
+        assert bad.status_code == 422
+        assert {e["field"] for e in bad.json()["errors"]} == {"month", "tasks"}
+        assert (await api.post("ecology", "/themes", theme)).status_code == 403
+        made = await api.post("supervisor", "/themes", theme)
+        assert made.status_code == 201, made.text
+        theme_id = made.json()["id"]
+        assert made.json()["progress"] == 0.0 and list(made.json()["tasks"]) == ["1", "2", "3"]
+
+        other = await api.post("housing", f"/themes/{theme_id}/tasks/1/done", {})
+        assert other.status_code == 403
+        done = await api.post("ecology", f"/themes/{theme_id}/tasks/1/done", {"note": "排查 58 家"})
+        assert done.status_code == 200, done.text
+        assert done.json()["progress"] == 0.3333
+        missing = await api.post("ecology", f"/themes/{theme_id}/tasks/7/done", {})
+        assert missing.status_code == 404
+
+        linked = await api.post(
+            "supervisor", f"/themes/{theme_id}/opinions", {"opinion_id": opinion_id}
+        )
+        assert linked.status_code == 200 and opinion_id in linked.json()["opinions"]
+        unknown = await api.post("supervisor", f"/themes/{theme_id}/opinions", {"opinion_id": "x"})
+        assert unknown.status_code == 404
+
+        mine = await api.get("ecology", "/themes", month=month)
+        assert [t["id"] for t in mine.json()] == [theme_id]
+        assert mine.json()[0]["progress"] == 0.3333
+        assert (await api.get("housing", "/themes", month=month)).json() == []
+        listed = await api.get("supervisor", "/themes", month=month)
+        assert theme_id in [t["id"] for t in listed.json()]

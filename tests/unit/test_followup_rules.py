@@ -1,6 +1,7 @@
 """The rules offices and hotlines run by, as tables with the published figures: three clocks
 from 交办 by urgency × kind, 黄牌/红牌 across National Day 2026 (10-01..10-07 off, Saturday
-10-10 worked), the 退单 window and its review, 复核 of an 不满意, 抽查回访 and their KPIs."""
+10-10 worked), the 退单 window and its review, 复核 of an 不满意, 抽查回访 and their KPIs, and
+每月一题."""
 
 from collections import Counter
 from datetime import datetime, timedelta
@@ -13,6 +14,8 @@ from services.followup.domain import (
     CaseStatus,
     Policy,
     Rules,
+    Theme,
+    ThemeTask,
     Timer,
     TimerKind,
     card_times,
@@ -288,3 +291,29 @@ def test_audit_callbacks_pick_a_share_of_closed_cases_and_count_apart() -> None:
     assert totals == {"audit_unreached": 1, "audit_callbacks": 1, "audit_resolved": 0,
                       "audit_satisfied": 0}  # fmt: skip
     assert rates(dict(totals))["audit_resolution_rate"] == 0.0
+
+
+# -- 每月一题 ------------------------------------------------------------------------------------
+
+
+def test_a_theme_progresses_by_its_tasks_and_links_opinions_once() -> None:
+    theme = Theme(
+        id="t1",
+        month="2026-10",
+        title="老旧小区加装电梯",
+        source="hot_topic",
+        source_ref="加装电梯 (热点)",
+        department="housing",
+        created_by="督查室",
+        created_at=TUESDAY,
+        tasks={"1": ThemeTask(text="摸排需求"), "2": ThemeTask(text="出台补贴办法")},
+    )
+    assert theme.progress == 0.0
+    assert theme.complete("1", "已摸排 32 个小区", "区住建局", TUESDAY)
+    assert not theme.complete("1", "again", "区住建局", TUESDAY)  # done already
+    assert theme.progress == 0.5 and theme.tasks["1"].note == "已摸排 32 个小区"
+    with pytest.raises(CaseError) as unknown:
+        theme.complete("9", "", "区住建局", TUESDAY)
+    assert unknown.value.status == 404
+    assert theme.link("op1", "督查室", TUESDAY) and not theme.link("op1", "督查室", TUESDAY)
+    assert list(theme.opinions) == ["op1"]

@@ -4,7 +4,7 @@ timeline. No I/O: methods change the case and return the events to publish.
 
 policy: the configurable norms; records: what a case holds; timers: deadlines, 超期, 催办/督办;
 assignment: a department's work (签收, 答复, 延期, 退回); feedback: 评价 and 重办; case: the
-aggregate (交办, 改派, 并案/拆分, 批示, 采用); kpis: 统计 and 履职积分."""
+aggregate (交办, 改派, 并案/拆分, 批示, 采用); kpis: 统计 and 履职积分; themes: 每月一题."""
 
 from .assignment import DepartmentWork
 from .case import Case
@@ -42,6 +42,7 @@ from .records import (
     TimelineEntry,
     picked_for_audit,
 )
+from .themes import LinkedOpinion, Theme, ThemeTask
 from .timers import (
     CARD_TIMERS,
     ESCALATION_LABELS,
@@ -81,6 +82,7 @@ __all__ = [
     "FeedbackRounds",
     "Instruction",
     "KpiChange",
+    "LinkedOpinion",
     "MemberPoints",
     "PointWeights",
     "Policy",
@@ -88,6 +90,8 @@ __all__ = [
     "Rules",
     "SlaProfile",
     "SupervisionOrder",
+    "Theme",
+    "ThemeTask",
     "TimelineEntry",
     "Timer",
     "TimerKind",
