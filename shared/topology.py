@@ -44,6 +44,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         "opinion.split",
         "opinion.received",
         "opinion.supported",
+        # The members' roster (一人一档, annual 履职 minimums by kind).
+        "member.enrolled",
     ),
     # Closed cases leave intake's duplicate index; its own 附议 events repair a crashed link;
     # assignments decide which departments may read an opinion; the case's steps are the

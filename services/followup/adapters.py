@@ -397,6 +397,35 @@ SUPERVISED: dict[str, Document] = {
 }
 
 
+class MemberOnRoster(BaseModel):
+    """A 委员/代表 as followup knows them from intake's roster (``member.enrolled``)."""
+
+    member_id: str
+    office_id: str
+    name: str
+    kind: str
+    sector: str | None = None
+
+
+class Members:
+    """The members' roster, by member id (the newest enrolment wins)."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def put(self, member: MemberOnRoster) -> None:
+        doc = member.model_dump()
+        await self.collection.replace_one({"_id": member.member_id}, doc, upsert=True)
+
+    async def get(self, member_id: str) -> MemberOnRoster | None:
+        doc = await self.collection.find_one({"_id": member_id})
+        return None if doc is None else MemberOnRoster.model_validate(doc)
+
+    async def all(self, limit: int) -> list[MemberOnRoster]:
+        found = self.collection.find({}).sort("_id", 1).limit(limit)
+        return [MemberOnRoster.model_validate(doc) async for doc in found]
+
+
 async def themes_of(
     themes: AsyncCollection[Document], month: str | None, department: str | None, limit: int
 ) -> list[Theme]:

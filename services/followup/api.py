@@ -613,6 +613,103 @@ async def waiting_cases(
     return [_view(c) for c in found]
 
 
+# -- 履职 (一人一档, annual minimums, 履职报告) ---------------------------------------------------
+
+Year = Annotated[int, Query(ge=2000, le=2100, description="The year (Beijing time)")]
+
+
+class MonthRecord(BaseModel):
+    month: str
+    counters: dict[str, int]
+    points: int
+
+
+class MemberRecord(BaseModel):
+    """一人一档: a member's 履职 in a year."""
+
+    member_id: str
+    name: str | None
+    kind: str | None
+    office_id: str | None
+    year: int
+    months: list[MonthRecord]
+    totals: dict[str, int]
+    points: int = Field(description="履职积分 by the configured weights")
+    minimum: int | None = Field(description="The year's minimum for the member's kind")
+    below_minimum: bool
+
+
+def _record(found: handlers.MemberYear) -> MemberRecord:
+    m = found.member
+    return MemberRecord(
+        member_id=found.member_id,
+        name=m.name if m else None,
+        kind=m.kind if m else None,
+        office_id=m.office_id if m else None,
+        year=found.year,
+        months=[MonthRecord.model_validate(row) for row in found.months],
+        totals=found.totals,
+        points=found.points,
+        minimum=found.minimum,
+        below_minimum=found.minimum is not None and found.points < found.minimum,
+    )
+
+
+async def _member_record(
+    p: FollowupPorts, principal: Principal, member_id: str, year: int
+) -> MemberRecord:
+    found = await handlers.member_year(p, member_id, year)
+    office = found.member.office_id if found.member else None
+    if not principal.sees_all() and not (
+        principal.role == Role.OFFICE and office == principal.subject
+    ):
+        raise Problem(404, detail=f"No member {member_id} for you.")
+    return _record(found)
+
+
+@router.get(
+    "/members/{member_id}/record", tags=["supervision"], summary="一人一档 — a member's year"
+)
+async def member_record(member_id: str, year: Year, p: Ports, principal: Reader) -> MemberRecord:
+    return await _member_record(p, principal, member_id, year)
+
+
+@supervision.get(
+    "/members/below-minimum", summary="Members below their kind's annual 履职积分 minimum"
+)
+async def members_below_minimum(
+    year: Year, p: Ports, principal: Supervisor, limit: Limit = 200
+) -> list[MemberRecord]:
+    return [_record(found) for found in await handlers.below_minimum(p, year, limit)]
+
+
+@router.get(
+    "/members/{member_id}/report",
+    tags=["supervision"],
+    summary="履职报告 — a member's year as CSV or XLSX",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.ms-excel": {}}}},
+)
+async def member_report(
+    member_id: str,
+    year: Year,
+    p: Ports,
+    principal: Reader,
+    format: Literal["csv", "xlsx"] = "csv",
+) -> Response:
+    record = await _member_record(p, principal, member_id, year)
+    names = sorted(record.totals)
+    header = ["委员/代表", "类别", "月份", *names, "履职积分"]
+    who = [record.name or record.member_id, record.kind or ""]
+    rows: list[list[Any]] = [
+        [*who, m.month, *(m.counters.get(n, 0) for n in names), m.points] for m in record.months
+    ]
+    rows.append([*who, f"{year}年合计", *(record.totals[n] for n in names), record.points])
+    minimum = "—" if record.minimum is None else record.minimum
+    rows.append([*who, "年度最低积分", *([""] * len(names)), minimum])
+    return _table(f"report-{member_id}-{year}", header, rows, format)
+
+
 Dimension = Literal["department", "office", "category", "member", "all"]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
@@ -803,7 +900,11 @@ async def export_kpis(
         + [r.points]
         for r in await _kpi_rows(p, dimension, month)
     ]
-    name = f"kpis-{dimension}-{month or 'all'}"
+    return _table(f"kpis-{dimension}-{month or 'all'}", header, rows, format)
+
+
+def _table(name: str, header: list[str], rows: list[list[Any]], format: str) -> Response:
+    """A table as a CSV or XLSX download."""
     if format == "xlsx":
         media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         content = table_xlsx(name, header, rows)

@@ -15,6 +15,8 @@ class FollowupSettings(BaseSettings):
 
     policy: Policy = Field(default_factory=Policy)
     points: PointWeights = Field(default_factory=PointWeights)
+    # 履职积分 a member should reach in a year, by kind (委员/代表); the district sets it.
+    annual_minimum: dict[str, int] = Field(default_factory=lambda: {"委员": 10, "代表": 10})
     office_opens: time = time(9)
     # How often each replica looks for due timers, and how long a claim holds before another
     # replica may take over a timer whose claimant died. Looking is a scan of the pending

@@ -7,6 +7,7 @@ import logging
 
 from shared.events import (
     CloudEvent,
+    MemberEnrolled,
     OpinionAssigned,
     OpinionBriefed,
     OpinionMerged,
@@ -34,6 +35,8 @@ def subscribe(bus: EventBus, ports: FollowupPorts) -> None:
             await handlers.merge(event.id, payload, ports)
         elif isinstance(payload, OpinionSplit):
             await handlers.split_off(event.id, payload, ports)
+        elif isinstance(payload, MemberEnrolled):
+            await handlers.enrol(payload, ports)
         await handlers.project(event, ports)
 
     bus.consume(on_event)

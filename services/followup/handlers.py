@@ -6,16 +6,18 @@ Timers are stored before the case is saved: a timer whose case change was lost f
 to do when it fires (its generation does not match), while the reverse order could lose it."""
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from shared.clock import utcnow
 from shared.events import (
     AdoptionLevel,
     CloudEvent,
     EventData,
+    MemberEnrolled,
     OpinionAssigned,
     OpinionBriefed,
     OpinionMerged,
@@ -29,7 +31,7 @@ from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
 from shared.messaging import PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
-from .adapters import Calendars, Clock, FeedbackTokens, Kpis, Timers
+from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MemberOnRoster, Members, Timers
 from .domain import (
     Attachment,
     Case,
@@ -67,6 +69,9 @@ class FollowupPorts:
     points: PointWeights
     # 每月一题.
     themes: Repository[Theme]
+    # The members' roster and their annual minimum 履职积分 by kind.
+    members: Members
+    annual_minimum: dict[str, int]
 
     async def rules(self, now: datetime) -> Rules:
         return Rules(await self.calendars.around(now), self.policy)
@@ -417,6 +422,60 @@ async def audit_call(
         case_id,
         lambda c, now, _: _no_timers(c.audit_call(reached, rating, resolved, note, by, now)),
     )
+
+
+async def enrol(enrolled: MemberEnrolled, p: FollowupPorts) -> None:
+    """A member on an office's roster (idempotent: the same enrolment writes the same)."""
+    member = MemberOnRoster(
+        member_id=enrolled.member_id,
+        office_id=enrolled.office_id,
+        name=enrolled.member_name,
+        kind=enrolled.kind,
+        sector=enrolled.sector,
+    )
+    await p.members.put(member)
+
+
+@dataclass
+class MemberYear:
+    """一人一档 for a year: the member, the counters of each month and the year's points."""
+
+    member: MemberOnRoster | None
+    member_id: str
+    year: int
+    months: list[dict[str, Any]]
+    totals: dict[str, int]
+    points: int
+    minimum: int | None
+
+
+async def member_year(p: FollowupPorts, member_id: str, year: int) -> MemberYear:
+    """A member's 履职 record of a year, from the member facts month by month."""
+    member = await p.members.get(member_id)
+    months, totals = [], Counter[str]()
+    for n in range(1, 13):
+        month = f"{year}-{n:02d}"
+        for row in await p.member_kpis.table("member", month):
+            if row["value"] == member_id:
+                counters = row["counters"]
+                months.append(
+                    {"month": month, "counters": counters, "points": p.points.points(counters)}
+                )
+                totals.update(counters)
+    minimum = p.annual_minimum.get(member.kind) if member else None
+    return MemberYear(
+        member, member_id, year, months, dict(totals), p.points.points(totals), minimum
+    )
+
+
+async def below_minimum(p: FollowupPorts, year: int, limit: int) -> list[MemberYear]:
+    """The members on the roster whose year's 履职积分 is below the minimum of their kind."""
+    found = []
+    for member in await p.members.all(limit):
+        record = await member_year(p, member.member_id, year)
+        if record.minimum is not None and record.points < record.minimum:
+            found.append(record)
+    return found
 
 
 async def open_theme(

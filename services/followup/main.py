@@ -19,7 +19,16 @@ from shared.settings import Settings, get_settings
 from shared.store import Repository, mongo_client
 
 from . import api, consumers
-from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, SystemClock, Timers
+from .adapters import (
+    Calendars,
+    Clock,
+    FeedbackTokens,
+    Kpis,
+    Members,
+    MovableClock,
+    SystemClock,
+    Timers,
+)
 from .config import FollowupSettings
 from .domain import Case, Theme
 from .handlers import FollowupPorts
@@ -55,6 +64,8 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         policy=own.policy,
         points=own.points,
         themes=themes,
+        members=Members(db.members),
+        annual_minimum=own.annual_minimum,
     )
     consumers.subscribe(bus, ports)
     routers = [api.router, api.files, api.supervision, api.admin]

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from services.followup.domain import month_of
-from shared.events import OpinionAssigned, new_id
+from shared.clock import beijing_year, utcnow
+from shared.events import Location, MemberEnrolled, OpinionAssigned, OpinionReceived, new_id
 from tools.demo import wait_for
 
 from .followup_replicas import Replicas, assignment, replicas
@@ -302,3 +303,66 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
         assert (await api.get("housing", "/themes", month=month)).json() == []
         listed = await api.get("supervisor", "/themes", month=month)
         assert theme_id in [t["id"] for t in listed.json()]
+
+
+async def test_member_record_minimums_and_yearly_report(replicas: Replicas) -> None:
+    system = replicas
+    active, idle = f"m-{new_id()}", f"m-{new_id()}"
+    for member, name in ((active, "王委员"), (idle, "李委员")):
+        await system.publish(
+            MemberEnrolled(member_id=member, office_id="office-fu", member_name=name, kind="委员")
+        )
+    # 12 submissions by one member (1 point each by default); the minimum for 委员 is 10.
+    received = utcnow()
+    for n in range(12):
+        await system.publish(
+            OpinionReceived(
+                opinion_id=new_id(),
+                tracking_no=f"SQ-{n}",
+                office_id="office-fu",
+                title="建议",
+                content="关于社区养老的建议",
+                channel="委员提交",
+                submitter_kind="委员",
+                location=Location(district="示范区"),
+                received_at=received,
+                member_id=active,
+            )
+        )
+    year = beijing_year(received)
+    async with httpx.AsyncClient(timeout=10) as http:
+        api = Api(http, system)
+
+        async def record(member: str) -> dict[str, Any] | None:
+            r = await api.get("supervisor", f"/members/{member}/record", year=str(year))
+            assert r.status_code == 200, r.text
+            body = r.json()
+            return (
+                body
+                if body["kind"] == "委员" and body["points"] >= (12 if member == active else 0)
+                else None
+            )
+
+        mine = await wait_for(lambda: record(active), "the active member's record", within=60)
+        assert (mine["points"], mine["minimum"], mine["below_minimum"]) == (12, 10, False)
+        assert sum(m["counters"]["submitted"] for m in mine["months"]) == 12
+        other = await wait_for(lambda: record(idle), "the idle member on the roster", within=60)
+        assert (other["points"], other["below_minimum"]) == (0, True)
+
+        below = await api.get("supervisor", "/members/below-minimum", year=str(year))
+        ids = [m["member_id"] for m in below.json()]
+        assert idle in ids and active not in ids
+        by_office = await api.get("office", f"/members/{active}/record", year=str(year))
+        assert by_office.status_code == 200
+        assert (
+            await api.get("housing", f"/members/{active}/record", year=str(year))
+        ).status_code == 404
+        bad_year = await api.get("supervisor", f"/members/{active}/record", year="20000")
+        assert bad_year.status_code == 422
+
+        report = await api.get("office", f"/members/{active}/report", year=str(year))
+        assert report.status_code == 200
+        lines = report.content.decode("utf-8-sig").splitlines()
+        assert lines[0].split(",")[:3] == ["委员/代表", "类别", "月份"]
+        total = next(line.split(",") for line in lines if f"{year}年合计" in line)
+        assert total[0] == "王委员" and total[-1] == "12"
