@@ -616,6 +616,7 @@ async def waiting_cases(
 # -- 履职 (一人一档, annual minimums, 履职报告) ---------------------------------------------------
 
 Year = Annotated[int, Query(ge=2000, le=2100, description="The year (Beijing time)")]
+MemberId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The member id")]
 
 
 class MonthRecord(BaseModel):
@@ -691,7 +692,7 @@ async def members_below_minimum(
     responses={200: {"content": {"text/csv": {}, "application/vnd.ms-excel": {}}}},
 )
 async def member_report(
-    member_id: str,
+    member_id: MemberId,
     year: Year,
     p: Ports,
     principal: Reader,
