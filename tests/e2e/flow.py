@@ -18,7 +18,8 @@ OPINION: dict[str, Any] = {
     "location": {"district": "示范区", "street": "和平街道"},
 }
 
-LIFECYCLE = ["登记", "交办", "签收", "答复", "回访", "评价", "办结"]
+# The reply is the first contact too (响应), logged just before it.
+LIFECYCLE = ["登记", "交办", "签收", "响应", "答复", "回访", "评价", "办结"]
 
 
 async def submit(http: httpx.AsyncClient, system: System, key: str, **changes: Any) -> str:
@@ -127,6 +128,7 @@ EXPECTED_WEBHOOKS = Counter(
         "opinion.received",
         "opinion.assigned",
         "assignment.signed",
+        "assignment.responded",
         "assignment.replied",
         "feedback.requested",
         "feedback.received",
