@@ -33,11 +33,36 @@ class Role(StrEnum):
 
 # What each role may do; endpoints ask for a scope, not a role.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
+    # The registering office reviews replies (审核) where a review rule names it.
+    Role.OFFICE: frozenset(
+        {"opinions:submit", "opinions:read", "cases:read", "replies:review", "subscriptions"}
+    ),
     # Departments read the opinions they hold (and their attachments) from intake.
     Role.DEPARTMENT: frozenset({"opinions:read", "cases:read", "cases:work", "subscriptions"}),
-    Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read", "subscriptions"}),
-    Role.EDITOR: frozenset({"opinions:read", "opinions:edit", "routing:read", "routing:triage"}),
+    # Supervisors review replies and sign off 信息专报 (签发); editors compile and submit them.
+    Role.SUPERVISOR: frozenset(
+        {
+            "cases:read",
+            "cases:supervise",
+            "routing:read",
+            "subscriptions",
+            "replies:review",
+            "reports:read",
+            "reports:sign",
+            "reports:outcome",
+        }
+    ),
+    Role.EDITOR: frozenset(
+        {
+            "opinions:read",
+            "opinions:edit",
+            "routing:read",
+            "routing:triage",
+            "reports:read",
+            "reports:edit",
+            "reports:outcome",
+        }
+    ),
     Role.ADMIN: frozenset({"*"}),
 }
 

@@ -125,12 +125,25 @@ class Report(Aggregate):
         """The newest draft."""
         return self.drafts[-1]
 
+    def draft_of(self, version: int | None) -> Draft:
+        """Draft ``version`` (None: the newest)."""
+        if version is None:
+            return self.draft
+        for draft in self.drafts:
+            if draft.version == version:
+                return draft
+        raise CaseError(
+            404, f"Report {self.id} has no draft {version} (共 {self.draft.version} 稿)."
+        )
+
     def revise(
         self, title: str, text: str, send_to: list[str], copy_to: list[str], by: str, now: datetime
     ) -> None:
         """A new draft; one that was signed off must be signed off again."""
         if self.status == ReportStatus.SUBMITTED:
-            raise CaseError(409, "The report has been submitted (已报送); it is not edited any more.")
+            raise CaseError(
+                409, "The report has been submitted (已报送); it is not edited any more."
+            )
         version = self.draft.version + 1
         self.drafts.append(
             Draft(
@@ -183,7 +196,9 @@ class Report(Aggregate):
             raise CaseError(409, f"Already recorded as adopted at level {level}.")
         self.adoptions.append(ReportAdoption(level=level, adopted_by=by, note=note, at=now))
         self._log(now, "采用", by, f"{level}级采用{': ' + note if note else ''}")
-        return [ReportAdopted(**self._about(), level=level, adopted_by=by, note=note, adopted_at=now)]
+        return [
+            ReportAdopted(**self._about(), level=level, adopted_by=by, note=note, adopted_at=now)
+        ]
 
     def instruct(self, leader: str, text: str, now: datetime) -> list[EventData]:
         """批示 on the report; every source opinion gets it."""
