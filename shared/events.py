@@ -467,7 +467,7 @@ class ReportEvent(EventData):
 
 
 class ReportSubmitted(ReportEvent):
-    """报送 — the signed-off report went up to a level (区/市/省/全国)."""
+    """专报报送 — the signed-off report went up to a level (区/市/省/全国)."""
 
     name = "report.submitted"
     level: AdoptionLevel
@@ -477,7 +477,7 @@ class ReportSubmitted(ReportEvent):
 
 
 class ReportAdopted(ReportEvent):
-    """采用 of a report at a level; each source opinion is adopted with it."""
+    """专报采用 — the report was adopted at a level; each source opinion is adopted with it."""
 
     name = "report.adopted"
     level: AdoptionLevel
@@ -487,7 +487,7 @@ class ReportAdopted(ReportEvent):
 
 
 class ReportInstructed(ReportEvent):
-    """批示 on a report; each source opinion gets the instruction."""
+    """专报批示 — a leader instructed on the report; each source opinion gets the instruction."""
 
     name = "report.instructed"
     leader: str
