@@ -197,11 +197,12 @@ async def test_report_from_two_opinions_is_exported_submitted_adopted_and_credit
         ]
         assert [c["opinion"]["member_id"] for c in cases] == members
 
-        draft = {
+        text = "近期委员反映多处路灯不亮。\n建议建立路灯巡查和快速维修机制。"
+        draft: dict[str, Any] = {
             "number": f"{utcnow().year}年第{uuid.uuid4().int % 90 + 10}期",
             "unit": "示范区政协办公室",
             "title": "关于加强背街小巷路灯维护的建议",
-            "text": "近期委员反映多处路灯不亮。\n建议建立路灯巡查和快速维修机制。",
+            "text": text,
             "send_to": ["市政协办公厅"],
             "copy_to": ["区住建局"],
             "opinion_ids": opinions,
@@ -233,7 +234,7 @@ async def test_report_from_two_opinions_is_exported_submitted_adopted_and_credit
         assert [s["member_id"] for s in report["sources"]] == members
         revised = {
             **{k: draft[k] for k in ("title", "send_to", "copy_to")},
-            "text": draft["text"] + "\n建议纳入年度民生实事。",
+            "text": text + "\n建议纳入年度民生实事。",
         }
         second = await http.put(f"{report_url}/draft", headers=editor, json=revised)
         assert second.status_code == 200 and second.json()["drafts"][-1]["version"] == 2
