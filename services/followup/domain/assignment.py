@@ -15,10 +15,21 @@ from shared.events import (
     FeedbackRequested,
     ReplyResult,
 )
+from shared.files import FileRef
 
 from .policy import CaseError, Rules
-from .records import Assignment, AssignmentStatus, Attachment, CaseStatus, Extension, _local
+from .records import (
+    Assignment,
+    AssignmentStatus,
+    Attachment,
+    CaseFile,
+    CaseStatus,
+    Extension,
+    _local,
+)
 from .timers import Deadlines, Timer, TimerKind
+
+MAX_CASE_FILES = 20
 
 
 class DepartmentWork(Deadlines):
@@ -54,6 +65,13 @@ class DepartmentWork(Deadlines):
             )
         ]
 
+    def upload(self, department: str, file_id: str, ref: FileRef) -> None:
+        """A file the lead department will attach to its reply (上传答复附件)."""
+        self._working(department, "lead")
+        if len(self.files) >= MAX_CASE_FILES:
+            raise CaseError(409, f"At most {MAX_CASE_FILES} files per case 附件数量已达上限.")
+        self.files[file_id] = CaseFile(**ref.model_dump(), department=department)
+
     def _working(self, department: str, role: Literal["lead", "co"] | None = None) -> Assignment:
         """The department's assignment, which must be signed and still owe work."""
         assignment = self.assignment_of(department)
@@ -88,10 +106,22 @@ class DepartmentWork(Deadlines):
     ) -> tuple[list[EventData], list[Timer]]:
         """答复 by the lead department; asks the submitter for feedback (回访)."""
         assignment = self._working(department, "lead")
+        self._check_files(department, attachments)
         assignment.result = result
         assignment.text = text
         assignment.attachments = attachments
         return self._release(assignment, now, now, rules, feedback_url, by or department)
+
+    def _check_files(self, department: str, attachments: list[Attachment]) -> None:
+        """Files a reply names must be ones the department uploaded to this case."""
+        for attachment in attachments:
+            uploaded = self.files.get(attachment.file_id or "")
+            if attachment.file_id is not None and (
+                uploaded is None or uploaded.department != department
+            ):
+                raise CaseError(
+                    422, f"No file {attachment.file_id} uploaded by {department} 附件不存在."
+                )
 
     def _release(
         self,
@@ -211,6 +241,7 @@ class DepartmentWork(Deadlines):
         assignment.extension = Extension(
             requested_at=now, reason=reason, requested_due_at=requested_due
         )
+        self._refresh()
         self._log(now, "申请延期", by or department, f"申请延期至 {new_day:%Y-%m-%d}: {reason}")
         return [
             AssignmentExtensionRequested(
@@ -239,6 +270,7 @@ class DepartmentWork(Deadlines):
         extension.decision_reason = reason
         if not approve:
             extension.status = "refused"
+            self._refresh()
             self._log(now, "延期驳回", actor, f"{assignment.department_name}: {reason}")
             refused = AssignmentExtensionRefused(
                 opinion_id=self.id,

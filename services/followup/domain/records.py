@@ -5,10 +5,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shared.clock import BEIJING
 from shared.events import AdoptionLevel, CaseClosed, OpinionFile, Rating, ReplyResult
+from shared.files import FileRef
 from shared.store import Aggregate
 
 from .policy import CaseError
@@ -36,8 +37,23 @@ NOT_ESCALATED = -1
 
 
 class Attachment(BaseModel):
+    """A reply's attachment: a file uploaded to the case (``file_id``) or a link (``url``)."""
+
     name: str = Field(min_length=1, max_length=200)
-    url: str = Field(min_length=1, max_length=1000, pattern=r"^https?://")
+    url: str | None = Field(default=None, min_length=1, max_length=1000, pattern=r"^https?://")
+    file_id: str | None = Field(default=None, min_length=1, max_length=40)
+
+    @model_validator(mode="after")
+    def one_source(self) -> "Attachment":
+        if (self.url is None) == (self.file_id is None):
+            raise ValueError("give either url or file_id 附件须为上传的文件或链接（二选一）")
+        return self
+
+
+class CaseFile(FileRef):
+    """A file a department uploaded to the case, to attach to its reply."""
+
+    department: str
 
 
 class Extension(BaseModel):
@@ -154,12 +170,16 @@ class CaseRecord(Aggregate):
     closed_at: datetime | None = None
     instructions: list[Instruction] = Field(default_factory=list)
     adoptions: list[Adoption] = Field(default_factory=list)
-    # Kept at the top level so supervisors can list overdue and escalated work.
+    # Kept at the top level so supervisors can list overdue and escalated work and the
+    # extension requests waiting for them (延期审批).
     overdue: bool = False
     escalation_level: int = NOT_ESCALATED
+    extension_pending: bool = False
     # The whole opinion (交办材料) from intake, its latest revision; None until it arrives.
     opinion: OpinionFile | None = None
     merged_into: str | None = None
+    # Files departments uploaded for their replies, by id (the bytes are in the chunk store).
+    files: dict[str, CaseFile] = Field(default_factory=dict)
     # 审核: replies submitted for review so far (numbers each round), and whether one waits.
     review_rounds: int = 0
     awaiting_review: bool = False
@@ -201,6 +221,9 @@ class CaseRecord(Aggregate):
         self.overdue = open_case and any(a.overdue for a in active)
         self.escalation_level = max(
             (a.escalation_level for a in active if open_case), default=NOT_ESCALATED
+        )
+        self.extension_pending = open_case and any(
+            a.extension is not None and a.extension.status == "requested" for a in active
         )
         self.awaiting_review = any(
             a.status == AssignmentStatus.REVIEWING for a in self.assignments.values()

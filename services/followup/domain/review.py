@@ -86,6 +86,7 @@ class ReplyReviews(DepartmentWork):
                 department, result, text, attachments, now, rules, feedback_url, by
             )
         assignment = self._working(department, "lead")
+        self._check_files(department, attachments)
         self.review_rounds += 1
         pending = Review(
             round=self.review_rounds,
