@@ -365,17 +365,7 @@ async def compile_report(
     missing = [i for i, case in enumerate(found) if case is None]
     if missing:
         raise UnknownOpinions(missing)
-    sources = [
-        ReportSource(
-            opinion_id=c.id,
-            tracking_no=c.tracking_no,
-            title=c.title,
-            office_id=c.office_id,
-            member_id=c.member_id,
-        )
-        for c in found
-        if c is not None
-    ]
+    sources = [ReportSource.of(c) for c in found if c is not None]
     report = Report.compile(new_id(), number, unit, topic_id, sources, draft(await p.clock.now()))
     await p.reports.add(report, [])
     return report

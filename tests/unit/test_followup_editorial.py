@@ -199,16 +199,7 @@ def report(*cases: Case) -> Report:
         by="编辑甲",
         at=NOW,
     )
-    sources = [
-        ReportSource(
-            opinion_id=c.id,
-            tracking_no=c.tracking_no,
-            title=c.title,
-            office_id=c.office_id,
-            member_id=c.member_id,
-        )
-        for c in cases
-    ]
+    sources = [ReportSource.of(c) for c in cases]
     return Report.compile("r1", "2026年第3期", "区政协办公室", None, sources, draft)
 
 

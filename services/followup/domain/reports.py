@@ -22,7 +22,7 @@ from shared.events import (
 from shared.store import Aggregate
 
 from .policy import CaseError
-from .records import TimelineEntry
+from .records import CaseRecord, TimelineEntry
 
 
 class ReportStatus(StrEnum):
@@ -39,6 +39,16 @@ class ReportSource(BaseModel):
     title: str
     office_id: str
     member_id: str | None = None
+
+    @classmethod
+    def of(cls, case: CaseRecord) -> "ReportSource":
+        return cls(
+            opinion_id=case.id,
+            tracking_no=case.tracking_no,
+            title=case.title,
+            office_id=case.office_id,
+            member_id=case.member_id,
+        )
 
 
 class Draft(BaseModel):
