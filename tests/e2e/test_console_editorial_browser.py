@@ -98,7 +98,7 @@ async def test_review_queue_and_report_editor(
             await page.click("text=答复审核")
             row = page.locator("[data-test=reviews] tr", has_text=title)
             await expect(row).to_contain_text("已补装井盖。")
-            await shoot(page, "14-答复审核")
+            await shoot(page, "18-答复审核")
             await row.locator("[data-test=open-send-back]").click()
             await page.click("[data-test=send-back]")  # no reason: refused at the field
             await expect(page.locator(".el-dialog .el-form-item__error")).to_contain_text("理由")
@@ -201,7 +201,7 @@ async def test_review_queue_and_report_editor(
         await page.click("[data-test=send-instruct]")
         await expect(shown.locator("[data-test=report-instruction]")).to_contain_text("王副市长")
         await expect(page.locator(".el-timeline")).to_contain_text("批示")
-        await shoot(page, "15-信息专报")
+        await shoot(page, "19-信息专报")
         await log_out(page)
 
     # Both opinions show the outcome; the audit log names who did each step.
