@@ -16,6 +16,7 @@ from docx.oxml.ns import qn
 from docx.shared import Pt, RGBColor
 from docx.text.paragraph import Paragraph
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from prometheus_client import Gauge
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -456,8 +457,9 @@ def _line(
     red: bool = False,
     font: str = "仿宋",
 ) -> None:
-    """A run of ``text`` in a Chinese font (East Asian glyphs need their own font name)."""
-    run = paragraph.add_run(text)
+    """A run of ``text`` in a Chinese font (East Asian glyphs need their own font name); control
+    characters XML cannot carry are left out (Word could not open the file)."""
+    run = paragraph.add_run(ILLEGAL_CHARACTERS_RE.sub("", text))
     run.font.size = Pt(size)
     run.font.bold = bold
     run.font.name = font

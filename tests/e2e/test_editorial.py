@@ -226,6 +226,18 @@ async def test_report_from_two_opinions_is_exported_submitted_adopted_and_credit
         assert (
             await http.post(f"{followup}/reports", headers=office, json=draft)
         ).status_code == 403
+        many = await http.post(
+            f"{followup}/reports",
+            headers=editor,
+            json={**draft, "opinion_ids": [f"o{n}" for n in range(51)], "number": "x" * 31},
+        )
+        assert many.status_code == 422
+        assert {e["field"] for e in many.json()["errors"]} == {"opinion_ids", "number"}
+        department = Keys.header(next(iter(keys.departments.values())))
+        assert (await http.get(f"{followup}/reports", headers=department)).status_code == 403
+        missing = await http.get(f"{followup}/reports/nope", headers=editor)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
 
         compiled = await http.post(f"{followup}/reports", headers=editor, json=draft)
         assert compiled.status_code == 201, compiled.text
@@ -270,6 +282,8 @@ async def test_report_from_two_opinions_is_exported_submitted_adopted_and_credit
         assert (
             await http.get(f"{report_url}/export", headers=editor, params={"version": 7})
         ).status_code == 404
+        zero = await http.get(f"{report_url}/export", headers=editor, params={"version": 0})
+        assert zero.status_code == 422 and zero.json()["errors"][0]["field"] == "query.version"
 
         submitted = await http.post(
             f"{report_url}/submission", headers=editor, json={"level": "市"}

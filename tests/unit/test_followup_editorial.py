@@ -272,3 +272,11 @@ def test_docx_has_the_customary_layout() -> None:
     assert "w:pBdr" in document.paragraphs[2]._p.xml
     unsigned = docx.Document(io.BytesIO(report_docx(report(opened()))))
     assert unsigned.paragraphs[-1].text == "签发：（未签发）"
+
+
+def test_docx_leaves_out_what_xml_cannot_carry() -> None:
+    r = report(opened())
+    r.revise("标题\x01", "正文\x00第一段\x1b。", ["市政协\x02"], [], "编辑甲", NOW)
+    texts = [p.text for p in docx.Document(io.BytesIO(report_docx(r))).paragraphs]
+    assert texts[3:5] == ["标题", "正文第一段。"]
+    assert "报送：市政协" in texts
