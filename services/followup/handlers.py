@@ -374,7 +374,7 @@ async def compile_report(
 async def load_report(p: FollowupPorts, report_id: str) -> Report:
     report = await p.reports.get(report_id)
     if report is None:
-        raise CaseError(404, f"No report {report_id}.")
+        raise CaseError(404, f"未找到信息专报 {report_id} / No report {report_id}.")
     return report
 
 

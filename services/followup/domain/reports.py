@@ -143,7 +143,8 @@ class Report(Aggregate):
             if draft.version == version:
                 return draft
         raise CaseError(
-            404, f"Report {self.id} has no draft {version} (共 {self.draft.version} 稿)."
+            404,
+            f"无第{version}稿（共{self.draft.version}稿） / No draft {version} of {self.id}.",
         )
 
     def revise(
@@ -152,7 +153,8 @@ class Report(Aggregate):
         """A new draft; one that was signed off must be signed off again."""
         if self.status == ReportStatus.SUBMITTED:
             raise CaseError(
-                409, "The report has been submitted (已报送); it is not edited any more."
+                409,
+                "专报已报送，不能再修改 / The report is submitted; it is not edited any more.",
             )
         version = self.draft.version + 1
         self.drafts.append(
@@ -174,10 +176,15 @@ class Report(Aggregate):
     def sign_off(self, version: int, by: str, now: datetime) -> None:
         """签发 of the newest draft (naming its version, so nobody signs what they did not read)."""
         if self.status != ReportStatus.DRAFT:
-            raise CaseError(409, f"The report is {self.status}; only a draft is signed off.")
+            raise CaseError(
+                409,
+                f"只有编辑中的稿件可以签发 / The report is {self.status}; a draft is signed off.",
+            )
         if version != self.draft.version:
             raise CaseError(
-                409, f"Draft {version} is not the newest; sign off draft {self.draft.version}."
+                409,
+                f"第{version}稿不是最新稿，请签发第{self.draft.version}稿 / Draft {version} is not "
+                f"the newest; sign off draft {self.draft.version}.",
             )
         self.status = ReportStatus.SIGNED_OFF
         self.signed_off = SignOff(version=version, by=by, at=now)
@@ -186,9 +193,11 @@ class Report(Aggregate):
     def submit(self, level: AdoptionLevel, by: str, now: datetime) -> list[EventData]:
         """报送 to a level, to the units the signed-off draft names; once per level."""
         if self.status == ReportStatus.DRAFT:
-            raise CaseError(409, "The report must be signed off (签发) before it is submitted.")
+            raise CaseError(
+                409, "专报须先签发再报送 / The report must be signed off before it is submitted."
+            )
         if any(s.level == level for s in self.submissions):
-            raise CaseError(409, f"Already submitted at level {level}.")
+            raise CaseError(409, f"已报送{level}级 / Already submitted at level {level}.")
         sent_to = self.draft.send_to
         self.status = ReportStatus.SUBMITTED
         self.submissions.append(Submission(level=level, sent_to=sent_to, by=by, at=now))
@@ -203,7 +212,9 @@ class Report(Aggregate):
         """采用 at a level, once per level; credited to every source opinion."""
         self._submitted()
         if any(a.level == level for a in self.adoptions):
-            raise CaseError(409, f"Already recorded as adopted at level {level}.")
+            raise CaseError(
+                409, f"已记录{level}级采用 / Already recorded as adopted at level {level}."
+            )
         self.adoptions.append(ReportAdoption(level=level, adopted_by=by, note=note, at=now))
         self._log(now, "采用", by, f"{level}级采用{': ' + note if note else ''}")
         return [
@@ -219,7 +230,7 @@ class Report(Aggregate):
 
     def _submitted(self) -> None:
         if self.status != ReportStatus.SUBMITTED:
-            raise CaseError(409, "The report has not been submitted (报送) yet.")
+            raise CaseError(409, "专报尚未报送 / The report has not been submitted yet.")
 
     def _about(self) -> dict[str, Any]:
         return {

@@ -154,9 +154,13 @@ class ReplyReviews(DepartmentWork):
         assignment = self.assignment_of(department)
         review = assignment.review
         if assignment.status != AssignmentStatus.REVIEWING or review is None:
-            raise CaseError(409, f"{department} has no reply waiting for review (无待审核答复).")
+            raise CaseError(
+                409, f"{department} 无待审核的答复 / {department} has no reply waiting for review."
+            )
         if office is not None and (review.reviewer != "office" or office != self.office_id):
-            raise CaseError(403, "This reply is reviewed by the supervision office (督查室审核).")
+            raise CaseError(
+                403, "该答复由督查室审核 / This reply is reviewed by the supervision office."
+            )
         return assignment, review
 
     def _decide(
