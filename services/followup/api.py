@@ -493,6 +493,8 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     ("resolution_rate", "解决率"),
     ("satisfaction_rate", "满意率"),
     ("fully_satisfied_rate", "满意(单项)率"),
+    ("review_on_time_rate", "审核按时率"),
+    ("review_hours", "平均审核时长(小时)"),
 ]
 EXPORT_COUNTERS: list[tuple[str, str]] = [
     ("sign_due", "应签收"),
@@ -504,6 +506,9 @@ EXPORT_COUNTERS: list[tuple[str, str]] = [
     ("escalated", "督办"),
     ("feedback", "评价数"),
     ("submitted", "提交"),
+    ("reviewed", "审核"),
+    ("sent_back", "审核退回"),
+    ("review_overdue", "审核超期"),
 ]
 
 
