@@ -45,6 +45,14 @@ from shared.events import (
 from .test_followup_domain import NOW, RULES, opened
 
 URL = "http://x/feedback/t"
+# The steps of a reply's review and release (other steps may come between them).
+REVIEW_STEPS = {"送审", "审核提醒", "审核超期", "审核退回", "审核通过", "答复", "回访"}
+
+
+def review_steps(case: Case) -> list[str]:
+    return [e.step for e in case.timeline if e.step in REVIEW_STEPS]
+
+
 RULE = ReviewRule(categories=["城乡建设"], reviewer="office")
 
 
@@ -91,14 +99,15 @@ def test_approval_releases_the_reply_as_of_its_submission() -> None:
     case, _ = submitted()
     later = NOW + timedelta(hours=5)
     events, timers = case.approve_reply("housing", "督查员", None, later, RULES, URL)
-    approved, replied, feedback = events
+    approved = events[0]
     assert isinstance(approved, ReplyApproved) and approved.on_time
-    assert isinstance(replied, AssignmentReplied) and replied.replied_at == NOW
-    assert isinstance(feedback, FeedbackRequested)
+    (replied,) = [e for e in events if isinstance(e, AssignmentReplied)]
+    assert replied.replied_at == NOW
+    assert [e for e in events if isinstance(e, FeedbackRequested)]
     assert [t.kind for t in timers] == [TimerKind.FEEDBACK]
     assert case.status == CaseStatus.AWAITING_FEEDBACK and not case.awaiting_review
     assert case.assignments["housing"].text == "已修复"
-    assert [e.step for e in case.timeline[-4:]] == ["送审", "审核通过", "答复", "回访"]
+    assert review_steps(case) == ["送审", "审核通过", "答复", "回访"]
     # KPIs: the department's reply counts at its submission, the review apart with its time.
     change = kpi_change(approved)
     assert change is not None
@@ -159,7 +168,7 @@ def test_review_timers_remind_only_while_the_round_waits() -> None:
     assert isinstance(late, ReplyReviewReminded) and late.overdue
     change = kpi_change(late)
     assert change is not None and change.counters == {"review_due": 1, "review_overdue": 1}
-    assert [e.step for e in case.timeline[-2:]] == ["审核提醒", "审核超期"]
+    assert review_steps(case) == ["送审", "审核提醒", "审核超期"]
     case.approve_reply("housing", "督查员", None, due.fire_at, RULES, URL)
     assert case.fire(due, due.fire_at) == []
 
