@@ -121,6 +121,25 @@ async def test_review_queue_and_report_editor(
             await expect(row).to_contain_text("市政养护所")
             await row.locator("[data-test=approve]").click()
             await expect(row).to_have_count(0)
+            # A rule added at the page (emergencies, reviewed by supervisors only) and removed.
+            rules = page.locator("[data-test=review-rules] .el-table__body tr")
+            await expect(rules).to_have_count(1)
+            await choose(page, "[data-test=rule-urgencies]", "紧急")
+            await page.click("[data-test=rule-reviewer]")
+            options = page.locator(".el-select-dropdown__item:visible")
+            await options.get_by_text("督查室", exact=True).click()
+            await page.click("[data-test=add-rule]")
+            await expect(rules).to_have_count(2)
+            stored = (await supervisor.call("GET", "/api/followup/review/rules")).json()["rules"]
+            assert stored[1] == {
+                "categories": [],
+                "urgencies": ["emergency"],
+                "departments": [],
+                "reviewer": "supervisor",
+                "within": {"amount": 1, "unit": "working_days"},
+            }
+            await rules.nth(1).locator("button:has-text('删除')").click()
+            await expect(rules).to_have_count(1)
             await log_out(page)
         finally:
             restored = await supervisor.call("PUT", "/api/followup/review/rules", json=rules_before)
