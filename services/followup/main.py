@@ -26,18 +26,19 @@ from .adapters import (
     Kpis,
     Members,
     MovableClock,
+    ReviewSettings,
     SystemClock,
     Timers,
 )
 from .config import FollowupSettings
-from .domain import Case, Theme
+from .domain import Case, Report, Theme
 from .handlers import FollowupPorts
 
 log = logging.getLogger("minyi.followup")
 
 DESCRIPTION = (
     "承办、跟踪、督办、反馈 — department work on assigned opinions, working-day deadlines, "
-    "催办/督办 escalation, feedback, 批示/采用 and KPIs."
+    "催办/督办 escalation, 审核 of replies, feedback, 批示/采用, 信息专报 and KPIs."
 )
 
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     db = mongo[settings.database("followup")]
     cases = Repository(db.cases, Case, bus)
     themes = Repository(db.themes, Theme, bus)
+    reports = Repository(db.reports, Report, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(
@@ -66,9 +68,11 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         themes=themes,
         members=Members(db.members),
         annual_minimum=own.annual_minimum,
+        reviews=ReviewSettings(db.settings),
+        reports=reports,
     )
     consumers.subscribe(bus, ports)
-    routers = [api.router, api.files, api.supervision, api.admin]
+    routers = [api.router, api.files, api.supervision, api.reviews, api.reports, api.admin]
     if isinstance(clock, MovableClock):
         routers.append(api.test_clock)
 
@@ -88,7 +92,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         bus,
         mongo,
         routers,
-        [cases, themes],
+        [cases, reports, themes],
         upload_limits={"/files": own.file_max_bytes},
         on_start=[warn_of_assumed_calendar],
         ready_notes=calendar_notes,

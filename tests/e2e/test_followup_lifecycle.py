@@ -158,7 +158,7 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
         )
         assert rated_b.status_code == 200 and rated_b.json()["status"] == "reviewing"
         review = {"decision": "redo", "reason": "答复未解决问题"}
-        reopened = await post("supervisor", f"/cases/{b}/feedback/review", review)
+        reopened = await post("supervisor", f"/cases/{b}/feedback-review", review)
         assert reopened.status_code == 200, reopened.text
         body = reopened.json()
         assert body["status"] == "open" and body["reopened"] == 1
@@ -185,6 +185,8 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             "resolution_gap": 0.75,
             "satisfaction_rate": 0.5,
             "fully_satisfied_rate": 0.25,
+            "review_on_time_rate": None,  # no reply is reviewed here (审核)
+            "review_hours": None,
         }
         months = months_from(start, (overdue_at - start).days + 40)
 

@@ -44,6 +44,8 @@ class TimerKind(StrEnum):
     SIGN_YELLOW = "sign_yellow"
     SIGN_RED = "sign_red"
     REPLY_RED = "reply_red"
+    REVIEW_REMINDER = "review_reminder"  # 审核 near its deadline
+    REVIEW_DUE = "review_due"  # 审核 past its deadline
 
 
 ESCALATION_TIMERS = {TimerKind.URGE: 0, TimerKind.SUPERVISE_1: 1, TimerKind.SUPERVISE_2: 2}
