@@ -36,8 +36,12 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
     # Departments read the opinions they hold (and their attachments) from intake.
     Role.DEPARTMENT: frozenset({"opinions:read", "cases:read", "cases:work", "subscriptions"}),
-    Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read", "subscriptions"}),
-    Role.EDITOR: frozenset({"opinions:read", "opinions:edit", "routing:read", "routing:triage"}),
+    Role.SUPERVISOR: frozenset(
+        {"cases:read", "cases:supervise", "routing:read", "topics:curate", "subscriptions"}
+    ),
+    Role.EDITOR: frozenset(
+        {"opinions:read", "opinions:edit", "routing:read", "routing:triage", "topics:curate"}
+    ),
     Role.ADMIN: frozenset({"*"}),
 }
 

@@ -11,7 +11,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -23,6 +23,7 @@ from shared.store import Document
 
 from .classifier import LabelledText, ModelFormatError, OpinionClassifier
 from .domain import Decision
+from .topics.domain import Entry, Topic, board_row
 
 log = logging.getLogger("minyi.routing")
 
@@ -271,3 +272,97 @@ class RoutingViews:
 
     async def count_examples(self) -> int:
         return await self.db.examples.count_documents({})
+
+
+class TopicWindow:
+    """专题 storage besides the topics themselves: the opinions of each day as grouping sees
+    them (``topic_days``, ``_id`` = the UTC date; the window is read by ``_id``, day by day),
+    which day each opinion is on (``topic_entries``), and the board (``topic_board``, one small
+    row per topic, listed hottest first)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.days = db.topic_days
+        self.entries = db.topic_entries
+        self.board = db.topic_board
+
+    @staticmethod
+    def day_of(at: datetime) -> str:
+        return at.astimezone(UTC).date().isoformat()
+
+    async def window(self, until: datetime, span: timedelta) -> list[tuple[Entry, str]]:
+        """The stored opinions of the days from ``until - span`` to ``until``, with their
+        topic (or loose group) ids, in time order."""
+        first = (until - span).astimezone(UTC).date()
+        days = [(first + timedelta(days=n)).isoformat() for n in range((span.days or 0) + 2)]
+        docs = await asyncio.gather(*(self.days.find_one({"_id": day}) for day in days))
+        found = []
+        for doc in docs:
+            for stored in (doc or {}).get("entries", {}).values():
+                entry = Entry.model_validate(stored["entry"])
+                entry.supporters = len(stored.get("backers", {}))
+                found.append((entry, stored["topic"]))
+        return sorted(found, key=lambda pair: (pair[0].at, pair[0].opinion_id))
+
+    async def put(self, entry: Entry, topic_id: str) -> None:
+        """Store an opinion in its day, in ``topic_id`` (idempotent)."""
+        day = self.day_of(entry.at)
+        await self.entries.replace_one(
+            {"_id": entry.opinion_id}, {"_id": entry.opinion_id, "day": day}, upsert=True
+        )
+        await self.days.update_one(
+            {"_id": day},
+            {
+                "$set": {
+                    f"entries.{entry.opinion_id}.entry": entry.model_dump(),
+                    f"entries.{entry.opinion_id}.topic": topic_id,
+                }
+            },
+            upsert=True,
+        )
+
+    async def stored(self, opinion_id: str) -> tuple[Entry, str] | None:
+        """An opinion already stored, with its topic id, and its 附议 counted."""
+        pointer = await self.entries.find_one({"_id": opinion_id})
+        if pointer is None:
+            return None
+        day = await self.days.find_one({"_id": pointer["day"]}, {f"entries.{opinion_id}": 1})
+        stored = (day or {}).get("entries", {}).get(opinion_id)
+        if stored is None:
+            return None
+        entry = Entry.model_validate(stored["entry"])
+        entry.supporters = len(stored.get("backers", {}))
+        return entry, stored["topic"]
+
+    async def back(self, opinion_id: str, supporter_id: str) -> bool:
+        """Count a 附议 of a stored opinion once; False if the opinion is not stored."""
+        pointer = await self.entries.find_one({"_id": opinion_id})
+        if pointer is None:
+            return False
+        await self.days.update_one(
+            {"_id": pointer["day"]},
+            {"$set": {f"entries.{opinion_id}.backers.{supporter_id}": True}},
+        )
+        return True
+
+    async def move(self, opinion_ids: list[str], topic_id: str) -> None:
+        """Staff moved these opinions to ``topic_id`` (merge, split)."""
+        for opinion_id in opinion_ids:
+            pointer = await self.entries.find_one({"_id": opinion_id})
+            if pointer is not None:
+                await self.days.update_one(
+                    {"_id": pointer["day"]}, {"$set": {f"entries.{opinion_id}.topic": topic_id}}
+                )
+
+    async def show(self, topic: Topic) -> None:
+        """Bring the topic's board row in line with it (a merged-away topic leaves)."""
+        if topic.merged_into is not None or not topic.members:
+            await self.board.delete_one({"_id": topic.id})
+            return
+        await self.board.replace_one(
+            {"_id": topic.id}, {"_id": topic.id, **board_row(topic)}, upsert=True
+        )
+
+    async def hottest(self, limit: int) -> list[Document]:
+        """The board: pinned first, then hottest."""
+        rows = self.board.find({}).sort([("pinned", -1), ("heat", -1), ("_id", 1)]).limit(limit)
+        return [doc async for doc in rows]

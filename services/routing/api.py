@@ -6,7 +6,7 @@ import io
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.auth import Principal, require
@@ -26,12 +26,16 @@ from .domain import (
     directory_with_table,
 )
 from .handlers import RoutingError, RoutingPorts
+from .topics import handlers as topics
+from .topics.domain import Topic
+from .topics.handlers import TopicError, TopicPorts
 
 router = APIRouter(tags=["routing"])
 
 Reader = Annotated[Principal, Depends(require("routing:read"))]
 Triager = Annotated[Principal, Depends(require("routing:triage"))]
 Admin = Annotated[Principal, Depends(require("routing:admin"))]
+Curator = Annotated[Principal, Depends(require("topics:curate"))]
 
 
 def ports(request: Request) -> RoutingPorts:
@@ -39,6 +43,14 @@ def ports(request: Request) -> RoutingPorts:
 
 
 Ports = Annotated[RoutingPorts, Depends(ports)]
+
+
+def topic_ports(request: Request) -> TopicPorts:
+    return request.app.state.topic_ports
+
+
+TopicPortsDep = Annotated[TopicPorts, Depends(topic_ports)]
+TopicId = Annotated[str, Path(min_length=2, max_length=40, pattern=r"^T[0-9A-Za-z_-]+$")]
 LabelColumn = Annotated[
     str,
     Query(min_length=1, max_length=50, description="The column holding the label 类别列"),
@@ -245,3 +257,105 @@ async def evaluate(
         raise _training_problem(exc) from None
     except RoutingError as exc:
         raise _problem(exc) from None
+
+
+# -- 专题 hot topics ---------------------------------------------------------------------------
+
+
+def _topic_problem(exc: TopicError) -> Problem:
+    if exc.field:
+        return Problem(
+            exc.status, detail=exc.detail, errors=[{"field": exc.field, "message": exc.detail}]
+        )
+    return Problem(exc.status, detail=exc.detail)
+
+
+class TopicRow(BaseModel):
+    id: str
+    label: str
+    heat: float
+    members: int
+    pinned: bool
+    keywords: list[str]
+    first_seen: Any
+    last_seen: Any
+
+
+class TopicChange(BaseModel):
+    """命名 / 置顶: give the topic a name (null: back to the detected label) or pin it."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str | None = Field(default=None, min_length=1, max_length=100, description="专题名称")
+    pinned: bool | None = Field(default=None, description="置顶")
+
+
+class TopicMerge(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    topics: list[Annotated[str, Field(min_length=2, max_length=40)]] = Field(
+        min_length=1, max_length=20, description="Topics to merge into this one 并入的专题"
+    )
+
+
+class TopicSplit(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    opinions: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        min_length=1,
+        max_length=200,
+        description="Opinions that form a topic of their own 拆出的意见",
+    )
+
+
+@router.get("/topics", summary="专题看板: pinned first, then hottest")
+async def list_topics(
+    p: TopicPortsDep,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many topics")] = 50,
+) -> list[TopicRow]:
+    return [
+        TopicRow(id=d["_id"], **{k: v for k, v in d.items() if k != "_id"})
+        for d in await p.window.hottest(limit)
+    ]
+
+
+@router.get("/topics/{topic_id}", summary="One topic: label, keywords, heat, members")
+async def read_topic(topic_id: TopicId, p: TopicPortsDep, _: Reader) -> Topic:
+    topic = await p.topics.get(topic_id)
+    if topic is None:
+        raise Problem(404, detail=f"没有专题 {topic_id} / no topic {topic_id}")
+    return topic
+
+
+@router.put("/topics/{topic_id}", summary="命名、置顶 a topic")
+async def change_topic(topic_id: TopicId, body: TopicChange, p: TopicPortsDep, _: Curator) -> Topic:
+    if not body.model_fields_set:
+        raise Problem(
+            422,
+            detail="请给出 name 或 pinned / give name or pinned",
+            errors=[{"field": "name", "message": "name or pinned is required"}],
+        )
+    clear = "name" in body.model_fields_set and body.name is None
+    try:
+        return await topics.curate(topic_id, body.name, body.pinned, clear, p)
+    except TopicError as exc:
+        raise _topic_problem(exc) from None
+
+
+@router.post("/topics/{topic_id}/merge", summary="合并: other topics join this one")
+async def merge_topics(topic_id: TopicId, body: TopicMerge, p: TopicPortsDep, _: Curator) -> Topic:
+    try:
+        return await topics.merge(topic_id, list(dict.fromkeys(body.topics)), p)
+    except TopicError as exc:
+        raise _topic_problem(exc) from None
+
+
+@router.post(
+    "/topics/{topic_id}/split", status_code=201, summary="拆分: opinions leave for a new topic"
+)
+async def split_topic(topic_id: TopicId, body: TopicSplit, p: TopicPortsDep, _: Curator) -> Topic:
+    try:
+        return await topics.split(topic_id, list(dict.fromkeys(body.opinions)), p)
+    except TopicError as exc:
+        raise _topic_problem(exc) from None

@@ -10,13 +10,18 @@ otherwise the entry starts a group of its own. A group of two or more is a topic
 The service and ``minyi topics detect`` both feed entries through the same index in time order.
 """
 
+import itertools
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import rjieba
+from pydantic import BaseModel, Field
+
+from shared.events import EventData, TopicDetected, TopicHeated, TopicUpdated
+from shared.store import Aggregate
 
 from ..classifier import normalize_text
 
@@ -37,11 +42,88 @@ REPRESENTATIVES = 3
 
 # Words of the genre (how citizens write to the government), not of any matter.
 GENRE_WORDS = frozenset(
-    "关于 反映 投诉 建议 咨询 请问 问题 希望 要求 请求 恳请 强烈 有关 相关 部门 领导 政府 "
-    "我们 你们 他们 自己 这个 那个 这些 那些 什么 怎么 如何 为什么 是否 没有 已经 现在 一直 "
-    "目前 可以 能够 进行 存在 情况 一个 一下 还是 但是 因为 所以 而且 并且 以及 如果 虽然 "
-    "非常 严重 一些 很多 市民 居民 业主 百姓 老百姓 群众 本人 谢谢 感谢 您好 你好 尊敬 "
-    "希望 尽快 解决 处理 落实 回复 答复 一下 时候 今年 去年 每天 很多 不能 不是 就是".split()
+    {
+        "关于",
+        "反映",
+        "投诉",
+        "建议",
+        "咨询",
+        "请问",
+        "问题",
+        "希望",
+        "要求",
+        "请求",
+        "恳请",
+        "强烈",
+        "有关",
+        "相关",
+        "部门",
+        "领导",
+        "政府",
+        "我们",
+        "你们",
+        "他们",
+        "自己",
+        "这个",
+        "那个",
+        "这些",
+        "那些",
+        "什么",
+        "怎么",
+        "如何",
+        "为什么",
+        "是否",
+        "没有",
+        "已经",
+        "现在",
+        "一直",
+        "目前",
+        "可以",
+        "能够",
+        "进行",
+        "存在",
+        "情况",
+        "一个",
+        "一下",
+        "还是",
+        "但是",
+        "因为",
+        "所以",
+        "而且",
+        "并且",
+        "以及",
+        "如果",
+        "虽然",
+        "非常",
+        "严重",
+        "一些",
+        "很多",
+        "市民",
+        "居民",
+        "业主",
+        "百姓",
+        "老百姓",
+        "群众",
+        "本人",
+        "谢谢",
+        "感谢",
+        "您好",
+        "你好",
+        "尊敬",
+        "尽快",
+        "解决",
+        "处理",
+        "落实",
+        "回复",
+        "答复",
+        "时候",
+        "今年",
+        "去年",
+        "每天",
+        "不能",
+        "不是",
+        "就是",
+    }
 )
 # Parts of speech (jieba tags) that name the matter: nouns, verbal nouns, abbreviations,
 # idioms and fixed phrases, Latin letters and codes.
@@ -72,21 +154,20 @@ def districts_named(tagged: list[tuple[str, str]]) -> set[str]:
     """Districts the text names: a place name ending in 区 or 县, or a place name or code
     followed by 区 or 县 as a word of its own (小区, 社区 … are one word and no district)."""
     named = {w for w, tag in tagged if tag == "ns" and len(w) >= 3 and w.endswith(("区", "县"))}
-    for (prev, tag), (word, _) in zip(tagged, tagged[1:], strict=False):
+    for (prev, tag), (word, _) in itertools.pairwise(tagged):
         if word in ("区", "县") and tag in ("ns", "eng", "m"):
             named.add(prev + word)
     return named
 
 
-@dataclass
-class Entry:
+class Entry(BaseModel):
     """One opinion as grouping sees it."""
 
     opinion_id: str
     title: str
     at: datetime
     terms: dict[str, int]
-    districts: frozenset[str]
+    districts: list[str]
     street: str | None = None
     likes: int = 0
     supporters: int = 0
@@ -110,12 +191,20 @@ def entry_of(
     named = districts_named(head) | districts_named(body)
     if district:
         named.add(normalize_text(district))
-    return Entry(opinion_id, title, at, dict(terms), frozenset(named), street, likes)
+    return Entry(
+        opinion_id=opinion_id,
+        title=title,
+        at=at,
+        terms=dict(terms),
+        districts=sorted(named),
+        street=street,
+        likes=likes,
+    )
 
 
 def same_place(a: Entry, b: Entry) -> bool:
     """No different districts: both name none, or they share one."""
-    return not a.districts or not b.districts or bool(a.districts & b.districts)
+    return not a.districts or not b.districts or not set(a.districts).isdisjoint(b.districts)
 
 
 @dataclass
@@ -194,7 +283,7 @@ class TopicIndex:
     def fits_place(self, entry: Entry, group: str) -> bool:
         """The group names no district, the entry names none, or they share one."""
         named = {d for d, n in self.places.get(group, Counter()).items() if n > 0}
-        return not named or not entry.districts or bool(named & entry.districts)
+        return not named or not entry.districts or not named.isdisjoint(entry.districts)
 
     def match(self, entry: Entry) -> tuple[str, float] | None:
         """The group ``entry`` belongs to and how close it is there, or None if no group of
@@ -209,9 +298,9 @@ class TopicIndex:
         for group, scores in by_group.items():
             links = min(LINKS, self.sizes[group])
             closeness = sum(sorted(scores, reverse=True)[:links]) / links
-            if closeness >= self.threshold and (best is None or closeness > best[1]):
-                if self.fits_place(entry, group):
-                    best = (group, closeness)
+            closer = best is None or closeness > best[1]
+            if closeness >= self.threshold and closer and self.fits_place(entry, group):
+                best = (group, closeness)
         return best
 
     def assign(self, entry: Entry, new_group: str) -> str:
@@ -269,7 +358,7 @@ class Summary:
 
 def summarise(members: list[Entry]) -> Summary:
     """Label = the title of the member closest to the topic's centre (by word weight)."""
-    centre: Counter[str] = Counter()
+    centre: defaultdict[str, float] = defaultdict(float)
     df: Counter[str] = Counter()
     for e in members:
         df.update(e.terms.keys())
@@ -361,7 +450,94 @@ def entries_from_csv(rows: Iterable[dict[str, str]], columns: list[str]) -> list
         shown = ", ".join(map(str, bad[:10])) + (" …" if len(bad) > 10 else "")
         raise OpinionFileError(
             [
-                f"{len(bad)} 行的 id、内容、时间或点赞数有误 / rows with a bad id, text, time or likes: {shown}"
+                f"{len(bad)} 行的 id、内容、时间或点赞数有误 / "
+                f"rows with a bad id, text, time or likes: {shown}"
             ]
         )
     return entries
+
+
+# -- the stored topic (专题) ------------------------------------------------------------------
+
+
+class Topic(Aggregate):
+    """A topic as staff see and curate it. ``name`` (staff's) overrides the detected label;
+    pinned topics come first on the board. A merged topic keeps its id, pointing to where its
+    members went."""
+
+    members: dict[str, Entry] = Field(default_factory=dict)
+    name: str | None = None
+    pinned: bool = False
+    label: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    representatives: list[str] = Field(default_factory=list)
+    heat: float = 0.0
+    heat_parts: dict[str, int] = Field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    # Supervisors were told it crossed the heat threshold (told once).
+    heated: bool = False
+    merged_into: str | None = None
+
+    def shown_label(self) -> str:
+        return self.name or self.label
+
+    def refresh(self) -> None:
+        """Label, keywords, representatives, heat and first/last seen from the members."""
+        if not self.members:
+            self.keywords, self.representatives, self.heat, self.heat_parts = [], [], 0.0, {}
+            return
+        summary = summarise(list(self.members.values()))
+        heat = summary.heat
+        self.label, self.keywords = summary.label, summary.keywords
+        self.representatives = summary.representatives
+        self.heat = heat.value
+        self.heat_parts = {
+            "members": heat.members,
+            "supporters": heat.supporters,
+            "likes": heat.likes,
+            "streets": heat.streets,
+            "recent": heat.recent,
+        }
+        self.first_seen, self.last_seen = summary.first_seen, summary.last_seen
+
+    def _event(self, kind: type[EventData], opinion_id: str, **extra: object) -> EventData:
+        assert self.first_seen is not None and self.last_seen is not None
+        return kind(
+            opinion_id=opinion_id,
+            topic_id=self.id,
+            label=self.shown_label(),
+            keywords=self.keywords,
+            heat=self.heat,
+            members=len(self.members),
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            **extra,
+        )
+
+    def changed(self, opinion_id: str, change: str, threshold: float) -> list[EventData]:
+        """Refresh, and the events saying so: detected (a new topic) or updated, and heated
+        the first time the heat reaches ``threshold``."""
+        self.refresh()
+        events = [
+            self._event(TopicDetected, opinion_id)
+            if change == "detected"
+            else self._event(TopicUpdated, opinion_id, change=change)
+        ]
+        if not self.heated and self.heat >= threshold and self.merged_into is None:
+            self.heated = True
+            events.append(self._event(TopicHeated, opinion_id, threshold=threshold))
+        return events
+
+
+def board_row(topic: Topic) -> dict[str, object]:
+    """What the board (专题看板) lists of a topic."""
+    return {
+        "label": topic.shown_label(),
+        "heat": topic.heat,
+        "members": len(topic.members),
+        "pinned": topic.pinned,
+        "keywords": topic.keywords,
+        "first_seen": topic.first_seen,
+        "last_seen": topic.last_seen,
+    }

@@ -1,0 +1,190 @@
+"""专题 use cases: take an arriving opinion or 附议 into its topic, and staff's naming,
+pinning, merging and splitting."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared.events import CloudEvent, EventData, OpinionReceived, OpinionSupported, new_id
+from shared.store import Repository, VersionConflict, retry_on_conflict
+
+from ..adapters import TopicWindow
+from .domain import MIN_MEMBERS, THRESHOLD, WINDOW, Entry, Topic, TopicIndex, entry_of
+
+SOURCE = "/minyi/routing"
+
+
+class TopicError(Exception):
+    """A request on topics refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, detail: str, field: str | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+
+
+@dataclass
+class TopicPorts:
+    topics: Repository[Topic]
+    window: TopicWindow
+    span: timedelta = WINDOW
+    threshold: float = THRESHOLD
+    # 热度 at which supervisors are told about a topic (topic.heated).
+    heat_alert: float = 10.0
+
+
+def _wrap(events: list[EventData]) -> list[CloudEvent]:
+    return [CloudEvent.wrap(SOURCE, e) for e in events]
+
+
+async def take_opinion(opinion: OpinionReceived, ports: TopicPorts) -> None:
+    """Put a new opinion in the group of its closest like (same matter, same place) within
+    the window; a group of two becomes a topic (topic.detected), a topic that grows says so
+    (topic.updated). A redelivered opinion finds its stored place and changes nothing twice."""
+    entry = entry_of(
+        opinion.opinion_id,
+        opinion.title,
+        opinion.content,
+        opinion.received_at,
+        district=opinion.location.district,
+        street=opinion.location.street,
+    )
+    index = TopicIndex(window=ports.span, threshold=ports.threshold)
+    for known, known_group in await ports.window.window(entry.at, ports.span):
+        index.add(known, known_group)
+    # Stored already (a redelivery): it keeps its group.
+    group = index.assign(entry, new_group=f"T{entry.opinion_id}")
+    await ports.window.put(index.entries[entry.opinion_id], group)
+    members = [index.entries[i] for i, g in index.group_of.items() if g == group]
+    await _join(group, members, opinion.opinion_id, ports)
+
+
+async def _join(topic_id: str, members: list[Entry], opinion_id: str, ports: TopicPorts) -> None:
+    """Add ``members`` to the topic (making it when there are enough of them)."""
+
+    async def change() -> Topic | None:
+        topic = await ports.topics.get(topic_id)
+        if topic is None:
+            if len(members) < MIN_MEMBERS:
+                return None
+            topic = Topic(id=topic_id, members={m.opinion_id: m for m in members})
+            events = topic.changed(opinion_id, "detected", ports.heat_alert)
+            if not await ports.topics.add(topic, _wrap(events)):
+                raise VersionConflict(f"topic {topic_id} was made concurrently")
+            return topic
+        fresh = [m for m in members if m.opinion_id not in topic.members]
+        if not fresh:
+            return topic
+        topic.members.update({m.opinion_id: m for m in fresh})
+        await ports.topics.save(topic, _wrap(topic.changed(opinion_id, "joined", ports.heat_alert)))
+        return topic
+
+    topic = await retry_on_conflict(change)
+    if topic is not None:
+        await ports.window.show(topic)
+
+
+async def take_support(supported: OpinionSupported, ports: TopicPorts) -> None:
+    """附议: the supported opinion's topic grows warmer. Counted once per supporting item."""
+    if not await ports.window.back(supported.opinion_id, supported.supporter_id):
+        return
+    stored = await ports.window.stored(supported.opinion_id)
+    if stored is None:
+        return
+    entry, topic_id = stored
+
+    async def change() -> Topic | None:
+        topic = await ports.topics.get(topic_id)
+        member = None if topic is None else topic.members.get(entry.opinion_id)
+        if topic is None or member is None or member.supporters >= entry.supporters:
+            return None
+        member.supporters = entry.supporters
+        await ports.topics.save(
+            topic, _wrap(topic.changed(entry.opinion_id, "supported", ports.heat_alert))
+        )
+        return topic
+
+    if (topic := await retry_on_conflict(change)) is not None:
+        await ports.window.show(topic)
+
+
+async def _curated(ports: TopicPorts, topic_id: str) -> Topic:
+    topic = await ports.topics.get(topic_id)
+    if topic is None:
+        raise TopicError(404, f"没有专题 {topic_id} / no topic {topic_id}")
+    if topic.merged_into is not None:
+        raise TopicError(
+            409, f"专题 {topic_id} 已并入 {topic.merged_into} / merged into {topic.merged_into}"
+        )
+    return topic
+
+
+async def curate(
+    topic_id: str, name: str | None, pinned: bool | None, clear_name: bool, ports: TopicPorts
+) -> Topic:
+    """Staff name (命名) or pin (置顶) a topic."""
+
+    async def change() -> Topic:
+        topic = await _curated(ports, topic_id)
+        events: list[EventData] = []
+        if clear_name or name is not None:
+            topic.name = None if clear_name else name
+            events += topic.changed("", "named", ports.heat_alert)
+        if pinned is not None and pinned != topic.pinned:
+            topic.pinned = pinned
+            events += topic.changed("", "pinned", ports.heat_alert)
+        await ports.topics.save(topic, _wrap(events))
+        return topic
+
+    topic = await retry_on_conflict(change)
+    await ports.window.show(topic)
+    return topic
+
+
+async def merge(topic_id: str, others: list[str], ports: TopicPorts) -> Topic:
+    """合并: the other topics' opinions join ``topic_id``; the others point to it."""
+    if topic_id in others:
+        raise TopicError(422, "不能并入自身 / a topic cannot be merged into itself", "topics")
+    for other_id in others:
+        await _curated(ports, other_id)
+    for other_id in others:
+
+        async def take(other_id: str = other_id) -> Topic:
+            other = await _curated(ports, other_id)
+            members = dict(other.members)
+            target = await _curated(ports, topic_id)
+            target.members.update(members)
+            await ports.topics.save(target, _wrap(target.changed("", "merged", ports.heat_alert)))
+            await ports.window.move(list(members), topic_id)
+            other.members, other.merged_into = {}, topic_id
+            await ports.topics.save(other, _wrap(other.changed("", "merged", ports.heat_alert)))
+            await ports.window.show(other)
+            return target
+
+        await retry_on_conflict(take)
+    target = await _curated(ports, topic_id)
+    await ports.window.show(target)
+    return target
+
+
+async def split(topic_id: str, opinion_ids: list[str], ports: TopicPorts) -> Topic:
+    """拆分: the named opinions leave the topic for a new one of their own; the new topic."""
+
+    async def change() -> Topic:
+        topic = await _curated(ports, topic_id)
+        unknown = [o for o in opinion_ids if o not in topic.members]
+        if unknown:
+            raise TopicError(
+                422, f"不属于该专题 / not in the topic: {', '.join(unknown)}", "opinions"
+            )
+        if len(topic.members) - len(set(opinion_ids)) < 1:
+            raise TopicError(422, "至少留下一条意见 / keep at least one opinion", "opinions")
+        part = Topic(id=f"T{new_id()}", members={o: topic.members.pop(o) for o in set(opinion_ids)})
+        await ports.topics.save(topic, _wrap(topic.changed("", "split", ports.heat_alert)))
+        await ports.topics.add(part, _wrap(part.changed("", "detected", ports.heat_alert)))
+        await ports.window.move(list(part.members), part.id)
+        await ports.window.show(topic)
+        await ports.window.show(part)
+        return part
+
+    return await retry_on_conflict(change)
