@@ -19,11 +19,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.events import utcnow
-from shared.store import Document
+from shared.store import Document, Repository, VersionConflict, retry_on_conflict
 
 from .classifier import LabelledText, ModelFormatError, OpinionClassifier
 from .domain import Decision
-from .topics.domain import Entry, Topic, board_row
+from .topics.domain import Entry, Topic, TopicDay, board_row
 
 log = logging.getLogger("minyi.routing")
 
@@ -280,8 +280,8 @@ class TopicWindow:
     which day each opinion is on (``topic_entries``), and the board (``topic_board``, one small
     row per topic, listed hottest first)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.days = db.topic_days
+    def __init__(self, db: AsyncDatabase[Document], days: Repository[TopicDay]) -> None:
+        self.days = days
         self.entries = db.topic_entries
         self.board = db.topic_board
 
@@ -289,69 +289,49 @@ class TopicWindow:
     def day_of(at: datetime) -> str:
         return at.astimezone(UTC).date().isoformat()
 
+    async def day(self, at: datetime) -> TopicDay:
+        """The day of ``at`` as stored (empty and unsaved when it has no opinion yet)."""
+        day_id = self.day_of(at)
+        return await self.days.get(day_id) or TopicDay(id=day_id)
+
     async def window(self, until: datetime, span: timedelta) -> list[tuple[Entry, str]]:
-        """The stored opinions of the days from ``until - span`` to ``until``, with their
-        topic (or loose group) ids, in time order."""
+        """The stored opinions of the days from ``until - span`` to the day before ``until``'s,
+        with their topic (or loose group) ids."""
         first = (until - span).astimezone(UTC).date()
-        days = [(first + timedelta(days=n)).isoformat() for n in range((span.days or 0) + 2)]
-        docs = await asyncio.gather(*(self.days.find_one({"_id": day}) for day in days))
-        found = []
-        for doc in docs:
-            for stored in (doc or {}).get("entries", {}).values():
-                entry = Entry.model_validate(stored["entry"])
-                entry.supporters = len(stored.get("backers", {}))
-                found.append((entry, stored["topic"]))
-        return sorted(found, key=lambda pair: (pair[0].at, pair[0].opinion_id))
+        last = until.astimezone(UTC).date()
+        days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days)]
+        found = await asyncio.gather(*(self.days.get(day) for day in days))
+        return [(d.counted(), d.topic) for day in found if day for d in day.entries.values()]
 
-    async def put(self, entry: Entry, topic_id: str) -> None:
-        """Store an opinion in its day, in ``topic_id`` (idempotent)."""
-        day = self.day_of(entry.at)
-        await self.entries.replace_one(
-            {"_id": entry.opinion_id}, {"_id": entry.opinion_id, "day": day}, upsert=True
-        )
-        await self.days.update_one(
-            {"_id": day},
-            {
-                "$set": {
-                    f"entries.{entry.opinion_id}.entry": entry.model_dump(),
-                    f"entries.{entry.opinion_id}.topic": topic_id,
-                }
-            },
-            upsert=True,
-        )
+    async def save(self, day: TopicDay, opinion_ids: list[str]) -> None:
+        """Store the day (VersionConflict if another writer stored it since it was read) and
+        note that these opinions are on it."""
+        if day.version == 0:
+            if not await self.days.add(day, []):
+                raise VersionConflict(f"topic day {day.id} was made concurrently")
+        else:
+            await self.days.save(day, [])
+        for opinion_id in opinion_ids:
+            await self.entries.replace_one(
+                {"_id": opinion_id}, {"_id": opinion_id, "day": day.id}, upsert=True
+            )
 
-    async def stored(self, opinion_id: str) -> tuple[Entry, str] | None:
-        """An opinion already stored, with its topic id, and its 附议 counted."""
+    async def day_holding(self, opinion_id: str) -> TopicDay | None:
+        """The day an opinion is stored on."""
         pointer = await self.entries.find_one({"_id": opinion_id})
-        if pointer is None:
-            return None
-        day = await self.days.find_one({"_id": pointer["day"]}, {f"entries.{opinion_id}": 1})
-        stored = (day or {}).get("entries", {}).get(opinion_id)
-        if stored is None:
-            return None
-        entry = Entry.model_validate(stored["entry"])
-        entry.supporters = len(stored.get("backers", {}))
-        return entry, stored["topic"]
-
-    async def back(self, opinion_id: str, supporter_id: str) -> bool:
-        """Count a 附议 of a stored opinion once; False if the opinion is not stored."""
-        pointer = await self.entries.find_one({"_id": opinion_id})
-        if pointer is None:
-            return False
-        await self.days.update_one(
-            {"_id": pointer["day"]},
-            {"$set": {f"entries.{opinion_id}.backers.{supporter_id}": True}},
-        )
-        return True
+        return None if pointer is None else await self.days.get(pointer["day"])
 
     async def move(self, opinion_ids: list[str], topic_id: str) -> None:
         """Staff moved these opinions to ``topic_id`` (merge, split)."""
         for opinion_id in opinion_ids:
-            pointer = await self.entries.find_one({"_id": opinion_id})
-            if pointer is not None:
-                await self.days.update_one(
-                    {"_id": pointer["day"]}, {"$set": {f"entries.{opinion_id}.topic": topic_id}}
-                )
+
+            async def change(opinion_id: str = opinion_id) -> None:
+                day = await self.day_holding(opinion_id)
+                if day is not None and opinion_id in day.entries:
+                    day.entries[opinion_id].topic = topic_id
+                    await self.days.save(day, [])
+
+            await retry_on_conflict(change)
 
     async def show(self, topic: Topic) -> None:
         """Bring the topic's board row in line with it (a merged-away topic leaves)."""

@@ -3,6 +3,7 @@ the classifier's model versions."""
 
 import csv
 import io
+from datetime import datetime
 from typing import Annotated, Any
 
 import yaml
@@ -277,8 +278,57 @@ class TopicRow(BaseModel):
     members: int
     pinned: bool
     keywords: list[str]
-    first_seen: Any
-    last_seen: Any
+    first_seen: datetime
+    last_seen: datetime
+
+
+class TopicMember(BaseModel):
+    title: str
+    at: datetime
+    districts: list[str]
+    street: str | None
+    likes: int
+    supporters: int
+
+
+class TopicView(BaseModel):
+    """A topic: its label (staff's name if given), keywords, representative opinions, heat and
+    what it is made of, first and last seen, and the member opinions."""
+
+    id: str
+    label: str
+    name: str | None
+    detected_label: str
+    pinned: bool
+    keywords: list[str]
+    representatives: list[str]
+    heat: float
+    heat_parts: dict[str, int]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    merged_into: str | None
+    members: dict[str, TopicMember]
+
+    @classmethod
+    def of(cls, topic: Topic) -> "TopicView":
+        return cls(
+            id=topic.id,
+            label=topic.shown_label(),
+            name=topic.name,
+            detected_label=topic.label,
+            pinned=topic.pinned,
+            keywords=topic.keywords,
+            representatives=topic.representatives,
+            heat=topic.heat,
+            heat_parts=topic.heat_parts,
+            first_seen=topic.first_seen,
+            last_seen=topic.last_seen,
+            merged_into=topic.merged_into,
+            members={
+                oid: TopicMember.model_validate(m, from_attributes=True)
+                for oid, m in topic.members.items()
+            },
+        )
 
 
 class TopicChange(BaseModel):
@@ -321,15 +371,17 @@ async def list_topics(
 
 
 @router.get("/topics/{topic_id}", summary="One topic: label, keywords, heat, members")
-async def read_topic(topic_id: TopicId, p: TopicPortsDep, _: Reader) -> Topic:
+async def read_topic(topic_id: TopicId, p: TopicPortsDep, _: Reader) -> TopicView:
     topic = await p.topics.get(topic_id)
     if topic is None:
         raise Problem(404, detail=f"没有专题 {topic_id} / no topic {topic_id}")
-    return topic
+    return TopicView.of(topic)
 
 
 @router.put("/topics/{topic_id}", summary="命名、置顶 a topic")
-async def change_topic(topic_id: TopicId, body: TopicChange, p: TopicPortsDep, _: Curator) -> Topic:
+async def change_topic(
+    topic_id: TopicId, body: TopicChange, p: TopicPortsDep, _: Curator
+) -> TopicView:
     if not body.model_fields_set:
         raise Problem(
             422,
@@ -338,15 +390,17 @@ async def change_topic(topic_id: TopicId, body: TopicChange, p: TopicPortsDep, _
         )
     clear = "name" in body.model_fields_set and body.name is None
     try:
-        return await topics.curate(topic_id, body.name, body.pinned, clear, p)
+        return TopicView.of(await topics.curate(topic_id, body.name, body.pinned, clear, p))
     except TopicError as exc:
         raise _topic_problem(exc) from None
 
 
 @router.post("/topics/{topic_id}/merge", summary="合并: other topics join this one")
-async def merge_topics(topic_id: TopicId, body: TopicMerge, p: TopicPortsDep, _: Curator) -> Topic:
+async def merge_topics(
+    topic_id: TopicId, body: TopicMerge, p: TopicPortsDep, _: Curator
+) -> TopicView:
     try:
-        return await topics.merge(topic_id, list(dict.fromkeys(body.topics)), p)
+        return TopicView.of(await topics.merge(topic_id, list(dict.fromkeys(body.topics)), p))
     except TopicError as exc:
         raise _topic_problem(exc) from None
 
@@ -354,8 +408,10 @@ async def merge_topics(topic_id: TopicId, body: TopicMerge, p: TopicPortsDep, _:
 @router.post(
     "/topics/{topic_id}/split", status_code=201, summary="拆分: opinions leave for a new topic"
 )
-async def split_topic(topic_id: TopicId, body: TopicSplit, p: TopicPortsDep, _: Curator) -> Topic:
+async def split_topic(
+    topic_id: TopicId, body: TopicSplit, p: TopicPortsDep, _: Curator
+) -> TopicView:
     try:
-        return await topics.split(topic_id, list(dict.fromkeys(body.opinions)), p)
+        return TopicView.of(await topics.split(topic_id, list(dict.fromkeys(body.opinions)), p))
     except TopicError as exc:
         raise _topic_problem(exc) from None

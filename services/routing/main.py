@@ -24,7 +24,7 @@ from .adapters import ModelStore, RoutingViews, TopicWindow
 from .classifier import MAX_TRAINING_BYTES, TrainingDataError
 from .domain import Decision, Directory
 from .handlers import RoutingPorts
-from .topics.domain import Topic
+from .topics.domain import Topic, TopicDay
 from .topics.handlers import TopicPorts
 
 DESCRIPTION = "分类、交办 — classifies opinions and assigns the responsible departments."
@@ -64,7 +64,7 @@ def topic_ports(
     """The 专题 repositories on routing's database."""
     return TopicPorts(
         topics=Repository(db.topics, Topic, bus),
-        window=TopicWindow(db),
+        window=TopicWindow(db, Repository(db.topic_days, TopicDay, bus)),
         span=timedelta(days=routing.topic_window_days),
         heat_alert=routing.topic_heat_alert,
     )

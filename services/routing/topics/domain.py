@@ -530,6 +530,24 @@ class Topic(Aggregate):
         return events
 
 
+class DayEntry(BaseModel):
+    """An opinion of the day, its topic (or loose group) and who supported it (附议)."""
+
+    entry: Entry
+    topic: str
+    backers: dict[str, bool] = Field(default_factory=dict)
+
+    def counted(self) -> Entry:
+        return self.entry.model_copy(update={"supporters": len(self.backers)})
+
+
+class TopicDay(Aggregate):
+    """One UTC day of the window (``_id`` = the date): its opinions as grouping sees them.
+    Saved with a version, so two opinions of one day are grouped one after the other."""
+
+    entries: dict[str, DayEntry] = Field(default_factory=dict)
+
+
 def board_row(topic: Topic) -> dict[str, object]:
     """What the board (专题看板) lists of a topic."""
     return {

@@ -8,7 +8,16 @@ from shared.events import CloudEvent, EventData, OpinionReceived, OpinionSupport
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
 from ..adapters import TopicWindow
-from .domain import MIN_MEMBERS, THRESHOLD, WINDOW, Entry, Topic, TopicIndex, entry_of
+from .domain import (
+    MIN_MEMBERS,
+    THRESHOLD,
+    WINDOW,
+    DayEntry,
+    Entry,
+    Topic,
+    TopicIndex,
+    entry_of,
+)
 
 SOURCE = "/minyi/routing"
 
@@ -40,7 +49,8 @@ def _wrap(events: list[EventData]) -> list[CloudEvent]:
 async def take_opinion(opinion: OpinionReceived, ports: TopicPorts) -> None:
     """Put a new opinion in the group of its closest like (same matter, same place) within
     the window; a group of two becomes a topic (topic.detected), a topic that grows says so
-    (topic.updated). A redelivered opinion finds its stored place and changes nothing twice."""
+    (topic.updated). Opinions of one day are grouped one at a time (the day is saved with a
+    version); a redelivered opinion finds its stored place and changes nothing twice."""
     entry = entry_of(
         opinion.opinion_id,
         opinion.title,
@@ -49,13 +59,22 @@ async def take_opinion(opinion: OpinionReceived, ports: TopicPorts) -> None:
         district=opinion.location.district,
         street=opinion.location.street,
     )
-    index = TopicIndex(window=ports.span, threshold=ports.threshold)
-    for known, known_group in await ports.window.window(entry.at, ports.span):
-        index.add(known, known_group)
-    # Stored already (a redelivery): it keeps its group.
-    group = index.assign(entry, new_group=f"T{entry.opinion_id}")
-    await ports.window.put(index.entries[entry.opinion_id], group)
-    members = [index.entries[i] for i, g in index.group_of.items() if g == group]
+    earlier = await ports.window.window(entry.at, ports.span)
+
+    async def place() -> tuple[str, list[Entry]]:
+        day = await ports.window.day(entry.at)
+        index = TopicIndex(window=ports.span, threshold=ports.threshold)
+        known = earlier + [(d.counted(), d.topic) for d in day.entries.values()]
+        for other, group in sorted(known, key=lambda pair: (pair[0].at, pair[0].opinion_id)):
+            index.add(other, group)
+        # Stored already (a redelivery): it keeps its group.
+        group = index.assign(entry, new_group=f"T{entry.opinion_id}")
+        if entry.opinion_id not in day.entries:
+            day.entries[entry.opinion_id] = DayEntry(entry=entry, topic=group)
+            await ports.window.save(day, [entry.opinion_id])
+        return group, [index.entries[i] for i, g in index.group_of.items() if g == group]
+
+    group, members = await retry_on_conflict(place)
     await _join(group, members, opinion.opinion_id, ports)
 
 
@@ -86,12 +105,21 @@ async def _join(topic_id: str, members: list[Entry], opinion_id: str, ports: Top
 
 async def take_support(supported: OpinionSupported, ports: TopicPorts) -> None:
     """附议: the supported opinion's topic grows warmer. Counted once per supporting item."""
-    if not await ports.window.back(supported.opinion_id, supported.supporter_id):
+
+    async def back() -> tuple[Entry, str] | None:
+        day = await ports.window.day_holding(supported.opinion_id)
+        stored = None if day is None else day.entries.get(supported.opinion_id)
+        if day is None or stored is None:
+            return None
+        if supported.supporter_id not in stored.backers:
+            stored.backers[supported.supporter_id] = True
+            await ports.window.save(day, [])
+        return stored.counted(), stored.topic
+
+    found = await retry_on_conflict(back)
+    if found is None:
         return
-    stored = await ports.window.stored(supported.opinion_id)
-    if stored is None:
-        return
-    entry, topic_id = stored
+    entry, topic_id = found
 
     async def change() -> Topic | None:
         topic = await ports.topics.get(topic_id)
