@@ -158,6 +158,9 @@ ACTIONS: list[tuple[str, str, str, str]] = [
     ("routing", "POST", "reassign", "改派"),
     ("routing", "POST", "triage", "分类交办"),
     ("routing", "POST", "models", "分类模型"),
+    ("routing", "PUT", "topics", "专题命名/置顶"),
+    ("routing", "POST", "merge", "专题合并"),
+    ("routing", "POST", "split", "专题拆分"),
     ("notification", "POST", "subscriptions", "订阅通知"),
     ("notification", "DELETE", "subscriptions", "取消订阅"),
     ("*", "GET", "export", "导出"),
@@ -174,9 +177,10 @@ def action_of(service: str, method: str, path: str) -> str:
 
 
 def target_of(path: str) -> str | None:
-    """The case or opinion an API path acts on: the segment after ``cases``/``opinions``."""
+    """The case, opinion or topic an API path acts on: the segment after ``cases``,
+    ``opinions``, ``decisions``, ``triage`` or ``topics``."""
     parts = [p for p in path.split("/") if p]
     for i, part in enumerate(parts[:-1]):
-        if part in ("cases", "opinions", "decisions", "triage"):
+        if part in ("cases", "opinions", "decisions", "triage", "topics"):
             return parts[i + 1]
     return None
