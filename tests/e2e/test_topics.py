@@ -79,7 +79,7 @@ async def test_opinions_become_a_topic_that_heats_up_and_staff_curate_it(
 
             [detected] = await wait_for(lambda: of_ours("detected"), "topic.detected", 60)
             topic_id = detected["subject"]
-            # Consumers run concurrently: whichever of the grouped opinions gets there first makes it.
+            # Consumers run concurrently: the first grouped opinion to get there makes it.
             assert 2 <= detected["data"]["members"] <= 5
             assert set(detected["data"]["keywords"]) & {"翠湖", "车库", "积水"}
 

@@ -12,6 +12,7 @@ The service and ``minyi topics detect`` both feed entries through the same index
 
 import itertools
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 import rjieba
 from pydantic import BaseModel, Field
 
-from shared.events import EventData, TopicDetected, TopicHeated, TopicUpdated
+from shared.events import TopicDetected, TopicEvent, TopicHeated, TopicUpdated
 from shared.store import Aggregate
 
 from ..classifier import normalize_text
@@ -128,9 +129,10 @@ GENRE_WORDS = frozenset(
 # Parts of speech (jieba tags) that name the matter: nouns, verbal nouns, abbreviations,
 # idioms and fixed phrases, Latin letters and codes.
 MATTER_TAGS = ("n", "vn", "j", "eng", "l", "i")
+_CODED_DISTRICT = re.compile(r"(?<![a-z0-9])([a-z]\d{1,2}[区县])")
 
 
-def _tagged(text: str) -> list[tuple[str, str]]:
+def tagged_words(text: str) -> list[tuple[str, str]]:
     return [(w.strip(), tag) for w, tag in rjieba.tag(normalize_text(text)) if w.strip()]
 
 
@@ -151,9 +153,12 @@ def words(tagged: list[tuple[str, str]]) -> list[str]:
 
 
 def districts_named(tagged: list[tuple[str, str]]) -> set[str]:
-    """Districts the text names: a place name ending in 区 or 县, or a place name or code
-    followed by 区 or 县 as a word of its own (小区, 社区 … are one word and no district)."""
+    """Districts the text names: a place name ending in 区 or 县, a place name or code
+    followed by 区 or 县 as a word of its own (小区, 社区 … are one word and no district), or a
+    letter-and-number code before 区 or 县."""
     named = {w for w, tag in tagged if tag == "ns" and len(w) >= 3 and w.endswith(("区", "县"))}
+    # A coded district (a5区) that segmentation glued to the next word (a5 + 区梅).
+    named.update(_CODED_DISTRICT.findall("".join(w for w, _ in tagged)))
     for (prev, tag), (word, _) in itertools.pairwise(tagged):
         if word in ("区", "县") and tag in ("ns", "eng", "m"):
             named.add(prev + word)
@@ -184,7 +189,7 @@ def entry_of(
 ) -> Entry:
     """An entry from an opinion's text; the title counts ``TITLE_WEIGHT`` times."""
     terms: Counter[str] = Counter()
-    head, body = _tagged(title), _tagged(content[:CONTENT_CHARS])
+    head, body = tagged_words(title), tagged_words(content[:CONTENT_CHARS])
     for word in words(head):
         terms[word] += TITLE_WEIGHT
     terms.update(words(body))
@@ -501,7 +506,7 @@ class Topic(Aggregate):
         }
         self.first_seen, self.last_seen = summary.first_seen, summary.last_seen
 
-    def _event(self, kind: type[EventData], opinion_id: str, **extra: object) -> EventData:
+    def _event(self, kind: type[TopicEvent], opinion_id: str, **extra: object) -> TopicEvent:
         assert self.first_seen is not None and self.last_seen is not None
         return kind(
             opinion_id=opinion_id,
@@ -515,7 +520,7 @@ class Topic(Aggregate):
             **extra,
         )
 
-    def changed(self, opinion_id: str, change: str, threshold: float) -> list[EventData]:
+    def changed(self, opinion_id: str, change: str, threshold: float) -> list[TopicEvent]:
         """Refresh, and the events saying so: detected (a new topic) or updated, and heated
         the first time the heat reaches ``threshold``."""
         self.refresh()

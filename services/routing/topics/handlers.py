@@ -1,6 +1,7 @@
 """专题 use cases: take an arriving opinion or 附议 into its topic, and staff's naming,
 pinning, merging and splitting."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,7 +43,7 @@ class TopicPorts:
     heat_alert: float = 10.0
 
 
-def _wrap(events: list[EventData]) -> list[CloudEvent]:
+def _wrap(events: Sequence[EventData]) -> list[CloudEvent]:
     return [CloudEvent.wrap(SOURCE, e) for e in events]
 
 
