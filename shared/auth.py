@@ -33,14 +33,32 @@ class Role(StrEnum):
 
 # What each role may do; endpoints ask for a scope, not a role.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
+    Role.OFFICE: frozenset(
+        {"opinions:submit", "opinions:read", "cases:read", "subscriptions", "routing:taxonomy"}
+    ),
     # Departments read the opinions they hold (and their attachments) from intake.
-    Role.DEPARTMENT: frozenset({"opinions:read", "cases:read", "cases:work", "subscriptions"}),
+    Role.DEPARTMENT: frozenset(
+        {"opinions:read", "cases:read", "cases:work", "subscriptions", "routing:taxonomy"}
+    ),
     Role.SUPERVISOR: frozenset(
-        {"cases:read", "cases:supervise", "routing:read", "topics:curate", "subscriptions"}
+        {
+            "cases:read",
+            "cases:supervise",
+            "routing:read",
+            "routing:taxonomy",
+            "topics:curate",
+            "subscriptions",
+        }
     ),
     Role.EDITOR: frozenset(
-        {"opinions:read", "opinions:edit", "routing:read", "routing:triage", "topics:curate"}
+        {
+            "opinions:read",
+            "opinions:edit",
+            "routing:read",
+            "routing:taxonomy",
+            "routing:triage",
+            "topics:curate",
+        }
     ),
     Role.ADMIN: frozenset({"*"}),
 }
