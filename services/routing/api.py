@@ -3,6 +3,7 @@ the classifier's model versions."""
 
 import csv
 import io
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -278,12 +279,13 @@ async def evaluate(
 # -- 专题 hot topics ---------------------------------------------------------------------------
 
 
-def _topic_problem(exc: TopicError) -> Problem:
-    if exc.field:
-        return Problem(
-            exc.status, detail=exc.detail, errors=[{"field": exc.field, "message": exc.detail}]
-        )
-    return Problem(exc.status, detail=exc.detail)
+async def _answer(change: Awaitable[Topic]) -> "TopicView":
+    """The changed topic, or the problem the change was refused with."""
+    try:
+        return TopicView.of(await change)
+    except TopicError as exc:
+        named = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
+        raise Problem(exc.status, detail=exc.detail, **named) from None
 
 
 class TopicRow(BaseModel):
@@ -397,27 +399,21 @@ async def read_topic(topic_id: TopicId, p: TopicPortsDep, _: Reader) -> TopicVie
 async def change_topic(
     topic_id: TopicId, body: TopicChange, p: TopicPortsDep, _: Curator
 ) -> TopicView:
-    if not body.model_fields_set:
+    if body.pinned is None and "name" not in body.model_fields_set:
         raise Problem(
             422,
             detail="请给出 name 或 pinned / give name or pinned",
             errors=[{"field": "name", "message": "name or pinned is required"}],
         )
     clear = "name" in body.model_fields_set and body.name is None
-    try:
-        return TopicView.of(await topics.curate(topic_id, body.name, body.pinned, clear, p))
-    except TopicError as exc:
-        raise _topic_problem(exc) from None
+    return await _answer(topics.curate(topic_id, body.name, body.pinned, clear, p))
 
 
 @router.post("/topics/{topic_id}/merge", summary="合并: other topics join this one")
 async def merge_topics(
     topic_id: TopicId, body: TopicMerge, p: TopicPortsDep, _: Curator
 ) -> TopicView:
-    try:
-        return TopicView.of(await topics.merge(topic_id, list(dict.fromkeys(body.topics)), p))
-    except TopicError as exc:
-        raise _topic_problem(exc) from None
+    return await _answer(topics.merge(topic_id, list(dict.fromkeys(body.topics)), p))
 
 
 @router.post(
@@ -426,7 +422,4 @@ async def merge_topics(
 async def split_topic(
     topic_id: TopicId, body: TopicSplit, p: TopicPortsDep, _: Curator
 ) -> TopicView:
-    try:
-        return TopicView.of(await topics.split(topic_id, list(dict.fromkeys(body.opinions)), p))
-    except TopicError as exc:
-        raise _topic_problem(exc) from None
+    return await _answer(topics.split(topic_id, list(dict.fromkeys(body.opinions)), p))

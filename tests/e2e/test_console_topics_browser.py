@@ -46,30 +46,21 @@ async def test_the_topics_board_names_pins_merges_and_splits(
         clerk, editor = Person(http, base), Person(http, base)
         await clerk.login("clerk", people["clerk"])
         await editor.login("editor", people["editor"])
-        for n in range(3):
-            made = await clerk.call(
-                "POST",
-                "/api/intake/opinions",
-                json=_opinion(
-                    noise,
-                    f"青石{tag}广场每晚广场舞音响声音太大，噪音扰民到深夜。",
-                    district,
-                    f"东{n}街道",
-                ),
-            )
-            assert made.status_code == 201, made.text
-        for n in range(2):
-            made = await clerk.call(
-                "POST",
-                "/api/intake/opinions",
-                json=_opinion(
-                    lights,
-                    f"青石{tag}大道一段路灯长期不亮，夜里行人不安全。",
-                    district,
-                    f"西{n}街道",
-                ),
-            )
-            assert made.status_code == 201, made.text
+        for title, content, streets in (
+            (
+                noise,
+                f"青石{tag}广场每晚广场舞音响声音太大，噪音扰民到深夜。",
+                ("东0", "东1", "东2"),
+            ),
+            (lights, f"青石{tag}大道一段路灯长期不亮，夜里行人不安全。", ("西0", "西1")),
+        ):
+            for street in streets:
+                made = await clerk.call(
+                    "POST",
+                    "/api/intake/opinions",
+                    json=_opinion(title, content, district, f"{street}街道"),
+                )
+                assert made.status_code == 201, made.text
 
         async def board() -> list[dict[str, Any]]:
             answer = await editor.call("GET", "/api/routing/topics?limit=200")
