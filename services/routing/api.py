@@ -284,8 +284,10 @@ async def _answer(change: Awaitable[Topic]) -> "TopicView":
     try:
         return TopicView.of(await change)
     except TopicError as exc:
-        named = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
-        raise Problem(exc.status, detail=exc.detail, **named) from None
+        if exc.field:
+            errors = [{"field": exc.field, "message": exc.detail}]
+            raise Problem(exc.status, detail=exc.detail, errors=errors) from None
+        raise Problem(exc.status, detail=exc.detail) from None
 
 
 class TopicRow(BaseModel):
