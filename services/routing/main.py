@@ -25,7 +25,7 @@ from .classifier import MAX_TRAINING_BYTES, TrainingDataError
 from .domain import Decision, Directory
 from .handlers import RoutingPorts
 from .topics.domain import Topic, TopicDay
-from .topics.handlers import TopicPorts
+from .topics.handlers import TopicIntake, TopicPorts
 
 DESCRIPTION = "分类、交办 — classifies opinions and assigns the responsible departments."
 
@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db = mongo[settings.database("routing")]
     ports = routing_ports(db, bus, routing.model_refresh_seconds)
     topics = topic_ports(db, bus, routing)
-    consumers.subscribe(bus, ports, topics)
+    consumers.subscribe(bus, ports, TopicIntake(topics))
     app = service_app(
         "routing", DESCRIPTION, settings, bus, mongo, [api.router], [ports.decisions, topics.topics]
     )

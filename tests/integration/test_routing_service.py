@@ -23,6 +23,7 @@ from services.routing.main import (
     routing_ports,
     topic_ports,
 )
+from services.routing.topics.handlers import TopicIntake
 from shared import auth
 from shared.events import AssignmentReturned, CloudEvent, Location, OpinionReceived
 from shared.messaging import EventBus
@@ -89,7 +90,7 @@ async def routing(
     bus = make_bus("routing")
     db = mongo[isolated.database("routing")]
     ports = routing_ports(db, bus, refresh=0.0)
-    subscribe(bus, ports, topic_ports(db, bus, RoutingSettings()))
+    subscribe(bus, ports, TopicIntake(topic_ports(db, bus, RoutingSettings())))
     await bus.start()
     await handlers.replace_directory(topic_directory(), ports)
     return ports, seen

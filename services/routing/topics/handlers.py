@@ -1,6 +1,7 @@
 """专题 use cases: take an arriving opinion or 附议 into its topic, and staff's naming,
 pinning, merging and splitting."""
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,12 +48,8 @@ def _wrap(events: Sequence[EventData]) -> list[CloudEvent]:
     return [CloudEvent.wrap(SOURCE, e) for e in events]
 
 
-async def take_opinion(opinion: OpinionReceived, ports: TopicPorts) -> None:
-    """Put a new opinion in the group of its closest like (same matter, same place) within
-    the window; a group of two becomes a topic (topic.detected), a topic that grows says so
-    (topic.updated). Opinions of one day are grouped one at a time (the day is saved with a
-    version); a redelivered opinion finds its stored place and changes nothing twice."""
-    entry = entry_of(
+def _entry(opinion: OpinionReceived) -> Entry:
+    return entry_of(
         opinion.opinion_id,
         opinion.title,
         opinion.content,
@@ -60,23 +57,86 @@ async def take_opinion(opinion: OpinionReceived, ports: TopicPorts) -> None:
         district=opinion.location.district,
         street=opinion.location.street,
     )
-    earlier = await ports.window.window(entry.at, ports.span)
 
-    async def place() -> tuple[str, list[Entry]]:
-        day = await ports.window.day(entry.at)
+
+async def take_opinions(opinions: Sequence[OpinionReceived], ports: TopicPorts) -> None:
+    """Put each new opinion in the group of its closest like (same matter, same place) within
+    the window, in time order; a group of two becomes a topic (topic.detected), a topic that
+    grows says so (topic.updated). Opinions of one day are grouped one batch at a time (the day
+    is saved with a version); a redelivered opinion keeps its stored place and changes nothing
+    twice."""
+    by_day: dict[str, list[Entry]] = {}
+    for opinion in opinions:
+        entry = _entry(opinion)
+        by_day.setdefault(ports.window.day_of(entry.at), []).append(entry)
+    for _, entries in sorted(by_day.items()):
+        await _take_day(sorted(entries, key=lambda e: (e.at, e.opinion_id)), ports)
+
+
+async def _take_day(entries: list[Entry], ports: TopicPorts) -> None:
+    earlier = await ports.window.window(entries[0].at, ports.span)
+
+    async def place() -> TopicIndex:
+        day = await ports.window.day(entries[0].at)
         index = TopicIndex(window=ports.span, threshold=ports.threshold)
         known = earlier + [(d.counted(), d.topic) for d in day.entries.values()]
         for other, group in sorted(known, key=lambda pair: (pair[0].at, pair[0].opinion_id)):
             index.add(other, group)
-        # Stored already (a redelivery): it keeps its group.
-        group = index.assign(entry, new_group=f"T{entry.opinion_id}")
-        if entry.opinion_id not in day.entries:
-            day.entries[entry.opinion_id] = DayEntry(entry=entry, topic=group)
-            await ports.window.save(day, [entry.opinion_id])
-        return group, [index.entries[i] for i, g in index.group_of.items() if g == group]
+        fresh = []
+        for entry in entries:
+            # Stored already (a redelivery): it keeps its group.
+            group = index.assign(entry, new_group=f"T{entry.opinion_id}")
+            if entry.opinion_id not in day.entries:
+                day.entries[entry.opinion_id] = DayEntry(entry=entry, topic=group)
+                fresh.append(entry.opinion_id)
+        if fresh:
+            await ports.window.save(day, fresh)
+        return index
 
-    group, members = await retry_on_conflict(place)
-    await _join(group, members, opinion.opinion_id, ports)
+    index = await retry_on_conflict(place)
+    # Each group the batch touched, once, named after its latest opinion of the batch.
+    touched = {index.group_of[e.opinion_id]: e.opinion_id for e in entries}
+    members: dict[str, list[Entry]] = {}
+    for opinion_id, group in index.group_of.items():
+        if group in touched:
+            members.setdefault(group, []).append(index.entries[opinion_id])
+    for group, latest in touched.items():
+        await _join(group, members[group], latest, ports)
+
+
+class TopicIntake:
+    """Group commit: opinions that arrive while a batch is being grouped wait and go together
+    in the next one — one window read, one day save and one save per topic for the lot, instead
+    of each opinion contending for the same day. Each caller returns (and its message is acked)
+    only once its opinion is stored; a failed batch fails each of its callers (redelivered)."""
+
+    def __init__(self, ports: TopicPorts, most: int = 200) -> None:
+        self.ports = ports
+        self.most = most
+        self.waiting: list[tuple[OpinionReceived, asyncio.Future[None]]] = []
+        self.drainer: asyncio.Task[None] | None = None
+
+    async def take(self, opinion: OpinionReceived) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self.waiting.append((opinion, done))
+        # A drainer finds the waiting list empty and ends in one step, with no await between.
+        if self.drainer is None or self.drainer.done():
+            self.drainer = asyncio.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting[: self.most], self.waiting[self.most :]
+            try:
+                await take_opinions([opinion for opinion, _ in batch], self.ports)
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 async def _join(topic_id: str, members: list[Entry], opinion_id: str, ports: TopicPorts) -> None:
