@@ -83,13 +83,17 @@ async def test_opinions_become_a_topic_that_heats_up_and_staff_curate_it(
             assert 2 <= detected["data"]["members"] <= 5
             assert set(detected["data"]["keywords"]) & {"翠湖", "车库", "积水"}
 
+            # Opinions arriving together are grouped in one batch: the topic may be detected
+            # with all five at once, or grow by topic.updated.
             await wait_for(
-                lambda: [e for e in of_ours("updated") if e["data"]["members"] == 5],
-                "topic.updated with all five",
+                lambda: [
+                    e for e in of_ours("detected") + of_ours("updated") if e["data"]["members"] == 5
+                ],
+                "the topic with all five",
                 60,
             )
             updates = of_ours("updated")
-            assert {e["data"]["change"] for e in updates} == {"joined"}
+            assert {e["data"]["change"] for e in updates} <= {"joined"}
             assert all(e["subject"] == topic_id for e in updates)
             [heated] = await wait_for(lambda: of_ours("heated"), "topic.heated", 60)
             assert heated["data"]["heat"] >= alert == heated["data"]["threshold"]
