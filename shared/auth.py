@@ -33,21 +33,34 @@ class Role(StrEnum):
 
 # What each role may do; endpoints ask for a scope, not a role.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    # The registering office reviews replies (审核) where a review rule names it.
     Role.OFFICE: frozenset(
-        {"opinions:submit", "opinions:read", "cases:read", "subscriptions", "routing:taxonomy"}
+        {
+            "opinions:submit",
+            "opinions:read",
+            "cases:read",
+            "subscriptions",
+            "routing:taxonomy",
+            "replies:review",
+        }
     ),
     # Departments read the opinions they hold (and their attachments) from intake.
     Role.DEPARTMENT: frozenset(
         {"opinions:read", "cases:read", "cases:work", "subscriptions", "routing:taxonomy"}
     ),
+    # Supervisors review replies and sign off 信息专报 (签发); editors compile and submit them.
     Role.SUPERVISOR: frozenset(
         {
             "cases:read",
             "cases:supervise",
             "routing:read",
             "routing:taxonomy",
-            "topics:curate",
             "subscriptions",
+            "replies:review",
+            "reports:read",
+            "reports:sign",
+            "reports:outcome",
+            "topics:curate",
         }
     ),
     Role.EDITOR: frozenset(
@@ -57,6 +70,9 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "routing:read",
             "routing:taxonomy",
             "routing:triage",
+            "reports:read",
+            "reports:edit",
+            "reports:outcome",
             "topics:curate",
         }
     ),
