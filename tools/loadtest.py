@@ -60,11 +60,27 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def _progress(label: str, done: int, total: int) -> None:
-    filled = int(30 * done / max(total, 1))
-    sys.stderr.write(f"\r{label:<10} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
+# Seconds between two progress lines of one counter when stderr is a log, not a terminal.
+PROGRESS_EVERY = 5.0
+_progress_shown: dict[str, float] = {}
+
+
+def progress(label: str, done: int, total: int) -> None:
+    """Show how far ``label`` is: on a terminal a bar redrawn in place (at most 5 times a
+    second), in a log a line every PROGRESS_EVERY seconds and one at the end."""
+    finished = done >= total
+    terminal = sys.stderr.isatty()
+    now = time.monotonic()
+    shown = _progress_shown.get(label)
+    if not finished and shown is not None and now - shown < (0.2 if terminal else PROGRESS_EVERY):
+        return
+    if finished:
+        _progress_shown.pop(label, None)
+    else:
+        _progress_shown[label] = now
+    filled = int(30 * min(done, total) / max(total, 1))
+    line = f"{label:<10} [{'#' * filled}{'.' * (30 - filled)}] {min(done, total)}/{total}"
+    sys.stderr.write(f"\r{line}{chr(10) if finished else ''}" if terminal else f"{line}\n")
     sys.stderr.flush()
 
 
@@ -211,7 +227,7 @@ async def raw_ceiling(
                         for _ in range(min(window, count - first))
                     )
                 )
-                _progress(f"raw {round_no + 1}/{rounds}", first + window, count)
+                progress(f"raw {round_no + 1}/{rounds}", first + window, count)
             await consumed.wait()
             rates.append(count / (time.perf_counter() - started))
         await queue.delete(if_unused=False, if_empty=False)
@@ -338,7 +354,7 @@ async def _drive(
                 failures.append(f"{response.status_code} {response.text[:200]}")
                 return
             submitted[response.json()["id"]] = (sent, time.time())
-            _progress("submitted", len(submitted), count)
+            progress("submitted", len(submitted), count)
 
     started = time.time()
     tasks = []
@@ -357,9 +373,9 @@ async def _drive(
 
     deadline = time.time() + 120 + count / 20
     while len(arrived := delivered()) < len(submitted) and time.time() < deadline:
-        _progress("delivered", len(arrived), len(submitted))
+        progress("delivered", len(arrived), len(submitted))
         await asyncio.sleep(0.5)
-    _progress("delivered", len(arrived), len(submitted))
+    progress("delivered", len(arrived), len(submitted))
     return submitted, arrived, failures, started
 
 

@@ -18,7 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from shared.clock import beijing_year, utcnow
 from shared.keys import KeyRing
 from shared.paging import after_filter
-from shared.store import Document, Kept
+from shared.store import Document, GroupCommit, Kept
 
 from .domain import AssignmentStatus, Case, CaseError, Timer
 from .workdays import CalendarSource, WorkCalendar, YearCalendar
@@ -280,6 +280,9 @@ class Kpis:
     ) -> None:
         self.collection = collection
         self.totals = totals
+        # Every event adds a fact and marks its month: concurrent ones go out together.
+        self.facts = GroupCommit(collection)
+        self.changes = GroupCommit(totals)
         self.dimensions = dimensions
         self.refresh = refresh
 
@@ -289,13 +292,13 @@ class Kpis:
         """Count ``counters`` once per ``key``; False if it was counted before."""
         fact = {"_id": key, "month": month, **values, "counters": counters}
         try:
-            await self.collection.insert_one(fact)
+            await self.facts.insert(fact)
             counted = True
         except DuplicateKeyError:
             counted = False
         # Also for a duplicate: the first try may have stopped between the two writes.
-        await self.totals.update_one(
-            {"_id": f"changed:{month}"}, {"$set": {"stamp": secrets.token_hex(8)}}, upsert=True
+        await self.changes.update(
+            f"changed:{month}", {"$set": {"stamp": secrets.token_hex(8)}}, upsert=True
         )
         return counted
 
