@@ -77,65 +77,84 @@ async def drop_databases(settings: Settings) -> None:
         await client.close()
 
 
-Write = InsertOne[Document] | UpdateOne | DeleteOne
-DUPLICATE_KEY = 11000
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class GroupCommit:
-    """Single-document writes of concurrent tasks to one collection, sent to the store
-    together as one unordered ``Collection.bulk_write`` (group commit): while one batch is on
-    its way, the next gathers. An idle collection's write goes out at once, so this adds no
-    wait; under load, one round trip carries many writes. Each caller still gets its own
-    outcome (DuplicateKeyError for its own insert, say)."""
+class Batched(Generic[T, R]):
+    """Calls made by concurrent tasks, served together by one call of ``send`` (a group
+    commit): while one batch is on its way, the next gathers. An idle one goes out at once, so
+    nobody waits for company; under load one round trip serves many. ``send`` returns each
+    item's result or exception, in order; a failure of the whole batch fails every item."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self.collection = collection
-        self.waiting: list[tuple[Write, asyncio.Future[None]]] = []
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+        self.send = send
+        self.waiting: list[tuple[T, asyncio.Future[R]]] = []
         self.sender: asyncio.Task[None] | None = None
 
-    async def insert(self, doc: Document) -> None:
-        """Insert ``doc``; DuplicateKeyError if its ``_id`` is taken."""
-        await self._write(InsertOne(doc))
-
-    async def update(self, aggregate_id: str, update: Document, upsert: bool = False) -> None:
-        await self._write(UpdateOne({"_id": aggregate_id}, update, upsert=upsert))
-
-    async def delete(self, aggregate_id: str) -> None:
-        await self._write(DeleteOne({"_id": aggregate_id}))
-
-    async def _write(self, write: Write) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self.waiting.append((write, done))
+    async def __call__(self, item: T) -> R:
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, done))
         if self.sender is None:
-            # Started on the next turn of the loop, so writes made in this one go along.
+            # Started on the next turn of the loop, so that calls made in this one go along.
             self.sender = asyncio.create_task(self._send())
-        await done
+        return await done
+
+    @property
+    def idle(self) -> bool:
+        return self.sender is None
 
     async def _send(self) -> None:
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting, []
-                await self._send_batch(batch)
+                try:
+                    results = await self.send([item for item, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, done), result in zip(batch, results, strict=True):
+                    if done.cancelled():
+                        continue
+                    if isinstance(result, Exception):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
         finally:
             self.sender = None
 
-    async def _send_batch(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
-        failed: dict[int, Exception] = {}
+
+Write = InsertOne[Document] | UpdateOne | DeleteOne
+DUPLICATE_KEY = 11000
+
+
+class GroupCommit:
+    """Single-document writes by ``_id`` of concurrent tasks to one collection, sent as one
+    unordered ``Collection.bulk_write`` (client-level bulk_write needs MongoDB 8 and does not
+    work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+        self.batched: Batched[Write, None] = Batched(self._send)
+
+    async def insert(self, doc: Document) -> None:
+        """Insert ``doc``; DuplicateKeyError if its ``_id`` is taken."""
+        await self.batched(InsertOne(doc))
+
+    async def update(self, aggregate_id: str, update: Document, upsert: bool = False) -> None:
+        await self.batched(UpdateOne({"_id": aggregate_id}, update, upsert=upsert))
+
+    async def delete(self, aggregate_id: str) -> None:
+        await self.batched(DeleteOne({"_id": aggregate_id}))
+
+    async def _send(self, writes: list[Write]) -> list[None | Exception]:
+        results: list[None | Exception] = [None] * len(writes)
         try:
-            await self.collection.bulk_write([write for write, _ in batch], ordered=False)
+            await self.collection.bulk_write(writes, ordered=False)
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
                 kind = DuplicateKeyError if error.get("code") == DUPLICATE_KEY else OperationFailure
-                failed[error["index"]] = kind(error.get("errmsg", ""), error.get("code"), error)
-        except Exception as exc:  # the store unreachable, say: every write of the batch failed
-            failed = dict.fromkeys(range(len(batch)), exc)
-        for n, (_, done) in enumerate(batch):
-            if done.cancelled():
-                continue
-            if n in failed:
-                done.set_exception(failed[n])
-            else:
-                done.set_result(None)
+                results[error["index"]] = kind(error.get("errmsg", ""), error.get("code"), error)
+        return results
 
 
 class Repository(Generic[A]):
@@ -373,9 +392,6 @@ async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> N
                     log.warning("outbox sweeper republished %d events", n)
             except Exception:
                 log.exception("outbox sweep failed; will try again")
-
-
-T = TypeVar("T")
 
 
 async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 10) -> T:

@@ -92,10 +92,13 @@ def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
         pid_file = VAR / "run" / f"{name}.pid"
         if pid_file.exists():
             pids[name] = int(pid_file.read_text().strip())
+    # The broker, and the store when another checkout started it (no pid file here).
+    by_command = {"beam.smp": "rabbitmq", "ferretdb": "ferretdb"}
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):  # a process that ended since the listing
-            if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
-                pids["rabbitmq"] = int(proc.name)
+            name = by_command.get((proc / "comm").read_text(errors="ignore").strip())
+            if proc.name.isdigit() and name is not None:
+                pids.setdefault(name, int(proc.name))
     usage = {}
     tick = os.sysconf("SC_CLK_TCK")
     for name, pid in pids.items():

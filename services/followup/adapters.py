@@ -1,6 +1,7 @@
 """Follow-up adapters: signed feedback links, the clock, timers with an atomic claim, the
 loaded holiday years, KPI projections and case queries, on MongoDB/FerretDB."""
 
+import asyncio
 import base64
 import contextlib
 import csv
@@ -13,7 +14,7 @@ from openpyxl import Workbook
 from prometheus_client import Gauge
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from shared.clock import beijing_year, utcnow
 from shared.keys import KeyRing
@@ -186,24 +187,25 @@ class Timers:
         self.agenda = agenda
         self.clock = clock
         self.promoted_at: datetime | None = None
+        # New cases' timers, stored together with other cases' opened meanwhile.
+        self.grouped = {"timers": GroupCommit(timers), "agenda": GroupCommit(agenda)}
 
     async def schedule(self, timers: list[Timer]) -> None:
         """Store timers (again): an existing timer keeps its state. Those due within
         HOT_WINDOW go to the hot set that every tick looks at; later ones to the agenda."""
         horizon = await self.clock.now() + HOT_WINDOW
-        for collection, due in (
-            (self.timers, [t for t in timers if t.fire_at <= horizon]),
-            (self.agenda, [t for t in timers if t.fire_at > horizon]),
+        for name, due in (
+            ("timers", [t for t in timers if t.fire_at <= horizon]),
+            ("agenda", [t for t in timers if t.fire_at > horizon]),
         ):
-            if not due:
-                continue
             docs = [{"_id": t.id, **t.model_dump(mode="python"), "attempt": 0} for t in due]
-            try:
-                # One round trip for all; unordered, so a timer stored before skips only itself.
-                await collection.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                if any(e["code"] != 11000 for e in exc.details["writeErrors"]):
-                    raise
+            outcomes = await asyncio.gather(
+                *(self.grouped[name].insert(doc) for doc in docs), return_exceptions=True
+            )
+            # A timer stored before skips only itself.
+            for outcome in outcomes:
+                if isinstance(outcome, Exception) and not isinstance(outcome, DuplicateKeyError):
+                    raise outcome
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
         if self.promoted_at is None or not timedelta(0) <= now - self.promoted_at < PROMOTE_EVERY:
