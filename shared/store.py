@@ -146,8 +146,8 @@ class GroupCommit:
     async def delete(self, aggregate_id: str) -> None:
         await self.batched(DeleteOne({"_id": aggregate_id}))
 
-    async def _send(self, writes: list[Write]) -> list[None | Exception]:
-        results: list[None | Exception] = [None] * len(writes)
+    async def _send(self, writes: list[Write]) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(writes)
         try:
             await self.collection.bulk_write(writes, ordered=False)
         except BulkWriteError as exc:
