@@ -96,9 +96,9 @@ def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
     by_command = {"beam.smp": "rabbitmq", "ferretdb": "ferretdb"}
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):  # a process that ended since the listing
-            name = by_command.get((proc / "comm").read_text(errors="ignore").strip())
-            if proc.name.isdigit() and name is not None:
-                pids.setdefault(name, int(proc.name))
+            command = (proc / "comm").read_text(errors="ignore").strip()
+            if proc.name.isdigit() and command in by_command:
+                pids.setdefault(by_command[command], int(proc.name))
     usage = {}
     tick = os.sysconf("SC_CLK_TCK")
     for name, pid in pids.items():
