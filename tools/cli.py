@@ -244,6 +244,7 @@ BENCHMARKS: dict[str, str] = {
     "notification": "tools.bench.notification:run",
     "followup": "tools.bench.followup:run",
     "intake-duplicates": "tools.bench.intake:run",
+    "intake-memory": "tools.bench.intake:memory",
     "routing": "tools.bench.routing:run",
 }
 

@@ -101,11 +101,17 @@ class RequestClaims:
         return None if doc is None else Claim.model_validate(doc)
 
 
-async def open_opinions(db: AsyncDatabase[Document], since: datetime) -> AsyncIterator[Opinion]:
-    """Open opinions received since ``since``: what the duplicate index starts from."""
+# What the duplicate index needs of a stored opinion.
+INDEXED_FIELDS = ("received_at", "submission.title", "submission.content", "submission.location")
+
+
+async def open_opinions(db: AsyncDatabase[Document], since: datetime) -> AsyncIterator[Document]:
+    """Open opinions received since ``since``, only their INDEXED_FIELDS: what the duplicate
+    index starts from (read in large batches, and not validated as whole opinions)."""
     query = {"status": OpinionStatus.OPEN.value, "received_at": {"$gte": since}}
-    async for doc in db.opinions.find(query, {"outbox": 0}):
-        yield Opinion.model_validate(doc)
+    projection = dict.fromkeys(INDEXED_FIELDS, 1)
+    async for doc in db.opinions.find(query, projection).batch_size(2000):
+        yield doc
 
 
 async def opinion_batches(

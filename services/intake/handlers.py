@@ -421,6 +421,8 @@ async def resume_imports(p: Intake) -> None:
 async def load_index(p: Intake, window: timedelta) -> int:
     """Fill the duplicate index with the open opinions of the window; returns how many."""
     since = utcnow() - window
-    async for opinion in open_opinions(p.opinions.collection.database, since):
-        _index(p, opinion)
+    async for doc in open_opinions(p.opinions.collection.database, since):
+        s, where = doc["submission"], doc["submission"]["location"]
+        text = compared_text(s["title"], s["content"])
+        p.index.add(doc["_id"], text, where["district"], where.get("street"), doc["received_at"])
     return len(p.index)
