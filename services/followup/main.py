@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.store import Repository, mongo_client
+from shared.store import RecentRepository, mongo_client
 
 from . import api, consumers
 from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, SystemClock, Timers
@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     bus = EventBus("followup", settings)
     mongo = mongo_client(settings)
     db = mongo[settings.database("followup")]
-    cases = Repository(db.cases, Case, bus)
+    # A new case is briefed (and read again) moments after it is opened.
+    cases = RecentRepository(db.cases, Case, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(
