@@ -3,14 +3,16 @@
 - the raw ceiling: aio-pika publish-with-confirms and consume-and-ack of persistent messages of
   the size of a real event, on a scratch quorum queue;
 - the pipeline: opinions submitted over HTTP by concurrent office clients until each one is
-  assigned and its department's webhook delivered.
-
+  assigned and its department's webhook delivered;
+- the same at a fixed rate of half the capacity just measured, for latency below saturation;
 - the same pipeline again with a second replica of routing, followup and notification each
   (started by the benchmark on ports 8012-8014, stopped after), for throughput and duplicates.
 
 Settings (environment): MINYI_BENCH_OPINIONS (default 1000), MINYI_BENCH_CONCURRENCY (32),
 MINYI_BENCH_RATE (opinions/s; set it for the fixed-rate latency mode), MINYI_BENCH_SECONDS (60,
-with a rate), MINYI_BENCH_WEBHOOK_PORT (8098), MINYI_BENCH_REPLICAS (2; 1 skips the scaling run)."""
+with a rate), MINYI_BENCH_WEBHOOK_PORT (8098), MINYI_BENCH_REPLICAS (2; 1 skips the scaling run),
+MINYI_BENCH_HALF_SECONDS (30: without a rate, the pipeline is also run at half the capacity it
+just measured, at that fixed rate, for end-to-end latency below saturation)."""
 
 import asyncio
 import contextlib
@@ -462,7 +464,11 @@ async def pipeline(
     result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
     result["machine"] = _machine_report(machine_before, machine_after)
     result["processes"] = _usage_report(before, after, elapsed or 1.0)
-    result["store_per_opinion"] = _store_profile(store_before, store_after, max(len(arrived), 1))
+    profile = _store_profile(store_before, store_after, max(len(arrived), 1))
+    result["store_round_trips_per_opinion"] = round(
+        sum(e["round_trips"] for e in profile.values()), 1
+    )
+    result["store_per_opinion"] = profile
     return result
 
 
@@ -568,6 +574,12 @@ def run(output: Path) -> dict[str, Any]:
             "ratio_pipeline_to_hops": ratio(flow["opinions_per_s"], bare["opinions_per_s"]),
             "ratio_hops_to_raw": ratio(bare["opinions_per_s"], raw["messages_per_s"]),
         }
+        if not rate and flow["opinions_per_s"]:
+            # Latency below saturation: half the capacity just measured, at a fixed rate.
+            half = round(flow["opinions_per_s"] / 2, 1)
+            seconds = _env("HALF_SECONDS", 30)
+            calm = await pipeline(settings, int(half * seconds), concurrency, half, port)
+            result["half_capacity"] = calm
         if scaled:
             async with extra_replicas(SCALED) as pids:
                 two = await pipeline(settings, count, concurrency, rate, port, pids)
