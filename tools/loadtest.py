@@ -267,7 +267,9 @@ async def subscribe_departments(
 
 @contextlib.asynccontextmanager
 async def _running(
-    commands: dict[str, tuple[list[str], str]], env: dict[str, dict[str, str]] | None = None
+    commands: dict[str, tuple[list[str], str]],
+    env: dict[str, dict[str, str]] | None = None,
+    ready_within: float = 60,
 ) -> AsyncIterator[dict[str, int]]:
     """Background processes, name → (``python -m`` arguments, readiness URL), each logging to
     var/log/<name>.log, with this process's environment and ``env[name]`` over it; ready before
@@ -278,7 +280,7 @@ async def _running(
             processes[name] = _spawn(arguments, name, (env or {}).get(name, {}))
         async with httpx.AsyncClient(timeout=2) as http:
             for name, process in processes.items():
-                await _wait_ready(http, commands[name][1], process, name)
+                await _wait_ready(http, commands[name][1], process, name, ready_within)
         yield {name: process.pid for name, process in processes.items()}
     finally:
         for process in processes.values():
@@ -533,16 +535,21 @@ async def _delete_scratch(settings: Settings, name: str) -> None:
 
 
 async def _wait_ready(
-    http: httpx.AsyncClient, ready_url: str, process: subprocess.Popen[bytes], name: str
+    http: httpx.AsyncClient,
+    ready_url: str,
+    process: subprocess.Popen[bytes],
+    name: str,
+    within: float = 60,
 ) -> None:
-    for _ in range(120):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited; see var/log/{name}.log")
         with contextlib.suppress(httpx.HTTPError):
             if (await http.get(ready_url)).status_code == 200:
                 return
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"{name} not ready after 60 s")
+    raise RuntimeError(f"{name} not ready after {within:.0f} s")
 
 
 def _epoch(iso: str) -> float:

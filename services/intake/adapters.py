@@ -102,7 +102,13 @@ class RequestClaims:
 
 
 # What the duplicate index needs of a stored opinion.
-INDEXED_FIELDS = ("received_at", "submission.title", "submission.content", "submission.location")
+INDEXED_FIELDS = (
+    "received_at",
+    "signature",
+    "submission.title",
+    "submission.content",
+    "submission.location",
+)
 
 
 async def open_opinions(db: AsyncDatabase[Document], since: datetime) -> AsyncIterator[Document]:

@@ -30,7 +30,7 @@ from .domain import (
     media_type_of,
     tracking_number,
 )
-from .duplicates import DuplicateIndex
+from .duplicates import DuplicateIndex, Signature, signature, signature_of, stored_signature
 
 SOURCE = "/minyi/intake"
 IMPORT_CHUNK = 100
@@ -60,9 +60,9 @@ class Registration:
     joined: Opinion | None = None  # the open opinion it was linked to as support (附议)
 
 
-def _index(p: Intake, opinion: Opinion) -> None:
-    s = opinion.submission
-    p.index.add(opinion.id, s.text(), s.location.district, s.location.street, opinion.received_at)
+def _index(p: Intake, opinion: Opinion, sig: Signature | None = None) -> None:
+    s, where = opinion.submission, opinion.submission.location
+    p.index.add(opinion.id, s.text(), where.district, where.street, opinion.received_at, sig)
 
 
 def index_received(p: Intake, received: OpinionReceived) -> None:
@@ -131,14 +131,16 @@ async def register_opinion(
         received_at=now,
         submission=submission,
     )
-    found = await similar_open(p, submission, now)
+    sig = signature(submission.text())
+    opinion.signature = stored_signature(submission.text(), sig)
+    found = await similar_open(p, submission, now, sig)
     if found is not None:
         events = opinion.support(*found, now)
     else:
         events = opinion.receive()
         # Indexed before storing: if publishing fails after the insert, later items still
         # find it; an entry whose opinion was never stored matches nothing (see above).
-        _index(p, opinion)
+        _index(p, opinion, sig)
     if not await p.opinions.add(opinion, _wrap(events)):
         # A concurrent request with the same key stored it first.
         return Registration(await _load(p, opinion_id), replayed=True)
@@ -150,12 +152,12 @@ async def register_opinion(
 
 
 async def similar_open(
-    p: Intake, submission: OpinionSubmission, now: datetime
+    p: Intake, submission: OpinionSubmission, now: datetime, sig: Signature | None = None
 ) -> tuple[Opinion, float] | None:
     """The open opinion ``submission`` would join as 附议, and how similar it is; None when it
     would be new work. Stores nothing: the console asks before submitting."""
     location = submission.location
-    match = p.index.find(submission.text(), location.district, location.street, now)
+    match = p.index.find(submission.text(), location.district, location.street, now, sig)
     target = None if match is None else await p.opinions.get(match.opinion_id)
     if match is None or target is None or target.status != OpinionStatus.OPEN:
         return None
@@ -424,5 +426,7 @@ async def load_index(p: Intake, window: timedelta) -> int:
     async for doc in open_opinions(p.opinions.collection.database, since):
         s, where = doc["submission"], doc["submission"]["location"]
         text = compared_text(s["title"], s["content"])
-        p.index.add(doc["_id"], text, where["district"], where.get("street"), doc["received_at"])
+        sig = signature_of(text, doc.get("signature"))
+        at = doc["received_at"]
+        p.index.add(doc["_id"], text, where["district"], where.get("street"), at, sig)
     return len(p.index)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from services.intake.domain import Opinion, OpinionSubmission, tracking_number
-from services.intake.duplicates import DuplicateIndex, signature
+from services.intake.duplicates import DuplicateIndex, signature, stored_signature
 from services.intake.main import IntakeSettings
 from shared import broker_admin
 from shared.events import new_id
@@ -220,6 +220,7 @@ def _open_opinion(text: str, i: int, now: datetime, rng: random.Random) -> dict[
         office_id="bench",
         received_at=now - timedelta(seconds=rng.uniform(0, 29 * 86400)),
         submission=submission,
+        signature=stored_signature(submission.text(), signature(submission.text())),
     )
     return {**opinion.model_dump(by_alias=True), "version": 1, "outbox": {}}
 
@@ -252,7 +253,7 @@ async def _start_intake(settings: Settings) -> dict[str, float]:
         )
     }
     started = time.perf_counter()
-    async with _running(command, {"intake-memory": env}) as pids:
+    async with _running(command, {"intake-memory": env}, ready_within=900) as pids:
         seconds = time.perf_counter() - started
         _, rss = _process_usage(pids)["intake-memory"]
     return {"start_up_seconds": round(seconds, 1), "rss_mb": round(rss / 2**20, 1)}
