@@ -102,22 +102,52 @@ class RequestClaims:
 
 
 # What the duplicate index needs of a stored opinion.
-INDEXED_FIELDS = (
-    "received_at",
-    "signature",
-    "submission.title",
-    "submission.content",
-    "submission.location",
-)
+INDEXED_FIELDS = ("received_at", "submission.title", "submission.content", "submission.location")
 
 
 async def open_opinions(db: AsyncDatabase[Document], since: datetime) -> AsyncIterator[Document]:
-    """Open opinions received since ``since``, only their INDEXED_FIELDS: what the duplicate
-    index starts from (read in large batches, and not validated as whole opinions)."""
+    """Open opinions received since ``since``, only their INDEXED_FIELDS (a store whose
+    duplicate entries were never built)."""
     query = {"status": OpinionStatus.OPEN.value, "received_at": {"$gte": since}}
     projection = dict.fromkeys(INDEXED_FIELDS, 1)
     async for doc in db.opinions.find(query, projection).batch_size(2000):
         yield doc
+
+
+class DuplicateEntries:
+    """附议 detection's entries, one small document per indexed opinion (``_id`` = its id:
+    district, street, time received and signature, ~0.6 kB), written beside the index in
+    memory, so that a start reads these instead of every open opinion whole (FerretDB parses
+    each stored document in full: reading opinions took 1.3 ms each here, 100,000 in 2 min)."""
+
+    BUILT = "duplicate-entries-built"
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db.duplicate_entries
+        self.writes = GroupCommit(db.duplicate_entries)
+        self.counters = db.counters
+
+    async def put(
+        self, opinion_id: str, district: str, street: str | None, at: datetime, sig: bytes
+    ) -> None:
+        entry = {"district": district, "street": street, "received_at": at, "signature": sig}
+        await self.writes.update(opinion_id, {"$set": entry}, upsert=True)
+
+    async def forget(self, opinion_id: str) -> None:
+        await self.writes.delete(opinion_id)
+
+    async def since(self, since: datetime) -> AsyncIterator[Document]:
+        async for doc in self.collection.find({"received_at": {"$gte": since}}).batch_size(5000):
+            yield doc
+
+    async def built(self) -> bool:
+        """Whether the entries were made for every open opinion (a store from before they
+        existed has none: they are made once from the opinions)."""
+        return await self.counters.find_one({"_id": self.BUILT}) is not None
+
+    async def mark_built(self) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # two replicas made them at once
+            await self.counters.insert_one({"_id": self.BUILT})
 
 
 async def opinion_batches(

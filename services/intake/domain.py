@@ -214,8 +214,6 @@ class Opinion(Aggregate):
     reveals: dict[str, Reveal] = Field(default_factory=dict)
     # Grows with every change the holding departments are told about (OpinionBriefed).
     revision: int = 0
-    # 附议 detection's signature of the text (duplicates.stored_signature), read at start-up.
-    signature: bytes | None = None
 
     def receive(self) -> list[EventData]:
         """Becomes its own case: routing is told to classify and assign it."""

@@ -8,7 +8,6 @@ finds the candidates; no Python object per band and opinion); street and time wi
 checked on the candidates.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,26 +52,6 @@ def signature(text: str) -> Signature:
     """MinHash signature: per permutation, the smallest hash of the text's 3-grams."""
     hashed = (_A * shingles(text)[None, :] + _B) >> _HIGH
     return hashed.min(axis=1).astype(np.uint32)
-
-
-def stored_signature(text: str, sig: Signature) -> bytes:
-    """The signature as an opinion document keeps it, after a digest of ``text``: a restart
-    reads it back instead of computing it again (a tenth of the work of loading an opinion)."""
-    return _digest(text) + sig.tobytes()
-
-
-def signature_of(text: str, stored: bytes | None) -> Signature:
-    """``text``'s signature: the stored one if it was made from this text, else computed."""
-    if stored is not None and stored[:DIGEST] == _digest(text):
-        return np.frombuffer(stored[DIGEST:], np.uint32)
-    return signature(text)
-
-
-DIGEST = 8
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode(), digest_size=DIGEST).digest()
 
 
 def similarity(a: Signature, b: Signature) -> float:

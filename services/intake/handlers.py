@@ -5,9 +5,12 @@ together; changes to a second opinion are idempotent and retried on conflicts.""
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from shared.clock import beijing_year, utcnow
 from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
@@ -15,7 +18,15 @@ from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
-from .adapters import Attachments, Claim, ImportJobs, RequestClaims, TrackingNumbers, open_opinions
+from .adapters import (
+    Attachments,
+    Claim,
+    DuplicateEntries,
+    ImportJobs,
+    RequestClaims,
+    TrackingNumbers,
+    open_opinions,
+)
 from .domain import (
     MAX_ATTACHMENTS,
     AttachmentRef,
@@ -30,10 +41,12 @@ from .domain import (
     media_type_of,
     tracking_number,
 )
-from .duplicates import DuplicateIndex, Signature, signature, signature_of, stored_signature
+from .duplicates import DuplicateIndex, Signature, signature
 
 SOURCE = "/minyi/intake"
 IMPORT_CHUNK = 100
+# Duplicate entries made from the opinions at a first start, written together.
+ENTRIES_AT_ONCE = 500
 
 log = logging.getLogger("minyi.intake")
 
@@ -49,6 +62,7 @@ class Intake:
     jobs: ImportJobs
     attachments: Attachments
     index: DuplicateIndex
+    entries: DuplicateEntries
     tracking_keys: KeyRing  # sign the receipts' tracking codes
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -60,9 +74,20 @@ class Registration:
     joined: Opinion | None = None  # the open opinion it was linked to as support (附议)
 
 
-def _index(p: Intake, opinion: Opinion, sig: Signature | None = None) -> None:
+async def _index(p: Intake, opinion: Opinion, sig: Signature | None = None) -> None:
+    """Index an open opinion in memory and in the store (what the next start reads)."""
     s, where = opinion.submission, opinion.submission.location
+    sig = signature(s.text()) if sig is None else sig
     p.index.add(opinion.id, s.text(), where.district, where.street, opinion.received_at, sig)
+    await p.entries.put(
+        opinion.id, where.district, where.street, opinion.received_at, sig.tobytes()
+    )
+
+
+async def _unindex(p: Intake, opinion_id: str) -> None:
+    """No new item joins this opinion any more (closed, merged)."""
+    p.index.remove(opinion_id)
+    await p.entries.forget(opinion_id)
 
 
 def index_received(p: Intake, received: OpinionReceived) -> None:
@@ -132,7 +157,6 @@ async def register_opinion(
         submission=submission,
     )
     sig = signature(submission.text())
-    opinion.signature = stored_signature(submission.text(), sig)
     found = await similar_open(p, submission, now, sig)
     if found is not None:
         events = opinion.support(*found, now)
@@ -140,7 +164,7 @@ async def register_opinion(
         events = opinion.receive()
         # Indexed before storing: if publishing fails after the insert, later items still
         # find it; an entry whose opinion was never stored matches nothing (see above).
-        _index(p, opinion, sig)
+        await _index(p, opinion, sig)
     if not await p.opinions.add(opinion, _wrap(events)):
         # A concurrent request with the same key stored it first.
         return Registration(await _load(p, opinion_id), replayed=True)
@@ -204,7 +228,7 @@ async def follow_case(p: Intake, event: CloudEvent) -> None:
 
     await retry_on_conflict(change)
     if isinstance(payload, CaseClosed):
-        p.index.remove(payload.opinion_id)
+        await _unindex(p, payload.opinion_id)
 
 
 async def member_of(p: Intake, member_id: str, office_id: str | None) -> Member:
@@ -254,7 +278,7 @@ async def merge(p: Intake, opinion_id: str, into_id: str, by: str) -> Opinion:
         return opinion
 
     opinion = await retry_on_conflict(change)
-    p.index.remove(opinion_id)
+    await _unindex(p, opinion_id)
     return await add_supporter(p, into_id, opinion, "并案", None)
 
 
@@ -277,7 +301,7 @@ async def split(p: Intake, opinion_id: str, by: str) -> Opinion:
             await p.opinions.save(target, _wrap(briefs))
 
     await retry_on_conflict(uncount)
-    _index(p, opinion)
+    await _index(p, opinion)
     return opinion
 
 
@@ -294,7 +318,7 @@ async def edit(
 
     opinion = await retry_on_conflict(change)
     if opinion.id in p.index:
-        _index(p, opinion)
+        await _index(p, opinion)
     return opinion
 
 
@@ -421,12 +445,25 @@ async def resume_imports(p: Intake) -> None:
 
 
 async def load_index(p: Intake, window: timedelta) -> int:
-    """Fill the duplicate index with the open opinions of the window; returns how many."""
+    """Fill the duplicate index with the open opinions of the window, from their entries (made
+    once from the opinions in a store from before entries existed); returns how many."""
     since = utcnow() - window
+    if await p.entries.built():
+        async for entry in p.entries.since(since):
+            sig = np.frombuffer(entry["signature"], np.uint32)
+            where = entry["district"], entry["street"], entry["received_at"]
+            p.index.add(entry["_id"], "", *where, sig)
+        return len(p.index)
+    writes: list[Awaitable[None]] = []
     async for doc in open_opinions(p.opinions.collection.database, since):
-        s, where = doc["submission"], doc["submission"]["location"]
-        text = compared_text(s["title"], s["content"])
-        sig = signature_of(text, doc.get("signature"))
-        at = doc["received_at"]
-        p.index.add(doc["_id"], text, where["district"], where.get("street"), at, sig)
+        s, location = doc["submission"], doc["submission"]["location"]
+        sig = signature(compared_text(s["title"], s["content"]))
+        where = location["district"], location.get("street"), doc["received_at"]
+        p.index.add(doc["_id"], "", *where, sig)
+        writes.append(p.entries.put(doc["_id"], *where, sig.tobytes()))
+        if len(writes) == ENTRIES_AT_ONCE:  # one round trip each (group commit)
+            await asyncio.gather(*writes)
+            writes = []
+    await asyncio.gather(*writes)
+    await p.entries.mark_built()
     return len(p.index)

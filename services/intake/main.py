@@ -12,7 +12,7 @@ from shared.settings import Settings, get_settings
 from shared.store import RecentRepository, Repository, mongo_client
 
 from . import api, consumers, handlers
-from .adapters import Attachments, ImportJobs, RequestClaims, TrackingNumbers
+from .adapters import Attachments, DuplicateEntries, ImportJobs, RequestClaims, TrackingNumbers
 from .domain import Member, Opinion
 from .duplicates import DuplicateIndex
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
         jobs=ImportJobs(db),
         attachments=Attachments(db),
         index=DuplicateIndex(own.duplicate_threshold, window),
+        entries=DuplicateEntries(db),
         tracking_keys=settings.tracking_keys(),
     )
     consumers.subscribe(bus, intake)

@@ -18,13 +18,7 @@ from services.intake.domain import (
     OpinionSubmission,
     tracking_secret,
 )
-from services.intake.duplicates import (
-    EXPIRE_EVERY,
-    DuplicateIndex,
-    signature,
-    signature_of,
-    stored_signature,
-)
+from services.intake.duplicates import EXPIRE_EVERY, DuplicateIndex
 from shared.events import (
     AssignmentSigned,
     CaseClosed,
@@ -116,13 +110,6 @@ def test_the_index_is_bounded_by_its_window_and_its_size() -> None:
         found.add(f"new{i}", f"{OTHER}{i}", "邻区", None, NOW + timedelta(seconds=i))
     assert len(found) <= 1500
     assert "new1999" in found and "new0" not in found  # the earliest received went first
-
-
-def test_a_stored_signature_is_used_only_for_the_text_it_was_made_from() -> None:
-    stored = stored_signature(NOISE, signature(NOISE))
-    assert (signature_of(NOISE, stored) == signature(NOISE)).all()
-    assert (signature_of(OTHER, stored) == signature(OTHER)).all()  # edited since: computed
-    assert (signature_of(OTHER, None) == signature(OTHER)).all()
 
 
 def submission(**changes: object) -> OpinionSubmission:

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from services.intake.domain import Opinion, OpinionSubmission, tracking_number
-from services.intake.duplicates import DuplicateIndex, signature, stored_signature
+from services.intake.adapters import DuplicateEntries
+from services.intake.domain import Opinion, OpinionSubmission, compared_text, tracking_number
+from services.intake.duplicates import DuplicateIndex, signature
 from services.intake.main import IntakeSettings
 from shared import broker_admin
 from shared.events import new_id
@@ -220,27 +221,36 @@ def _open_opinion(text: str, i: int, now: datetime, rng: random.Random) -> dict[
         office_id="bench",
         received_at=now - timedelta(seconds=rng.uniform(0, 29 * 86400)),
         submission=submission,
-        signature=stored_signature(submission.text(), signature(submission.text())),
     )
     return {**opinion.model_dump(by_alias=True), "version": 1, "outbox": {}}
 
 
 async def _seed(settings: Settings, messages: list[str], start: int, stop: int) -> None:
-    """Store open opinions number ``start`` to ``stop`` (real messages, reworded)."""
+    """Store open opinions number ``start`` to ``stop`` (real messages, reworded) with their
+    duplicate entries, as intake stores them."""
     rng = random.Random(start)
     now = datetime.now(UTC)
     mongo = mongo_client(settings)
     try:
-        opinions = mongo[settings.database("intake")].opinions
+        db = mongo[settings.database("intake")]
+        entries = DuplicateEntries(db)
         for first in range(start, stop, SEED_BATCH):
             docs = [
                 _open_opinion(paraphrase(rng.choice(messages), rng), i, now, rng)
                 for i in range(first, min(first + SEED_BATCH, stop))
             ]
-            await opinions.insert_many(docs)
+            await db.opinions.insert_many(docs)
+            await asyncio.gather(*(_entry(entries, doc) for doc in docs))
             progress("seeded", first + len(docs) - start, stop - start)
+        await entries.mark_built()
     finally:
         await mongo.close()
+
+
+async def _entry(entries: DuplicateEntries, doc: dict[str, Any]) -> None:
+    s, where = doc["submission"], doc["submission"]["location"]
+    sig = signature(compared_text(s["title"], s["content"])).tobytes()
+    await entries.put(doc["_id"], where["district"], where["street"], doc["received_at"], sig)
 
 
 async def _start_intake(settings: Settings) -> dict[str, float]:
