@@ -33,11 +33,19 @@ class Role(StrEnum):
 
 # What each role may do; endpoints ask for a scope, not a role.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.OFFICE: frozenset({"opinions:submit", "opinions:read", "cases:read", "subscriptions"}),
+    Role.OFFICE: frozenset(
+        {"opinions:submit", "opinions:read", "cases:read", "subscriptions", "routing:taxonomy"}
+    ),
     # Departments read the opinions they hold (and their attachments) from intake.
-    Role.DEPARTMENT: frozenset({"opinions:read", "cases:read", "cases:work", "subscriptions"}),
-    Role.SUPERVISOR: frozenset({"cases:read", "cases:supervise", "routing:read", "subscriptions"}),
-    Role.EDITOR: frozenset({"opinions:read", "opinions:edit", "routing:read", "routing:triage"}),
+    Role.DEPARTMENT: frozenset(
+        {"opinions:read", "cases:read", "cases:work", "subscriptions", "routing:taxonomy"}
+    ),
+    Role.SUPERVISOR: frozenset(
+        {"cases:read", "cases:supervise", "routing:read", "routing:taxonomy", "subscriptions"}
+    ),
+    Role.EDITOR: frozenset(
+        {"opinions:read", "opinions:edit", "routing:read", "routing:taxonomy", "routing:triage"}
+    ),
     Role.ADMIN: frozenset({"*"}),
 }
 

@@ -4,6 +4,7 @@ identity. The browser app is served from the same origin (see main.py)."""
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Request, Response
@@ -297,7 +298,8 @@ async def _forward(
     client = upstreams.clients[service]
     outgoing = client.build_request(
         request.method,
-        f"/{path}",
+        # The path arrives decoded; sent on encoded again, whatever it holds.
+        "/" + quote(path, safe="/"),
         params=request.query_params,
         headers=headers,
         content=await request.body(),

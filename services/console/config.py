@@ -20,7 +20,8 @@ class ConsoleSettings(BaseSettings):
     upstreams: dict[str, str] = Field(
         default_factory=lambda: {s: f"http://127.0.0.1:{DEFAULT_PORTS[s]}" for s in SERVICES}
     )
-    upstream_timeout_seconds: float = 30.0
+    # Training the router on a few thousand rows takes about half a minute.
+    upstream_timeout_seconds: float = 120.0
     sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     lockout: Lockout = Field(default_factory=Lockout)
     # Session cookies are Secure; browsers accept them on http://127.0.0.1 and localhost too.

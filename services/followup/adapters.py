@@ -388,11 +388,19 @@ async def department_inbox(
     return [Case.model_validate(doc) async for doc in soonest]
 
 
+# What supervisors list: overdue (超期), escalated to 督办 (level ≥ 1), extension requests
+# waiting for a decision (延期审批).
+SUPERVISED: dict[str, Document] = {
+    "overdue": {"overdue": True},
+    "escalated": {"escalation_level": {"$gte": 1}},
+    "extensions": {"extension_pending": True},
+}
+
+
 async def supervised(
-    cases: AsyncCollection[Document], escalated: bool, after: str | None, limit: int
+    cases: AsyncCollection[Document], kind: str, after: str | None, limit: int
 ) -> list[Case]:
-    """At most ``limit`` open cases that are overdue (超期), or escalated to 督办 (level ≥ 1),
-    in id order after ``after``."""
-    query: Document = {"escalation_level": {"$gte": 1}} if escalated else {"overdue": True}
+    """At most ``limit`` open cases of a ``SUPERVISED`` kind, in id order after ``after``."""
+    query = SUPERVISED[kind]
     found = cases.find(query | after_filter(after)).sort("_id", 1).limit(limit)
     return [Case.model_validate(doc) async for doc in found]

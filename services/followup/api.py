@@ -18,6 +18,7 @@ from shared.events import (
     Rating,
     ReplyResult,
 )
+from shared.files import RAW_FILE, FileName
 from shared.paging import After, Limit, link_next
 from shared.problems import Problem
 
@@ -47,6 +48,7 @@ from .handlers import FollowupPorts
 from .workdays import YearCalendar
 
 router = APIRouter(tags=["cases"])
+files = APIRouter(prefix="/files", tags=["cases"])
 supervision = APIRouter(tags=["supervision"])
 admin = APIRouter(tags=["administration"])
 test_clock = APIRouter(tags=["testing"])
@@ -262,6 +264,44 @@ async def reply_case(case_id: str, body: ReplyRequest, p: Ports, principal: Work
     )
 
 
+class UploadedFile(BaseModel):
+    id: str = Field(description="Attach it to the reply as {name, file_id}")
+    filename: str
+    media_type: str
+    size: int
+
+
+@files.post(
+    "/{case_id}",
+    status_code=201,
+    summary="上传答复附件 — a file (image, PDF, Office) the lead will attach to its reply",
+    openapi_extra=RAW_FILE,
+)
+async def upload_file(
+    case_id: str, request: Request, p: Ports, principal: Worker, filename: FileName
+) -> UploadedFile:
+    try:
+        file_id, ref = await handlers.upload_file(
+            p, case_id, principal.subject, filename, await request.body()
+        )
+    except CaseError as exc:
+        raise Problem(exc.status, detail=str(exc)) from None
+    return UploadedFile(id=file_id, **ref.model_dump(include={"filename", "media_type", "size"}))
+
+
+@files.get("/{case_id}/{file_id}", summary="Download a reply's file")
+async def download_file(case_id: str, file_id: str, p: Ports, principal: Reader) -> Response:
+    case = await p.cases.get(case_id)
+    ref = None if case is None or not _may_read(principal, case) else case.files.get(file_id)
+    if ref is None:
+        raise Problem(404, detail=f"No file {file_id} on case {case_id} for you.")
+    return Response(
+        await p.files.get(file_id, ref),
+        media_type=ref.media_type,
+        headers={"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 @router.post("/cases/{case_id}/input", summary="协办意见 — a co-handler's input to the lead")
 async def give_input(case_id: str, body: InputRequest, p: Ports, principal: Worker) -> CaseView:
     return await _run(handlers.give_input(p, case_id, principal.subject, body.text, principal.name))
@@ -364,9 +404,9 @@ def _supervised(cases: list[Case]) -> list[SupervisedItem]:
 
 
 async def _supervised_page(
-    p: FollowupPorts, escalated: bool, response: Response, after: str | None, limit: int
+    p: FollowupPorts, kind: str, response: Response, after: str | None, limit: int
 ) -> list[SupervisedItem]:
-    found = await supervised(p.cases.collection, escalated, after, limit)
+    found = await supervised(p.cases.collection, kind, after, limit)
     link_next(response, [c.id for c in found], limit)
     return _supervised(found)
 
@@ -375,14 +415,21 @@ async def _supervised_page(
 async def overdue(
     p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
 ) -> list[SupervisedItem]:
-    return await _supervised_page(p, False, response, after, limit)
+    return await _supervised_page(p, "overdue", response, after, limit)
 
 
 @supervision.get("/supervision/escalated", summary="Work under 督办 (level 1 or 2)")
 async def escalated(
     p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
 ) -> list[SupervisedItem]:
-    return await _supervised_page(p, True, response, after, limit)
+    return await _supervised_page(p, "escalated", response, after, limit)
+
+
+@supervision.get("/supervision/extensions", summary="延期审批 — extension requests waiting")
+async def extensions(
+    p: Ports, principal: Supervisor, response: Response, after: After = None, limit: Limit = 200
+) -> list[SupervisedItem]:
+    return await _supervised_page(p, "extensions", response, after, limit)
 
 
 Dimension = Literal["department", "office", "category", "member", "all"]

@@ -23,6 +23,8 @@ class FollowupSettings(BaseSettings):
     tick_seconds: float = 15.0
     timer_lease_seconds: float = 60.0
     timers_per_tick: int = 200
+    # A file a department attaches to its reply (答复附件).
+    file_max_bytes: int = 10_000_000
     # A clock that tests can move (see adapters.MovableClock); never set in production.
     test_clock: bool = Field(
         default=False, validation_alias=AliasChoices("MINYI_TEST_CLOCK", "test_clock")

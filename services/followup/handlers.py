@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from shared.clock import utcnow
 from shared.events import (
     AdoptionLevel,
     CloudEvent,
@@ -21,7 +22,9 @@ from shared.events import (
     OpinionWithdrawn,
     Rating,
     ReplyResult,
+    new_id,
 )
+from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
 from shared.messaging import PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
@@ -30,6 +33,7 @@ from .domain import (
     Attachment,
     Case,
     CaseError,
+    CaseFile,
     PointWeights,
     Policy,
     Rules,
@@ -53,6 +57,8 @@ class FollowupPorts:
     # 履职积分 facts by member, apart from the case facts so totals never count twice.
     member_kpis: Kpis
     clock: Clock
+    # Files departments upload for their replies.
+    files: ChunkStore
     tokens: FeedbackTokens
     policy: Policy
     points: PointWeights
@@ -206,6 +212,30 @@ async def reply(
         return case.reply(department, result, text, attachments, now, rules, url, by)
 
     return await _act(p, case_id, change)
+
+
+async def upload_file(
+    p: FollowupPorts, case_id: str, department: str, filename: str, data: bytes
+) -> tuple[str, CaseFile]:
+    """Store a file for the lead's reply, then reference it from the case (bytes first: no
+    dangling reference; the case is checked first so refused uploads store nothing)."""
+    if not data:
+        raise CaseError(422, "The file is empty 附件为空.")
+    media_type = media_type_of(filename, data)
+    if media_type is None:
+        raise CaseError(415, REFUSED_KIND)
+    file_id = new_id()
+    ref = FileRef(filename=filename, media_type=media_type, size=len(data), uploaded_at=utcnow())
+    (await _load(p.cases, case_id)).model_copy(deep=True).upload(department, file_id, ref)
+    await p.files.put(file_id, data)
+
+    async def attempt() -> CaseFile:
+        case = await _load(p.cases, case_id)
+        case.upload(department, file_id, ref)
+        await p.cases.save(case, [])
+        return case.files[file_id]
+
+    return file_id, await retry_on_conflict(attempt)
 
 
 async def give_input(

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from shared.files import ChunkStore
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
@@ -49,12 +50,13 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         # 履职积分 per member (一人一档): facts and sums of their own.
         member_kpis=Kpis(db.member_kpis, db.member_kpi_totals, ("member",)),
         clock=clock,
+        files=ChunkStore(db.reply_file_chunks),
         tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,
         points=own.points,
     )
     consumers.subscribe(bus, ports)
-    routers = [api.router, api.supervision, api.admin]
+    routers = [api.router, api.files, api.supervision, api.admin]
     if isinstance(clock, MovableClock):
         routers.append(api.test_clock)
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         mongo,
         routers,
         [cases],
+        upload_limits={"/files": own.file_max_bytes},
         on_start=[warn_of_assumed_calendar],
         ready_notes=calendar_notes,
     )

@@ -1,4 +1,4 @@
-"""Intake storage: tracking numbers, idempotency claims, import jobs, attachments, and the
+"""Intake storage: tracking numbers, idempotency claims, import jobs, and the
 reads that rebuild the duplicate index and export an office's opinions."""
 
 import asyncio
@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.paging import before_filter
 from shared.store import Document, GroupCommit
 
-from .domain import AttachmentRef, Opinion, OpinionStatus
+from .domain import Opinion, OpinionStatus
 
 HINT_EVERY = 20
 
@@ -213,30 +213,3 @@ class ImportJobs:
 
     async def unfinished(self) -> list[str]:
         return [doc["_id"] async for doc in self.jobs.find({"status": "running"}, {"_id": 1})]
-
-
-# FerretDB and MongoDB refuse documents over 16 MB; chunks stay far below.
-CHUNK_BYTES = 1_000_000
-
-
-class Attachments:
-    """Attachment bytes in chunk documents ``<id>:<n>``, read back by ``_id``."""
-
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.chunks = db.attachment_chunks
-
-    async def put(self, attachment_id: str, data: bytes) -> None:
-        for n, start in enumerate(range(0, len(data), CHUNK_BYTES)):
-            await self.chunks.replace_one(
-                {"_id": f"{attachment_id}:{n}"},
-                {"data": data[start : start + CHUNK_BYTES]},
-                upsert=True,
-            )
-
-    async def get(self, attachment_id: str, ref: AttachmentRef) -> bytes:
-        parts = []
-        for n in range(-(-ref.size // CHUNK_BYTES)):
-            doc = await self.chunks.find_one({"_id": f"{attachment_id}:{n}"})
-            assert doc is not None  # chunks are written before the reference
-            parts.append(bytes(doc["data"]))
-        return b"".join(parts)

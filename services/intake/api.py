@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from shared.auth import Principal, Role, require
 from shared.clock import utcnow
+from shared.files import RAW_FILE, FileName, FileRef
 from shared.paging import Before
 from shared.privacy import mask_phone
 from shared.problems import Problem
@@ -24,7 +25,6 @@ from . import handlers, sheets
 from .adapters import opinion_batches, opinion_page
 from .domain import (
     STATUS_LABELS,
-    AttachmentRef,
     Holder,
     Member,
     MemberEntry,
@@ -66,16 +66,6 @@ IdempotencyKey = Annotated[
         description="Retrying with the same key returns the first result, never a second opinion.",
     ),
 ]
-FileName = Annotated[
-    str, Query(min_length=1, max_length=200, description="The uploaded file's name")
-]
-RAW_FILE = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
-
 T = TypeVar("T")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -119,7 +109,7 @@ class OpinionView(BaseModel):
     joined_to: str | None
     submission: OpinionSubmission
     supporters: dict[str, Supporter]
-    attachments: dict[str, AttachmentRef]
+    attachments: dict[str, FileRef]
     versions: list[Version]
     closed_at: datetime | None
     holders: dict[str, Holder]

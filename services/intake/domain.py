@@ -33,6 +33,7 @@ from shared.events import (
     Urgency,
     new_id,
 )
+from shared.files import FileRef
 from shared.keys import KeyRing
 from shared.privacy import mask_name, mask_personal_data, mask_phone
 from shared.store import Aggregate
@@ -147,13 +148,6 @@ class Version(BaseModel):
     note: str
 
 
-class AttachmentRef(BaseModel):
-    filename: str
-    media_type: str
-    size: int
-    uploaded_at: datetime
-
-
 class Holder(BaseModel):
     """A department that holds (or held) the opinion: it may read it while ``active``."""
 
@@ -203,7 +197,7 @@ class Opinion(Aggregate):
     joined_to: str | None = None
     # Maps keyed by id, so removing one never needs $pull.
     supporters: dict[str, Supporter] = Field(default_factory=dict)
-    attachments: dict[str, AttachmentRef] = Field(default_factory=dict)
+    attachments: dict[str, FileRef] = Field(default_factory=dict)
     versions: list[Version] = Field(default_factory=list)
     # True once opinion.received went out: routing has (or will have) a case for it.
     routed: bool = False
@@ -353,7 +347,7 @@ class Opinion(Aggregate):
         self.submission = submission
         return self.brief_holders("编辑")
 
-    def attach(self, attachment_id: str, ref: "AttachmentRef") -> list[EventData]:
+    def attach(self, attachment_id: str, ref: FileRef) -> list[EventData]:
         """A file joins the opinion; the holding departments are told."""
         self.attachments[attachment_id] = ref
         return self.brief_holders("附件")
@@ -521,34 +515,7 @@ class Member(Aggregate):
         ]
 
 
-# Attachments: images, PDF and Office files, recognised by their first bytes, not their name.
-MEDIA_TYPES = {
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-    b"GIF8": "image/gif",
-    b"%PDF-": "application/pdf",
-    b"PK\x03\x04": "application/zip",  # docx, xlsx, pptx
-    b"\xd0\xcf\x11\xe0": "application/x-ole-storage",  # doc, xls, ppt
-}
-OFFICE_SUFFIXES = {
-    "application/zip": (".docx", ".xlsx", ".pptx"),
-    "application/x-ole-storage": (".doc", ".xls", ".ppt"),
-}
 MAX_ATTACHMENTS = 20
-
-
-def media_type_of(filename: str, data: bytes) -> str:
-    """The file's type from its content; OpinionError if it is not an accepted kind."""
-    for magic, media_type in MEDIA_TYPES.items():
-        if data.startswith(magic):
-            suffixes = OFFICE_SUFFIXES.get(media_type)
-            if suffixes is None or filename.lower().endswith(suffixes):
-                return media_type
-    raise OpinionError(
-        415,
-        "Only images (PNG/JPEG/GIF), PDF and Office files can be attached "
-        "仅支持图片、PDF 和 Office 文件.",
-    )
 
 
 def tracking_number(year: int, sequence: int) -> str:

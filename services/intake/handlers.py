@@ -14,12 +14,12 @@ import numpy as np
 
 from shared.clock import beijing_year, utcnow
 from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
+from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
 from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
 from .adapters import (
-    Attachments,
     Claim,
     DuplicateEntries,
     ImportJobs,
@@ -29,7 +29,6 @@ from .adapters import (
 )
 from .domain import (
     MAX_ATTACHMENTS,
-    AttachmentRef,
     Member,
     MemberEntry,
     Opinion,
@@ -38,7 +37,6 @@ from .domain import (
     OpinionSubmission,
     Submitter,
     compared_text,
-    media_type_of,
     tracking_number,
 )
 from .duplicates import DuplicateIndex, Signature, signature
@@ -60,7 +58,7 @@ class Intake:
     numbers: TrackingNumbers
     claims: RequestClaims
     jobs: ImportJobs
-    attachments: Attachments
+    attachments: ChunkStore
     index: DuplicateIndex
     entries: DuplicateEntries
     tracking_keys: KeyRing  # sign the receipts' tracking codes
@@ -324,11 +322,13 @@ async def edit(
 
 async def attach(
     p: Intake, opinion_id: str, office_id: str | None, filename: str, data: bytes
-) -> tuple[str, AttachmentRef]:
+) -> tuple[str, FileRef]:
     """Store a file and then reference it from the opinion (bytes first: no dangling ref)."""
     if not data:
         raise OpinionError(422, "The attachment is empty 附件为空.")
     media_type = media_type_of(filename, data)
+    if media_type is None:
+        raise OpinionError(415, REFUSED_KIND)
     opinion = await _load(p, opinion_id)
     if office_id is not None and opinion.office_id != office_id:
         raise OpinionError(404, f"No opinion {opinion_id} for this office.")
@@ -336,9 +336,7 @@ async def attach(
         raise OpinionError(409, f"At most {MAX_ATTACHMENTS} attachments per opinion.")
     attachment_id = new_id()
     await p.attachments.put(attachment_id, data)
-    ref = AttachmentRef(
-        filename=filename, media_type=media_type, size=len(data), uploaded_at=utcnow()
-    )
+    ref = FileRef(filename=filename, media_type=media_type, size=len(data), uploaded_at=utcnow())
 
     async def change() -> None:
         current = await _load(p, opinion_id)

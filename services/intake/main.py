@@ -6,13 +6,14 @@ from datetime import timedelta
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.files import ChunkStore
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
 from shared.store import RecentRepository, Repository, mongo_client
 
 from . import api, consumers, handlers
-from .adapters import Attachments, DuplicateEntries, ImportJobs, RequestClaims, TrackingNumbers
+from .adapters import DuplicateEntries, ImportJobs, RequestClaims, TrackingNumbers
 from .domain import Member, Opinion
 from .duplicates import DuplicateIndex
 
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
         numbers=TrackingNumbers(db),
         claims=RequestClaims(db),
         jobs=ImportJobs(db),
-        attachments=Attachments(db),
+        attachments=ChunkStore(db.attachment_chunks),
         index=DuplicateIndex(own.duplicate_threshold, window),
         entries=DuplicateEntries(db),
         tracking_keys=settings.tracking_keys(),

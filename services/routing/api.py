@@ -16,6 +16,8 @@ from shared.problems import Problem
 from . import handlers
 from .classifier import DEFAULT_LABEL_COLUMN, ModelFormatError, TrainingDataError, read_labelled
 from .domain import (
+    Area,
+    Category,
     Decision,
     Department,
     Directory,
@@ -32,6 +34,8 @@ router = APIRouter(tags=["routing"])
 Reader = Annotated[Principal, Depends(require("routing:read"))]
 Triager = Annotated[Principal, Depends(require("routing:triage"))]
 Admin = Annotated[Principal, Depends(require("routing:admin"))]
+# Whoever registers or handles opinions picks categories and places from the directory.
+TaxonomyReader = Annotated[Principal, Depends(require("routing:taxonomy"))]
 
 
 def ports(request: Request) -> RoutingPorts:
@@ -126,6 +130,17 @@ async def disputes(
 @router.get("/departments", summary="The department directory")
 async def list_departments(p: Ports, _: Reader) -> list[Department]:
     return list((await handlers.current_directory(p)).departments.values())
+
+
+class Taxonomy(BaseModel):
+    categories: list[Category]
+    areas: list[Area]
+
+
+@router.get("/taxonomy", summary="The categories and areas to choose from (no rules, no staff)")
+async def taxonomy(p: Ports, _: TaxonomyReader) -> Taxonomy:
+    directory = await handlers.current_directory(p)
+    return Taxonomy(categories=directory.categories, areas=list(directory.areas.values()))
 
 
 @router.get("/directory", summary="Departments, areas, categories and rules")

@@ -61,6 +61,18 @@ def lead_of(case: dict[str, Any]) -> str | None:
     )
 
 
+async def signed_by_lead(
+    http: httpx.AsyncClient, system: System, keys: Keys, opinion_id: str
+) -> tuple[str, dict[str, str]]:
+    """The lead department signs (签收) the opinion's case: its code and its key's headers."""
+    department = lead_of(await case_of(http, system, keys.office, opinion_id))
+    assert department is not None, f"case {opinion_id} has no working lead"
+    worker = Keys.header(keys.departments[department])
+    signed = await http.post(f"{system.url('followup')}/cases/{opinion_id}/sign", headers=worker)
+    assert signed.status_code == 200, signed.text
+    return department, worker
+
+
 async def work_and_rate(
     http: httpx.AsyncClient, system: System, keys: Keys, sink: WebhookSink, opinion_id: str
 ) -> dict[str, Any]:

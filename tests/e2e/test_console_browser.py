@@ -32,6 +32,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 ELEVATOR = "幸福小区3号楼电梯长期故障无人维修"
+REPAIR_PHOTO = b"\x89PNG\r\n\x1a\n" + b"elevator-repaired" * 40
 ELEVATOR_TEXT = (
     "幸福小区3号楼电梯半年来多次故障停运，物业一直推诿不修，老人上下楼十分困难，希望尽快督促维修。"
 )
@@ -101,8 +102,13 @@ async def register(page: Page, title: str, content: str, category: str, street: 
     )
     await page.fill("input[name=submitter-name]", "刘阿姨")
     await page.fill("input[name=phone]", "13700001111")
-    await page.fill("input[name=district]", "示范区")
-    await page.fill("input[name=street]", street)
+    # Places are picked from the directory's areas, the street under the chosen district.
+    await choose(
+        page, "[data-test=register-form] .el-form-item:has-text('所在区') .el-select", "示范区"
+    )
+    await choose(
+        page, "[data-test=register-form] .el-form-item:has-text('街道/镇') .el-select", street
+    )
     await choose(
         page, "[data-test=register-form] .el-form-item:has-text('类别') .el-select", category
     )
@@ -283,10 +289,15 @@ async def test_the_console_walked_by_its_users(
         await shoot(page, "07-案件办理")
         await log_out(page)
 
-        # -- 督查: approves the extension -------------------------------------------------------
+        # -- 督查: approves the extension from the queue of requests waiting ------------------
         await log_in(page, base, "supervisor", people["supervisor"])
+        await page.click("text=督办事项")
+        queued = page.locator("[data-test=supervision-extensions] tr", has_text=ELEVATOR)
+        await expect(queued).to_contain_text("需协调电梯厂家更换主板")
+        await shoot(page, "14-督办事项")
+        await queued.locator("[data-test=queue-approve]").click()
+        await expect(queued).to_have_count(0)
         await page.goto(case_url)
-        await page.click("[data-test=approve-extension]")
         await expect(page.locator(".el-timeline")).to_contain_text("延期批准")
         await log_out(page)
 
@@ -297,8 +308,36 @@ async def test_the_console_walked_by_its_users(
         await page.fill(
             "textarea[name=reply-text]", "已督促物业联系厂家更换电梯主板，3号楼电梯已恢复运行。"
         )
+        files = page.locator("[data-test=reply-upload] input[type=file]")
+        await files.set_input_files(
+            {"name": "维修记录.exe", "mimeType": "application/octet-stream", "buffer": b"MZ" * 50}
+        )
+        await expect(page.locator(".el-message--error")).to_contain_text("仅支持图片、PDF")
+        await files.set_input_files(
+            {"name": "维修记录.png", "mimeType": "image/png", "buffer": REPAIR_PHOTO}
+        )
+        await expect(page.locator(".el-dialog .el-tag", has_text="维修记录.png")).to_be_visible()
         await page.click("[data-test=send-reply]")
         await expect(page.locator(".el-timeline")).to_contain_text("答复")
+        replied_file = page.locator("[data-test=reply-files] a", has_text="维修记录.png")
+        async with page.expect_download() as download_info:
+            await replied_file.click()
+        photo = Path(await (await download_info.value).path())
+        assert await asyncio.to_thread(photo.read_bytes) == REPAIR_PHOTO
+        # 通知订阅: the department's own; a webhook to this machine is refused at the field.
+        await page.click("text=通知订阅")
+        form = page.locator("[data-test=subscription-form]")
+        await form.locator("input[name=address]").fill("http://127.0.0.1:1/hook")
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".el-form-item__error")).to_contain_text("不允许的网址")
+        await form.get_by_text("电子邮件", exact=True).click()
+        await form.locator("input[name=address]").fill("xingfu@example.gov.cn")
+        await form.locator("button[type=submit]").click()
+        subscribed = page.locator("[data-test=subscriptions] tr", has_text="xingfu@example.gov.cn")
+        await expect(subscribed).to_contain_text("有效")
+        await shoot(page, "15-通知订阅")
+        await subscribed.locator("button:has-text('取消')").click()
+        await expect(subscribed).to_contain_text("已停用")
         bus_stop = await office.call(
             "POST",
             "/api/intake/opinions",
@@ -354,7 +393,9 @@ async def test_the_console_walked_by_its_users(
             ("吴晓峰", "查看联系方式"),
             ("吴晓峰", "申请延期"),
             ("赵明", "延期审批"),
+            ("吴晓峰", "上传答复附件"),
             ("吴晓峰", "答复"),
+            ("吴晓峰", "订阅通知"),
         ]:
             await expect(
                 audit.locator("tr", has_text=who).filter(has_text=action).first
@@ -364,11 +405,30 @@ async def test_the_console_walked_by_its_users(
 
         # -- 系统管理: the router's versions and the holiday calendar of this year and next -------
         await log_in(page, base, "admin", people["admin"])
+        await page.click("text=单位管理")
+        units = page.locator("[data-test=unit-form]")
+        await units.locator("input[name=unit-code]").fill("坏编码")
+        await units.locator("input[name=unit-name]").fill("示范区信访局")
+        await choose(page, "[data-test=unit-form] .el-select", "承办单位")
+        await units.locator("button[type=submit]").click()
+        await expect(units.locator(".el-form-item__error")).to_be_visible()
+        await units.locator("input[name=unit-code]").fill("petition")
+        await units.locator("button[type=submit]").click()
+        await expect(page.locator("[data-test=units] tr", has_text="示范区信访局")).to_be_visible()
+        await shoot(page, "16-单位管理")
         await page.click("text=系统管理")
         await expect(page.locator("[data-test=models]")).to_be_visible()
+        await page.click("text=目录与分派规则")
+        rule = page.locator("[data-test=rules] tr", has_text="城乡建设").filter(has_text="全区")
+        await rule.locator("button:has-text('修改')").click()
+        await page.click("[data-test=rule-form] button[type=submit]")
+        await expect(
+            page.locator(".el-message--success", has_text="已保存「城乡建设」")
+        ).to_be_visible()
+        await shoot(page, "17-目录与分派规则")
         await page.click("text=节假日安排")
         this_year = utcnow().astimezone(BEIJING).year
-        await expect(page.locator(".el-descriptions")).to_contain_text(f"{this_year}年")
+        await expect(page.locator("[data-test=calendar-years]")).to_contain_text(f"{this_year}年")
         await shoot(page, "13-系统管理")
         await log_out(page)
 

@@ -122,3 +122,20 @@ async def test_rule_naming_an_unknown_department_is_refused(
 
         after = (await http.get(f"{routing}/directory", headers=admin)).json()
         assert after["rules"] == before["rules"]
+
+
+async def test_offices_and_departments_read_the_taxonomy_but_not_the_rules(
+    system: System, keys: Keys
+) -> None:
+    routing = system.url("routing")
+    async with httpx.AsyncClient(timeout=30) as http:
+        for key in (keys.office, keys.departments["housing"]):
+            r = await http.get(f"{routing}/taxonomy", headers=Keys.header(key))
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert set(body) == {"categories", "areas"}
+            assert {"name": "城乡建设", "group": "城建与环境"} in body["categories"]
+            assert any(a["level"] == "street" for a in body["areas"])
+        r = await http.get(f"{routing}/directory", headers=Keys.header(keys.office))
+        assert r.status_code == 403
+        assert (await http.get(f"{routing}/taxonomy")).status_code == 401

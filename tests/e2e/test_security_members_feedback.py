@@ -10,7 +10,7 @@ from tests.integration.notification_servers import free_port
 from tools.demo import Received, WebhookSink, wait_for
 
 from .conftest import Keys, System
-from .flow import case_of, lead_of, submit
+from .flow import signed_by_lead, submit
 
 MEMBER = {"name": "周委员", "kind": "委员", "sector": "经济界", "phone": "13600001111"}
 
@@ -121,11 +121,8 @@ async def test_hole_08_feedback_link_hygiene(system: System, keys: Keys) -> None
         ]
         try:
             opinion_id = await submit(http, system, keys.office)
-            department = lead_of(await case_of(http, system, keys.office, opinion_id))
-            assert department is not None
-            worker = Keys.header(keys.departments[department])
+            _, worker = await signed_by_lead(http, system, keys, opinion_id)
             case_url = f"{followup}/cases/{opinion_id}"
-            assert (await http.post(f"{case_url}/sign", headers=worker)).status_code == 200
             reply = {"result": "已解决", "text": "已修复。"}
             assert (await http.post(f"{case_url}/reply", headers=worker, json=reply)).is_success
 

@@ -10,7 +10,6 @@ from pymongo import AsyncMongoClient
 
 from services.intake import consumers, handlers
 from services.intake.adapters import (
-    Attachments,
     DuplicateEntries,
     ImportJobs,
     RequestClaims,
@@ -19,6 +18,7 @@ from services.intake.adapters import (
 from services.intake.domain import Member, Opinion, OpinionStatus, OpinionSubmission
 from services.intake.duplicates import DuplicateIndex
 from shared.events import CaseClosed, CloudEvent, utcnow
+from shared.files import ChunkStore
 from shared.keys import KeyRing
 from shared.messaging import EventBus
 from shared.settings import Settings
@@ -55,7 +55,7 @@ async def intake_of(
         numbers=TrackingNumbers(db),
         claims=RequestClaims(db),
         jobs=ImportJobs(db),
-        attachments=Attachments(db),
+        attachments=ChunkStore(db.attachment_chunks),
         index=DuplicateIndex(0.4, timedelta(days=30)),
         entries=DuplicateEntries(db),
         tracking_keys=KeyRing("tracking", "test"),

@@ -11,7 +11,6 @@ from openpyxl import Workbook, load_workbook
 
 from services.intake import sheets
 from services.intake.domain import (
-    AttachmentRef,
     Opinion,
     OpinionError,
     OpinionStatus,
@@ -32,6 +31,7 @@ from shared.events import (
     OpinionWithdrawn,
     Rating,
 )
+from shared.files import FileRef
 from shared.keys import KeyRing
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -280,7 +280,7 @@ def test_holders_get_the_whole_opinion_masked_and_every_change_after() -> None:
     assert co.opinion.revision == brief.opinion.revision + 1
     assert case.is_lead("housing") and not case.is_lead("transport")
 
-    ref = AttachmentRef(filename="a.png", media_type="image/png", size=3, uploaded_at=NOW)
+    ref = FileRef(filename="a.png", media_type="image/png", size=3, uploaded_at=NOW)
     briefs = case.attach("f1", ref)
     assert {b.department for b in briefs if isinstance(b, OpinionBriefed)} == {
         "housing",

@@ -21,3 +21,15 @@ export function dueTag(dueAt, now = serverNow()) {
 }
 
 export const formatTime = (at) => (at ? new Date(at).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false }) : '')
+
+// Events people can subscribe to; a name missing here is shown as it is.
+export const EVENT_LABELS = {
+  'opinion.received': '意见登记', 'opinion.supported': '附议', 'opinion.merged': '并案', 'opinion.split': '拆分',
+  'opinion.triage': '待人工分拣', 'opinion.assigned': '交办', 'opinion.briefed': '交办（全文）', 'opinion.withdrawn': '改派撤回',
+  'assignment.signed': '签收', 'assignment.replied': '答复', 'assignment.returned': '退回', 'assignment.input_given': '协办意见',
+  'assignment.extension_requested': '申请延期', 'assignment.extension_approved': '延期获批', 'assignment.extension_refused': '延期未获批',
+  'deadline.warning': '到期提醒', 'deadline.breached': '超期', 'case.escalated': '催办/督办', 'case.reopened': '重办', 'case.closed': '办结',
+  'feedback.requested': '邀请评价', 'feedback.received': '收到评价', 'opinion.adopted': '采用', 'opinion.instructed': '批示',
+  'member.enrolled': '委员/代表入册',
+}
+export const eventLabel = (name) => EVENT_LABELS[name] || name

@@ -8,10 +8,15 @@ export const sign = (id) => post(`${base}/cases/${id}/sign`)
 export const reply = (id, body) => post(`${base}/cases/${id}/reply`, body)
 export const requestExtension = (id, body) => post(`${base}/cases/${id}/extension`, body)
 export const returnCase = (id, reason) => post(`${base}/cases/${id}/return`, { reason })
+// 答复附件: the body is the file itself, its name in the query; downloaded by link.
+export const uploadFile = (id, file) =>
+  request('POST', `${base}/files/${id}`, { form: file, query: { filename: file.name } })
+export const fileUrl = (id, fileId) => `${base}/files/${id}/${fileId}`
+export const extensionsWaiting = (query) => get(`${base}/supervision/extensions`, query)
 export const giveInput = (id, text) => post(`${base}/cases/${id}/input`, { text })
 export const decideExtension = (id, body) => post(`${base}/cases/${id}/extension/decision`, body)
-export const overdue = () => get(`${base}/supervision/overdue`)
-export const escalated = () => get(`${base}/supervision/escalated`)
+export const overdue = (query) => get(`${base}/supervision/overdue`, query)
+export const escalated = (query) => get(`${base}/supervision/escalated`, query)
 export const kpis = (dimension, month) => get(`${base}/kpis`, { dimension, month })
 export const feedbackOf = (token) => get(`${base}/feedback/${token}`)
 export const rate = (token, body) => post(`${base}/feedback/${token}`, body)

@@ -12,7 +12,10 @@ export const pages = [
   { path: 'office/members', title: '委员/代表名册', roles: ['office'], icon: 'UserFilled', component: () => import('../views/office/MembersView.vue') },
   { path: 'department/inbox', title: '承办待办', roles: ['department'], icon: 'Tickets', component: () => import('../views/department/InboxView.vue') },
   { path: 'supervisor/dashboard', title: '督查督办', roles: ['supervisor', 'admin'], icon: 'DataLine', component: () => import('../views/supervisor/DashboardView.vue') },
+  { path: 'supervisor/supervision', title: '督办事项', roles: ['supervisor', 'admin'], icon: 'Bell', component: () => import('../views/supervisor/SupervisionView.vue') },
+  { path: 'subscriptions', title: '通知订阅', roles: ['office', 'department', 'supervisor', 'admin'], icon: 'Message', component: () => import('../views/common/SubscriptionsView.vue') },
   { path: 'admin/people', title: '用户管理', roles: ['admin'], icon: 'User', component: () => import('../views/admin/PeopleView.vue') },
+  { path: 'admin/units', title: '单位管理', roles: ['admin'], icon: 'OfficeBuilding', component: () => import('../views/admin/UnitsView.vue') },
   { path: 'admin/system', title: '系统管理', roles: ['admin'], icon: 'Setting', component: () => import('../views/admin/SystemView.vue') },
   { path: 'audit', title: '审计日志', roles: ['supervisor', 'admin'], icon: 'Document', component: () => import('../views/admin/AuditView.vue') },
 ]
