@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -211,7 +210,6 @@ class Repository(Generic[A]):
             if marker is not None:
                 await self.markers.delete(marker)
             return False
-        self._written(doc)
         await self._flush(aggregate.id, events, marker)
         return True
 
@@ -234,11 +232,7 @@ class Repository(Generic[A]):
             await self._release(aggregate.id, version)
             raise
         aggregate.version = version
-        self._written({**fields, "_id": aggregate.id, "version": version})
         await self._flush(aggregate.id, events, marker)
-
-    def _written(self, doc: Document) -> None:
-        """``doc`` was just stored (subclasses may keep it)."""
 
     async def _release(self, aggregate_id: str, version: int) -> None:
         """A write that failed after its claim (the store busy, say): free the version now if
@@ -386,48 +380,6 @@ class KeptRepository(Repository[A]):
             await super().save(aggregate, events)
         finally:
             self.kept.forget(aggregate.id)
-
-
-class RecentRepository(Repository[A]):
-    """A repository that keeps what this process wrote, for ``kept_for`` (at most ``most``
-    aggregates), and reads it from there: the next event about an aggregate often comes
-    milliseconds after its write (an opinion assigned after intake stored it, a new case
-    briefed), and then needs no read. Another replica's write meanwhile shows at save as a
-    VersionConflict, after which the store is read (``retry_on_conflict`` does that)."""
-
-    def __init__(
-        self,
-        collection: AsyncCollection[Document],
-        model: type[A],
-        bus: EventBus,
-        kept_for: timedelta = timedelta(seconds=2),
-        most: int = 2000,
-    ) -> None:
-        super().__init__(collection, model, bus)
-        self.kept_for = kept_for
-        self.most = most
-        # In the order written: the oldest go first.
-        self.recent: OrderedDict[str, tuple[datetime, Document]] = OrderedDict()
-
-    async def get(self, aggregate_id: str) -> A | None:
-        kept = self.recent.get(aggregate_id)
-        if kept is not None and utcnow() - kept[0] < self.kept_for:
-            return self.model.model_validate(kept[1])
-        return await super().get(aggregate_id)
-
-    async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
-        # Not kept while the write is on its way, nor after a conflict.
-        self.recent.pop(aggregate.id, None)
-        await super().save(aggregate, events)
-
-    def _written(self, doc: Document) -> None:
-        now = utcnow()
-        self.recent.pop(doc["_id"], None)
-        self.recent[doc["_id"]] = (now, doc)
-        while len(self.recent) > self.most or now - next(iter(self.recent.values()))[0] >= (
-            self.kept_for
-        ):
-            self.recent.popitem(last=False)
 
 
 async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> None:

@@ -16,7 +16,7 @@ from shared.files import ChunkStore
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.store import RecentRepository, mongo_client
+from shared.store import Repository, mongo_client
 
 from . import api, consumers
 from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, SystemClock, Timers
@@ -38,8 +38,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     bus = EventBus("followup", settings)
     mongo = mongo_client(settings)
     db = mongo[settings.database("followup")]
-    # A new case is briefed (and read again) moments after it is opened.
-    cases = RecentRepository(db.cases, Case, bus)
+    cases = Repository(db.cases, Case, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(

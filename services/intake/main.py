@@ -10,7 +10,7 @@ from shared.files import ChunkStore
 from shared.messaging import EventBus
 from shared.service import service_app
 from shared.settings import Settings, get_settings
-from shared.store import RecentRepository, Repository, mongo_client
+from shared.store import Repository, mongo_client
 
 from . import api, consumers, handlers
 from .adapters import DuplicateEntries, ImportJobs, RequestClaims, TrackingNumbers
@@ -44,8 +44,7 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
     bus = EventBus("intake", settings)
     mongo = mongo_client(settings)
     db = mongo[settings.database("intake")]
-    # An opinion is assigned (and read again) moments after it is stored.
-    opinions = RecentRepository(db.opinions, Opinion, bus)
+    opinions = Repository(db.opinions, Opinion, bus)
     members = Repository(db.members, Member, bus)
     intake = handlers.Intake(
         opinions=opinions,

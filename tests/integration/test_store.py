@@ -24,7 +24,6 @@ from shared.store import (
     Document,
     GroupCommit,
     KeptRepository,
-    RecentRepository,
     Repository,
     VersionConflict,
     retry_on_conflict,
@@ -272,39 +271,3 @@ async def test_concurrent_writes_go_out_together_and_each_gets_its_own_outcome(
     assert _round_trips("update", collection.name) == before + 1
     stored = {doc["_id"]: doc["n"] async for doc in collection.find()}
     assert stored == {"a": 2, "b": 3, "new": 4}
-
-
-async def test_a_recent_repository_reads_its_own_writes_without_a_round_trip_and_others_at_save(
-    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
-) -> None:
-    bus = make_bus("routing")
-    await bus.start()
-    collection = mongo[isolated.database("routing")].decisions
-    mine, other = RecentRepository(collection, Decision, bus), Repository(collection, Decision, bus)
-    opinion = OpinionReceived.model_validate(received("最近").data)
-    decision, _ = decide(opinion, DEMO_DIRECTORY, None, "—", utcnow())
-    assert await mine.add(decision, [])
-    finds = _round_trips("find", collection.name)
-    kept = await mine.get(decision.id)
-    assert kept is not None and kept.version == 1
-    assert _round_trips("find", collection.name) == finds
-    # Another replica changes it: this one still reads its own write, and finds out at save.
-    theirs = await other.get(decision.id)
-    assert theirs is not None
-    theirs.lead = "ecology"
-    await other.save(theirs, [])
-    with pytest.raises(VersionConflict):
-        kept.lead = "transport"
-        await mine.save(kept, [])
-
-    async def change() -> Decision:
-        current = await mine.get(decision.id)
-        assert current is not None
-        current.co = ["transport"]
-        await mine.save(current, [])
-        return current
-
-    saved = await retry_on_conflict(change)
-    stored = await other.get(decision.id)
-    assert stored is not None and stored.lead == "ecology" and stored.co == ["transport"]
-    assert saved.version == stored.version == 3
