@@ -33,18 +33,46 @@ class Role(StrEnum):
 
 # What each role may do; endpoints ask for a scope, not a role.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    # The registering office reviews replies (审核) where a review rule names it.
     Role.OFFICE: frozenset(
-        {"opinions:submit", "opinions:read", "cases:read", "subscriptions", "routing:taxonomy"}
+        {
+            "opinions:submit",
+            "opinions:read",
+            "cases:read",
+            "subscriptions",
+            "routing:taxonomy",
+            "replies:review",
+        }
     ),
     # Departments read the opinions they hold (and their attachments) from intake.
     Role.DEPARTMENT: frozenset(
         {"opinions:read", "cases:read", "cases:work", "subscriptions", "routing:taxonomy"}
     ),
+    # Supervisors review replies and sign off 信息专报 (签发); editors compile and submit them.
     Role.SUPERVISOR: frozenset(
-        {"cases:read", "cases:supervise", "routing:read", "routing:taxonomy", "subscriptions"}
+        {
+            "cases:read",
+            "cases:supervise",
+            "routing:read",
+            "routing:taxonomy",
+            "subscriptions",
+            "replies:review",
+            "reports:read",
+            "reports:sign",
+            "reports:outcome",
+        }
     ),
     Role.EDITOR: frozenset(
-        {"opinions:read", "opinions:edit", "routing:read", "routing:taxonomy", "routing:triage"}
+        {
+            "opinions:read",
+            "opinions:edit",
+            "routing:read",
+            "routing:taxonomy",
+            "routing:triage",
+            "reports:read",
+            "reports:edit",
+            "reports:outcome",
+        }
     ),
     Role.ADMIN: frozenset({"*"}),
 }

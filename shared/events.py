@@ -400,6 +400,101 @@ class OpinionAdopted(EventData):
     member_id: str | None = MEMBER_ID
 
 
+class ReplySubmitted(DepartmentEvent):
+    """送审 — the lead's reply waits for review (审核) before it is released to the submitter."""
+
+    name = "reply.submitted"
+    office_id: str
+    tracking_no: str
+    result: ReplyResult
+    submitted_at: datetime
+    review_round: int
+    reviewer: Literal["office", "supervisor"]
+    review_due_at: datetime
+
+
+class ReplyReviewed(DepartmentEvent):
+    """审核 — a reviewer approved the reply (it is released) or sent it back with a reason."""
+
+    office_id: str
+    tracking_no: str
+    review_round: int
+    reviewed_by: str
+    submitted_at: datetime
+    reviewed_at: datetime
+    # The review deadline and whether it was met, for the review KPIs.
+    review_due_at: datetime
+    on_time: bool
+
+
+class ReplyApproved(ReplyReviewed):
+    """审核通过 — the reply is released: the submitter sees it and is asked for feedback."""
+
+    name = "reply.approved"
+
+
+class ReplySentBack(ReplyReviewed):
+    """审核退回 — the reply goes back to the department to revise, with the reviewer's reason."""
+
+    name = "reply.sent_back"
+    reason: str
+
+
+class ReplyReviewReminded(DepartmentEvent):
+    """审核提醒 — a reply is still waiting for review near (or past, ``overdue``) its deadline."""
+
+    name = "reply.review_reminded"
+    office_id: str
+    tracking_no: str
+    review_round: int
+    reviewer: Literal["office", "supervisor"]
+    review_due_at: datetime
+    overdue: bool
+
+
+class ReportEvent(EventData):
+    """An event of an information report (信息专报): not about one opinion, so ``opinion_id`` is
+    empty and the subject is the report id; ``opinion_ids`` are its source opinions."""
+
+    opinion_id: str = ""
+    report_id: str
+    number: str
+    title: str
+    opinion_ids: list[str]
+
+    def subject(self) -> str:
+        return self.report_id
+
+
+class ReportSubmitted(ReportEvent):
+    """专报报送 — the signed-off report went up to a level (区/市/省/全国)."""
+
+    name = "report.submitted"
+    level: AdoptionLevel
+    sent_to: list[str]
+    submitted_by: str
+    submitted_at: datetime
+
+
+class ReportAdopted(ReportEvent):
+    """专报采用 — the report was adopted at a level; each source opinion is adopted with it."""
+
+    name = "report.adopted"
+    level: AdoptionLevel
+    adopted_by: str
+    note: str
+    adopted_at: datetime
+
+
+class ReportInstructed(ReportEvent):
+    """专报批示 — a leader instructed on the report; each source opinion gets the instruction."""
+
+    name = "report.instructed"
+    leader: str
+    text: str
+    instructed_at: datetime
+
+
 class SubmitterSummary(BaseModel):
     """Who submitted an opinion, as departments and events see it: name and phone masked."""
 
@@ -506,6 +601,13 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OpinionAdopted,
         OpinionBriefed,
         MemberEnrolled,
+        ReplySubmitted,
+        ReplyApproved,
+        ReplySentBack,
+        ReplyReviewReminded,
+        ReportSubmitted,
+        ReportAdopted,
+        ReportInstructed,
     )
 }
 

@@ -35,6 +35,10 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         "feedback.received",
         "opinion.adopted",
         "opinion.instructed",
+        # 审核 steps (review KPIs) and the outcome of 信息专报, credited to its source opinions.
+        "reply.*.*",
+        "report.adopted",
+        "report.instructed",
         # The whole opinion for the case view (交办材料), 并案, and 履职积分 of members.
         "opinion.briefed.*",
         "opinion.merged",
@@ -91,6 +95,14 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "opinion.instructed",
         # A merge (并案) ends the merged case's assignments; routing's 改派 sends it too.
         "opinion.withdrawn",
+        # 审核 of replies, and 信息专报 (报送, 采用, 批示).
+        "reply.submitted",
+        "reply.approved",
+        "reply.sent_back",
+        "reply.review_reminded",
+        "report.submitted",
+        "report.adopted",
+        "report.instructed",
     ),
     "notification": ("notification.delivered", "notification.failed"),
 }

@@ -133,9 +133,18 @@ class AuditEntry(BaseModel):
     ip: str | None = None
 
 
-# What a request through /api does, by service, method and the path's last fixed word; the
-# first match wins (most specific first).
+# What a request through /api does, by service, method and a fixed word of the path (words
+# joined by "+": all of them); the first match wins (most specific first).
 ACTIONS: list[tuple[str, str, str, str]] = [
+    ("followup", "POST", "reports+adoptions", "专报采用"),
+    ("followup", "POST", "reports+instructions", "专报批示"),
+    ("followup", "POST", "sign-off", "专报签发"),
+    ("followup", "POST", "submission", "专报报送"),
+    ("followup", "PUT", "draft", "修改专报"),
+    ("followup", "POST", "reports", "编辑专报"),
+    ("followup", "GET", "reports+export", "导出专报"),
+    ("followup", "POST", "review", "答复审核"),
+    ("followup", "PUT", "rules", "审核规则"),
     ("followup", "POST", "decision", "延期审批"),
     ("followup", "POST", "sign", "签收"),
     ("followup", "POST", "reply", "答复"),
@@ -175,15 +184,16 @@ def action_of(service: str, method: str, path: str) -> str:
     """The Chinese name of what a request does (``方法 路径`` when it has none)."""
     words = {p for p in path.split("/") if p}
     for on, verb, word, label in ACTIONS:
-        if on in (service, "*") and verb == method and word in words:
+        if on in (service, "*") and verb == method and set(word.split("+")) <= words:
             return label
     return f"{method} /{service}/{path}"
 
 
 def target_of(path: str) -> str | None:
-    """The case or opinion an API path acts on: the segment after ``cases``/``opinions``."""
+    """The case, opinion or report an API path acts on: the segment after ``cases``,
+    ``opinions``, ``reports`` …"""
     parts = [p for p in path.split("/") if p]
     for i, part in enumerate(parts[:-1]):
-        if part in ("cases", "opinions", "decisions", "triage"):
+        if part in ("cases", "opinions", "decisions", "triage", "reports"):
             return parts[i + 1]
     return None

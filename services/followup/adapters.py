@@ -10,18 +10,25 @@ import secrets
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
+from docx import Document as WordDocument
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Pt, RGBColor
+from docx.text.paragraph import Paragraph
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from prometheus_client import Gauge
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from shared.clock import beijing_year, utcnow
+from shared.clock import BEIJING, beijing_year, utcnow
 from shared.keys import KeyRing
 from shared.paging import after_filter
 from shared.store import Document, GroupCommit, Kept
 
-from .domain import AssignmentStatus, Case, CaseError, Timer
+from .domain import AssignmentStatus, Case, CaseError, Report, ReviewRules, Timer
 from .workdays import CalendarSource, WorkCalendar, YearCalendar
 
 CALENDAR_ASSUMED = Gauge(
@@ -404,3 +411,116 @@ async def supervised(
     query = SUPERVISED[kind]
     found = cases.find(query | after_filter(after)).sort("_id", 1).limit(limit)
     return [Case.model_validate(doc) async for doc in found]
+
+
+async def awaiting_review(
+    cases: AsyncCollection[Document], office: str | None, after: str | None, limit: int
+) -> list[Case]:
+    """At most ``limit`` cases whose reply waits for review (审核), of one office (None: all),
+    in id order after ``after``."""
+    query: Document = {"awaiting_review": True}
+    if office is not None:
+        query["office_id"] = office
+    found = cases.find(query | after_filter(after)).sort("_id", 1).limit(limit)
+    return [Case.model_validate(doc) async for doc in found]
+
+
+class ReviewSettings:
+    """Which replies are reviewed (审核): one document, ``_id: "review_rules"``, read by
+    ``_id`` with every reply, so every replica applies a change at once."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def get(self) -> ReviewRules:
+        doc = await self.collection.find_one({"_id": "review_rules"})
+        return ReviewRules() if doc is None else ReviewRules.model_validate(doc)
+
+    async def put(self, rules: ReviewRules) -> None:
+        await self.collection.replace_one(
+            {"_id": "review_rules"}, rules.model_dump(mode="json"), upsert=True
+        )
+
+
+async def report_list(
+    reports: AsyncCollection[Document], after: str | None, limit: int
+) -> list[Report]:
+    """At most ``limit`` reports in id order (oldest first) after ``after``."""
+    found = reports.find(after_filter(after)).sort("_id", 1).limit(limit)
+    return [Report.model_validate(doc) async for doc in found]
+
+
+RED = RGBColor(0xC0, 0x00, 0x00)
+
+
+def _line(
+    paragraph: Paragraph,
+    text: str,
+    size: float,
+    *,
+    bold: bool = False,
+    red: bool = False,
+    font: str = "仿宋",
+) -> None:
+    """A run of ``text`` in a Chinese font (East Asian glyphs need their own font name); control
+    characters XML cannot carry are left out (Word could not open the file)."""
+    run = paragraph.add_run(ILLEGAL_CHARACTERS_RE.sub("", text))
+    run.font.size = Pt(size)
+    run.font.bold = bold
+    run.font.name = font
+    run._element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), font)
+    if red:
+        run.font.color.rgb = RED
+
+
+def _rule(paragraph: Paragraph, color: str) -> None:
+    """A full-width line under the paragraph (the red line under the 报头, the black ones
+    around 报送/抄送)."""
+    borders = OxmlElement("w:pBdr")
+    bottom = OxmlElement("w:bottom")
+    for name, value in (("val", "single"), ("sz", "12"), ("space", "1"), ("color", color)):
+        bottom.set(qn(f"w:{name}"), value)
+    borders.append(bottom)
+    paragraph._p.get_or_add_pPr().append(borders)
+
+
+def report_docx(report: Report, version: int | None = None) -> bytes:
+    """The report (its newest draft, or ``version``) as a Word document in the customary
+    layout: 报头 in red, 编号, the unit and date over a red rule, 标题, 正文, the source
+    opinions, then 报送/抄送 between rules and who signed it off (签发)."""
+    draft = report.draft_of(version)
+    document = WordDocument()
+    head = document.add_paragraph()
+    head.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    _line(head, "社情民意信息专报", 36, bold=True, red=True, font="方正小标宋简体")
+    number = document.add_paragraph()
+    number.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    _line(number, report.number, 16)
+    issued = report.signed_off.at if report.signed_off else draft.at
+    unit = document.add_paragraph()
+    day = issued.astimezone(BEIJING)
+    _line(unit, f"{report.unit}\t{day.year}年{day.month}月{day.day}日", 16)
+    unit.paragraph_format.tab_stops.add_tab_stop(Pt(440))
+    _rule(unit, "C00000")
+    title = document.add_paragraph()
+    title.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    _line(title, draft.title, 22, bold=True, font="方正小标宋简体")
+    for text in [t.strip() for t in draft.text.splitlines() if t.strip()]:
+        body = document.add_paragraph()
+        body.paragraph_format.first_line_indent = Pt(32)  # two characters
+        _line(body, text, 16)
+    sources = document.add_paragraph()
+    listed = "；".join(f"{s.tracking_no}《{s.title}》" for s in report.sources)
+    _line(sources, f"（来源意见：{listed}）", 14, font="楷体")
+    _rule(sources, "000000")
+    for label, units in (("报送", draft.send_to), ("抄送", draft.copy_to)):
+        if units:
+            _line(document.add_paragraph(), f"{label}：{'，'.join(units)}", 14)
+    signed = document.add_paragraph()
+    signed_off = report.signed_off
+    signer = signed_off.by if signed_off and signed_off.version == draft.version else "（未签发）"
+    _line(signed, f"签发：{signer}", 14)
+    _rule(signed, "000000")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()

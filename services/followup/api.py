@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from shared.auth import Principal, Role, require
 from shared.events import (
@@ -26,7 +26,10 @@ from . import handlers
 from .adapters import (
     CalendarOutlook,
     MovableClock,
+    awaiting_review,
     department_inbox,
+    report_docx,
+    report_list,
     supervised,
     table_csv,
     table_xlsx,
@@ -39,17 +42,25 @@ from .domain import (
     Case,
     CaseError,
     CaseStatus,
+    Draft,
     Feedback,
     Instruction,
+    Report,
+    ReportStatus,
+    Review,
+    ReviewRules,
     TimelineEntry,
     rates,
 )
+from .domain.reports import ReportAdoption, ReportInstruction, ReportSource, SignOff, Submission
 from .handlers import FollowupPorts
 from .workdays import YearCalendar
 
 router = APIRouter(tags=["cases"])
 files = APIRouter(prefix="/files", tags=["cases"])
 supervision = APIRouter(tags=["supervision"])
+reviews = APIRouter(tags=["review"])
+reports = APIRouter(tags=["reports"])
 admin = APIRouter(tags=["administration"])
 test_clock = APIRouter(tags=["testing"])
 
@@ -63,6 +74,13 @@ Worker = Annotated[Principal, Depends(require("cases:work"))]
 Reader = Annotated[Principal, Depends(require("cases:read"))]
 Supervisor = Annotated[Principal, Depends(require("cases:supervise"))]
 Admin = Annotated[Principal, Depends(require("*"))]
+# 审核: supervisors and the registering offices review replies.
+Reviewer = Annotated[Principal, Depends(require("replies:review"))]
+# 信息专报: editors compile, revise and submit; supervisors sign off; both record the outcome.
+ReportReader = Annotated[Principal, Depends(require("reports:read"))]
+ReportEditor = Annotated[Principal, Depends(require("reports:edit"))]
+ReportSigner = Annotated[Principal, Depends(require("reports:sign"))]
+ReportOutcome = Annotated[Principal, Depends(require("reports:outcome"))]
 
 
 class CaseView(BaseModel):
@@ -92,6 +110,7 @@ class CaseView(BaseModel):
         "attachments (download from intake), supporters; null until intake's copy arrives"
     )
     merged_into: str | None
+    awaiting_review: bool = Field(description="A reply waits for review (审核中)")
 
 
 class InboxItem(BaseModel):
@@ -474,6 +493,8 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
     ("resolution_rate", "解决率"),
     ("satisfaction_rate", "满意率"),
     ("fully_satisfied_rate", "满意(单项)率"),
+    ("review_on_time_rate", "审核按时率"),
+    ("review_hours", "平均审核时长(小时)"),
 ]
 EXPORT_COUNTERS: list[tuple[str, str]] = [
     ("sign_due", "应签收"),
@@ -485,6 +506,9 @@ EXPORT_COUNTERS: list[tuple[str, str]] = [
     ("escalated", "督办"),
     ("feedback", "评价数"),
     ("submitted", "提交"),
+    ("reviewed", "审核"),
+    ("sent_back", "审核退回"),
+    ("review_overdue", "审核超期"),
 ]
 
 
@@ -569,3 +593,306 @@ async def set_clock(body: ClockSetting, request: Request, principal: Admin) -> d
     clock: MovableClock = request.app.state.clock
     await clock.set(body.now)
     return {"now": (await clock.now()).isoformat()}
+
+
+# -- 审核: review of replies ----------------------------------------------------------------
+
+
+class ReviewItem(BaseModel):
+    """A reply waiting for review, with what the reviewer needs to decide."""
+
+    id: str
+    tracking_no: str
+    title: str
+    office_id: str
+    category: str
+    urgency: str
+    department: str
+    department_name: str
+    due_at: datetime = Field(description="The department's due date (办理期限)")
+    review: Review
+    overdue: bool = Field(description="The review deadline has passed (审核超期)")
+
+
+class ReviewDecision(BaseModel):
+    department: str = Field(pattern=DEPARTMENT_CODE)
+    approve: bool
+    reason: str = Field(default="", max_length=500, description="退回理由 (needed to send back)")
+
+
+def _reviewing_office(principal: Principal) -> str | None:
+    """The office that reviews as itself; None for a supervisor (or administrator)."""
+    return principal.subject if principal.role == Role.OFFICE else None
+
+
+@reviews.get("/reviews", summary="审核 — replies waiting for review, oldest case first")
+async def review_queue(
+    p: Ports, principal: Reviewer, response: Response, after: After = None, limit: Limit = 200
+) -> list[ReviewItem]:
+    office = _reviewing_office(principal)
+    found = await awaiting_review(p.cases.collection, office, after, limit)
+    link_next(response, [c.id for c in found], limit)
+    now = await p.clock.now()
+    items = []
+    for case in found:
+        for a in case.assignments.values():
+            review = a.review
+            if a.status != AssignmentStatus.REVIEWING or review is None:
+                continue
+            if office is not None and review.reviewer != "office":
+                continue  # for the supervision office only
+            items.append(
+                ReviewItem(
+                    id=case.id,
+                    tracking_no=case.tracking_no,
+                    title=case.title,
+                    office_id=case.office_id,
+                    category=case.category,
+                    urgency=case.urgency,
+                    department=a.department,
+                    department_name=a.department_name,
+                    due_at=a.due_at,
+                    review=review,
+                    overdue=now > review.due_at,
+                )
+            )
+    return items
+
+
+@reviews.post("/cases/{case_id}/review", summary="审核 — approve the reply or send it back")
+async def review_case(
+    case_id: str, body: ReviewDecision, p: Ports, principal: Reviewer
+) -> CaseView:
+    if not body.approve and not body.reason.strip():
+        raise Problem(
+            422,
+            detail="Invalid fields 字段有误: reason",
+            errors=[
+                {
+                    "field": "reason",
+                    "message": "退回须写明理由",
+                    "message_en": "sending a reply back needs a reason",
+                    "code": "missing",
+                }
+            ],
+        )
+    case = await p.cases.get(case_id)
+    if case is None or not _may_read(principal, case):
+        raise Problem(404, detail=f"No case {case_id} for you 未找到该案件.")
+    office = _reviewing_office(principal)
+    return await _run(
+        handlers.review_reply(
+            p, case_id, body.department, body.approve, body.reason, principal.name, office
+        )
+    )
+
+
+@reviews.get("/review/rules", summary="Which replies are reviewed (审核规则)")
+async def review_rules(p: Ports, principal: Reviewer) -> ReviewRules:
+    return await p.reviews.get()
+
+
+@reviews.put("/review/rules", summary="Set which replies are reviewed (审核规则)")
+async def put_review_rules(body: ReviewRules, p: Ports, principal: Supervisor) -> ReviewRules:
+    await p.reviews.put(body)
+    return body
+
+
+# -- 信息专报: information reports --------------------------------------------------------
+
+Unit = Annotated[str, Field(min_length=1, max_length=100)]
+ReportTitle = Annotated[str, Field(min_length=1, max_length=100)]
+ReportText = Annotated[str, Field(min_length=1, max_length=20000)]
+
+
+class DraftRequest(BaseModel):
+    title: ReportTitle
+    text: ReportText = Field(description="正文; paragraphs separated by line breaks")
+    send_to: list[Unit] = Field(min_length=1, max_length=20, description="报送单位")
+    copy_to: list[Unit] = Field(default_factory=list, max_length=20, description="抄送单位")
+
+
+class ReportRequest(DraftRequest):
+    number: str = Field(min_length=1, max_length=30, description="编号, e.g. 2026年第3期")
+    unit: Unit = Field(description="编发单位")
+    opinion_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=50, description="来源意见 (each must have a case)"
+    )
+    topic_id: str | None = Field(
+        default=None, min_length=1, max_length=100, description="专题 it comes from (reference)"
+    )
+
+    @field_validator("opinion_ids")
+    @classmethod
+    def distinct(cls, ids: list[str]) -> list[str]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("来源意见重复 / an opinion is named twice")
+        return ids
+
+
+class SignOffRequest(BaseModel):
+    version: int = Field(ge=1, description="The draft signed off: it must be the newest")
+
+
+class SubmitRequest(BaseModel):
+    level: AdoptionLevel = Field(description="报送 level: 区/市/省/全国")
+
+
+class ReportView(BaseModel):
+    id: str
+    number: str
+    unit: str
+    topic_id: str | None
+    sources: list[ReportSource]
+    status: ReportStatus
+    drafts: list[Draft]
+    signed_off: SignOff | None
+    submissions: list[Submission]
+    adoptions: list[ReportAdoption]
+    instructions: list[ReportInstruction]
+    timeline: list[TimelineEntry]
+    created_by: str
+    created_at: datetime
+
+
+def _report_view(report: Report) -> ReportView:
+    return ReportView.model_validate(report, from_attributes=True)
+
+
+async def _on_report(action: Awaitable[Report]) -> ReportView:
+    try:
+        return _report_view(await action)
+    except CaseError as exc:
+        raise Problem(exc.status, detail=str(exc)) from None
+
+
+@reports.post("/reports", status_code=201, summary="编辑 — compile a report from opinions")
+async def compile_report(body: ReportRequest, p: Ports, principal: ReportEditor) -> ReportView:
+    def first_draft(now: datetime) -> Draft:
+        return Draft(
+            version=1,
+            title=body.title,
+            text=body.text,
+            send_to=body.send_to,
+            copy_to=body.copy_to,
+            by=principal.name,
+            at=now,
+        )
+
+    try:
+        report = await handlers.compile_report(
+            p, body.number, body.unit, body.topic_id, body.opinion_ids, first_draft
+        )
+    except handlers.UnknownOpinions as exc:
+        fields = [f"opinion_ids.{i}" for i in exc.positions]
+        raise Problem(
+            422,
+            detail=f"Invalid fields 字段有误: {', '.join(fields)}",
+            errors=[
+                {
+                    "field": field,
+                    "message": "未找到该意见的案件（尚未交办或不存在）",
+                    "message_en": "no case for this opinion (not assigned yet, or unknown)",
+                    "code": "unknown",
+                }
+                for field in fields
+            ],
+        ) from None
+    return _report_view(report)
+
+
+@reports.get("/reports", summary="信息专报, oldest first")
+async def list_reports(
+    p: Ports, principal: ReportReader, response: Response, after: After = None, limit: Limit = 200
+) -> list[ReportView]:
+    found = await report_list(p.reports.collection, after, limit)
+    link_next(response, [r.id for r in found], limit)
+    return [_report_view(r) for r in found]
+
+
+@reports.get("/reports/{report_id}", summary="A report with its drafts and timeline")
+async def read_report(report_id: str, p: Ports, principal: ReportReader) -> ReportView:
+    return await _on_report(handlers.load_report(p, report_id))
+
+
+@reports.put("/reports/{report_id}/draft", summary="修改 — a new draft (voids a 签发)")
+async def revise_report(
+    report_id: str, body: DraftRequest, p: Ports, principal: ReportEditor
+) -> ReportView:
+    return await _on_report(
+        handlers.change_report(
+            p,
+            report_id,
+            lambda r, now: r.revise(
+                body.title, body.text, body.send_to, body.copy_to, principal.name, now
+            ),
+        )
+    )
+
+
+@reports.post("/reports/{report_id}/sign-off", summary="签发 — sign off the newest draft")
+async def sign_off_report(
+    report_id: str, body: SignOffRequest, p: Ports, principal: ReportSigner
+) -> ReportView:
+    return await _on_report(
+        handlers.change_report(
+            p, report_id, lambda r, now: r.sign_off(body.version, principal.name, now)
+        )
+    )
+
+
+@reports.post("/reports/{report_id}/submission", summary="报送 — send the report up a level")
+async def submit_report(
+    report_id: str, body: SubmitRequest, p: Ports, principal: ReportEditor
+) -> ReportView:
+    return await _on_report(
+        handlers.change_report(
+            p, report_id, lambda r, now: r.submit(body.level, principal.name, now)
+        )
+    )
+
+
+@reports.post("/reports/{report_id}/adoptions", summary="采用 — credited to every source opinion")
+async def adopt_report(
+    report_id: str, body: AdoptionRequest, p: Ports, principal: ReportOutcome
+) -> ReportView:
+    return await _on_report(
+        handlers.change_report(
+            p, report_id, lambda r, now: r.adopt(body.level, body.adopted_by, body.note, now)
+        )
+    )
+
+
+@reports.post(
+    "/reports/{report_id}/instructions", summary="批示 — credited to every source opinion"
+)
+async def instruct_report(
+    report_id: str, body: InstructionRequest, p: Ports, principal: ReportOutcome
+) -> ReportView:
+    return await _on_report(
+        handlers.change_report(p, report_id, lambda r, now: r.instruct(body.leader, body.text, now))
+    )
+
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@reports.get(
+    "/reports/{report_id}/export",
+    summary="The report as DOCX (报头, 编号, 标题, 正文, 报送/抄送)",
+    response_class=Response,
+    responses={200: {"content": {DOCX: {}}}},
+)
+async def export_report(
+    report_id: str,
+    p: Ports,
+    principal: ReportReader,
+    version: Annotated[int | None, Query(ge=1, description="a draft (default: the newest)")] = None,
+) -> Response:
+    try:
+        report = await handlers.load_report(p, report_id)
+        content = report_docx(report, version)
+    except CaseError as exc:
+        raise Problem(exc.status, detail=str(exc)) from None
+    disposition = f'attachment; filename="report-{report.id}.docx"'
+    return Response(content, media_type=DOCX, headers={"Content-Disposition": disposition})

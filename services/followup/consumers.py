@@ -1,6 +1,6 @@
 """Follow-up's entrypoints besides HTTP: the work queue (assignments and their withdrawal
-(改派), the whole opinion and 并案 from intake, its own events for the KPI projections) and
-the timer ticker that every replica runs."""
+(改派), the whole opinion and 并案 from intake, the outcome of 信息专报 for its sources, its
+own events for the KPI projections) and the timer ticker that every replica runs."""
 
 import asyncio
 import logging
@@ -12,6 +12,8 @@ from shared.events import (
     OpinionMerged,
     OpinionSplit,
     OpinionWithdrawn,
+    ReportAdopted,
+    ReportInstructed,
 )
 from shared.messaging import EventBus
 
@@ -34,6 +36,8 @@ def subscribe(bus: EventBus, ports: FollowupPorts) -> None:
             await handlers.merge(event.id, payload, ports)
         elif isinstance(payload, OpinionSplit):
             await handlers.split_off(event.id, payload, ports)
+        elif isinstance(payload, ReportAdopted | ReportInstructed):
+            await handlers.credit_sources(event.id, payload, ports)
         await handlers.project(event, ports)
 
     bus.consume(on_event)

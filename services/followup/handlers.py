@@ -22,20 +22,25 @@ from shared.events import (
     OpinionWithdrawn,
     Rating,
     ReplyResult,
+    ReportAdopted,
+    ReportInstructed,
     new_id,
 )
 from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
 from shared.messaging import PermanentFailure
 from shared.store import Repository, VersionConflict, retry_on_conflict
 
-from .adapters import Calendars, Clock, FeedbackTokens, Kpis, Timers
+from .adapters import Calendars, Clock, FeedbackTokens, Kpis, ReviewSettings, Timers
 from .domain import (
     Attachment,
     Case,
     CaseError,
     CaseFile,
+    Draft,
     PointWeights,
     Policy,
+    Report,
+    ReportSource,
     Rules,
     Timer,
     kpi_change,
@@ -62,6 +67,9 @@ class FollowupPorts:
     tokens: FeedbackTokens
     policy: Policy
     points: PointWeights
+    # 审核: which replies wait for review; 信息专报.
+    reviews: ReviewSettings
+    reports: Repository[Report]
 
     async def rules(self, now: datetime) -> Rules:
         return Rules(await self.calendars.around(now), self.policy)
@@ -195,6 +203,12 @@ async def sign(p: FollowupPorts, case_id: str, department: str, by: str | None =
     return await _act(p, case_id, lambda c, now, _: _no_timers(c.sign(department, now, by)))
 
 
+def _feedback_url(p: FollowupPorts, case: Case, now: datetime, rules: Rules) -> str:
+    """The submitter's signed link for the next feedback round."""
+    expires = rules.calendar.due(now, rules.policy.feedback_window)
+    return p.tokens.url(case.id, case.feedback_round + 1, expires)
+
+
 async def reply(
     p: FollowupPorts,
     case_id: str,
@@ -204,12 +218,35 @@ async def reply(
     attachments: list[Attachment],
     by: str | None = None,
 ) -> Case:
-    """答复 by the lead; the submitter gets a signed single-use feedback link."""
+    """答复 by the lead; the submitter gets a signed single-use feedback link — after review
+    (审核) where a review rule applies to the case's category, urgency and department."""
+    review_rules = await p.reviews.get()
 
     def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
-        expires = rules.calendar.due(now, rules.policy.feedback_window)
-        url = p.tokens.url(case.id, case.feedback_round + 1, expires)
-        return case.reply(department, result, text, attachments, now, rules, url, by)
+        review = review_rules.match(case.category, case.urgency, department)
+        url = _feedback_url(p, case, now, rules)
+        return case.reply(department, result, text, attachments, now, rules, url, by, review)
+
+    return await _act(p, case_id, change)
+
+
+async def review_reply(
+    p: FollowupPorts,
+    case_id: str,
+    department: str,
+    approve: bool,
+    reason: str,
+    by: str,
+    office: str | None,
+) -> Case:
+    """审核 of the department's reply: approved (released to the submitter) or sent back with
+    a reason. ``office``: the reviewing office's code, None for a supervisor."""
+
+    def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
+        if approve:
+            url = _feedback_url(p, case, now, rules)
+            return case.approve_reply(department, by, office, now, rules, url)
+        return case.send_back(department, reason, by, office, now), []
 
     return await _act(p, case_id, change)
 
@@ -304,6 +341,77 @@ async def instruct(p: FollowupPorts, case_id: str, leader: str, text: str) -> Ca
 async def adopt(p: FollowupPorts, case_id: str, level: AdoptionLevel, by: str, note: str) -> Case:
     """采用."""
     return await _act(p, case_id, lambda c, now, _: _no_timers(c.adopt(level, by, note, now)))
+
+
+class UnknownOpinions(Exception):
+    """Source opinions of a report that have no case here (not assigned yet, or no such
+    opinion): their positions in the request."""
+
+    def __init__(self, positions: list[int]) -> None:
+        super().__init__(f"no case for the opinions at {positions}")
+        self.positions = positions
+
+
+async def compile_report(
+    p: FollowupPorts,
+    number: str,
+    unit: str,
+    topic_id: str | None,
+    opinion_ids: list[str],
+    draft: Callable[[datetime], Draft],
+) -> Report:
+    """编辑 a 信息专报 from opinions (each must have a case), with its first draft."""
+    found = [await p.cases.get(opinion_id) for opinion_id in opinion_ids]
+    missing = [i for i, case in enumerate(found) if case is None]
+    if missing:
+        raise UnknownOpinions(missing)
+    sources = [ReportSource.of(c) for c in found if c is not None]
+    report = Report.compile(new_id(), number, unit, topic_id, sources, draft(await p.clock.now()))
+    await p.reports.add(report, [])
+    return report
+
+
+async def load_report(p: FollowupPorts, report_id: str) -> Report:
+    report = await p.reports.get(report_id)
+    if report is None:
+        raise CaseError(404, f"未找到信息专报 {report_id} / No report {report_id}.")
+    return report
+
+
+async def change_report(
+    p: FollowupPorts, report_id: str, change: Callable[[Report, datetime], list[EventData] | None]
+) -> Report:
+    """Load a report, change it (修改, 签发, 报送, 采用, 批示), save it with its events."""
+
+    async def attempt() -> Report:
+        report = await load_report(p, report_id)
+        events = change(report, await p.clock.now())
+        await p.reports.save(report, _wrap(events or []))
+        return report
+
+    return await retry_on_conflict(attempt)
+
+
+async def credit_sources(
+    event_id: str, outcome: ReportAdopted | ReportInstructed, p: FollowupPorts
+) -> None:
+    """A report's 采用 or 批示 reaches each of its source opinions, once per event."""
+    for opinion_id in outcome.opinion_ids:
+        await _credit(p, event_id, outcome, opinion_id)
+
+
+async def _credit(
+    p: FollowupPorts, event_id: str, outcome: ReportAdopted | ReportInstructed, opinion_id: str
+) -> None:
+    async def change() -> None:
+        case = await p.cases.get(opinion_id)
+        if case is None or case.has_handled(event_id):
+            return
+        events = case.credit_report(outcome, await p.clock.now())
+        case.mark_handled(event_id)
+        await p.cases.save(case, _wrap(events))
+
+    await retry_on_conflict(change)
 
 
 async def rate(

@@ -19,16 +19,25 @@ from shared.settings import Settings, get_settings
 from shared.store import Repository, mongo_client
 
 from . import api, consumers
-from .adapters import Calendars, Clock, FeedbackTokens, Kpis, MovableClock, SystemClock, Timers
+from .adapters import (
+    Calendars,
+    Clock,
+    FeedbackTokens,
+    Kpis,
+    MovableClock,
+    ReviewSettings,
+    SystemClock,
+    Timers,
+)
 from .config import FollowupSettings
-from .domain import Case
+from .domain import Case, Report
 from .handlers import FollowupPorts
 
 log = logging.getLogger("minyi.followup")
 
 DESCRIPTION = (
     "承办、跟踪、督办、反馈 — department work on assigned opinions, working-day deadlines, "
-    "催办/督办 escalation, feedback, 批示/采用 and KPIs."
+    "催办/督办 escalation, 审核 of replies, feedback, 批示/采用, 信息专报 and KPIs."
 )
 
 
@@ -39,6 +48,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     mongo = mongo_client(settings)
     db = mongo[settings.database("followup")]
     cases = Repository(db.cases, Case, bus)
+    reports = Repository(db.reports, Report, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(
@@ -53,9 +63,11 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,
         points=own.points,
+        reviews=ReviewSettings(db.settings),
+        reports=reports,
     )
     consumers.subscribe(bus, ports)
-    routers = [api.router, api.files, api.supervision, api.admin]
+    routers = [api.router, api.files, api.supervision, api.reviews, api.reports, api.admin]
     if isinstance(clock, MovableClock):
         routers.append(api.test_clock)
 
@@ -75,7 +87,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         bus,
         mongo,
         routers,
-        [cases],
+        [cases, reports],
         upload_limits={"/files": own.file_max_bytes},
         on_start=[warn_of_assumed_calendar],
         ready_notes=calendar_notes,

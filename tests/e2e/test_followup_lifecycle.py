@@ -166,6 +166,8 @@ async def test_lifecycle_branches_bad_input_and_kpis(replicas: Replicas) -> None
             "resolution_rate": 0.25,
             "satisfaction_rate": 0.5,
             "fully_satisfied_rate": 0.25,
+            "review_on_time_rate": None,  # no reply is reviewed here (审核)
+            "review_hours": None,
         }
         months = months_from(start, (overdue_at - start).days + 40)
 

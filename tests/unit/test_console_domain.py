@@ -82,6 +82,7 @@ def test_audit_target_is_the_case_or_opinion_in_the_path() -> None:
     assert target_of("cases/01JX/sign") == "01JX"
     assert target_of("opinions/01JY") == "01JY"
     assert target_of("triage/01JZ") == "01JZ"
+    assert target_of("reports/01R/sign-off") == "01R"
     assert target_of("kpis/export") is None
 
 
@@ -97,6 +98,16 @@ def test_audit_target_is_the_case_or_opinion_in_the_path() -> None:
         ("intake", "POST", "opinions/01JY/contact", "查看联系方式"),
         ("routing", "POST", "triage/01JZ", "分类交办"),
         ("followup", "GET", "inbox", "GET /followup/inbox"),
+        ("followup", "POST", "cases/01JX/review", "答复审核"),
+        ("followup", "PUT", "review/rules", "审核规则"),
+        ("followup", "POST", "cases/01JX/adoptions", "采用"),
+        ("followup", "POST", "reports", "编辑专报"),
+        ("followup", "PUT", "reports/01R/draft", "修改专报"),
+        ("followup", "POST", "reports/01R/sign-off", "专报签发"),
+        ("followup", "POST", "reports/01R/submission", "专报报送"),
+        ("followup", "POST", "reports/01R/adoptions", "专报采用"),
+        ("followup", "POST", "reports/01R/instructions", "专报批示"),
+        ("followup", "GET", "reports/01R/export", "导出专报"),
     ],
 )
 def test_audit_names_what_a_request_does_in_chinese(

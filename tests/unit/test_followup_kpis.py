@@ -85,6 +85,8 @@ def test_rates_match_the_hand_computed_month() -> None:
         "resolution_rate": 0.3333,  # 1 / 3
         "satisfaction_rate": 0.6667,  # (1 + 1) / 3
         "fully_satisfied_rate": 0.3333,  # 1 / 3
+        "review_on_time_rate": None,  # nothing reviewed
+        "review_hours": None,
     }
     assert PointWeights().points({**totals, "submitted": 4}) == 4 * 1 + 5
 

@@ -33,6 +33,10 @@ from shared.events import (
     OpinionTriage,
     Rating,
     ReplyResult,
+    ReplyReviewReminded,
+    ReplySentBack,
+    ReplySubmitted,
+    ReportAdopted,
     SubmitterSummary,
 )
 
@@ -150,6 +154,47 @@ SAMPLES: list[EventData] = [
         ),
     ),
     MemberEnrolled(member_id="m1", office_id="office-a", member_name="周委员", kind="委员"),
+    ReplySubmitted(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        result=ReplyResult.RESOLVED,
+        submitted_at=NOW,
+        review_round=1,
+        reviewer="office",
+        review_due_at=NOW,
+    ),
+    ReplySentBack(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        review_round=1,
+        reviewed_by="督查室",
+        submitted_at=NOW,
+        reviewed_at=NOW,
+        review_due_at=NOW,
+        on_time=True,
+        reason="请写明维修时限",
+    ),
+    ReplyReviewReminded(
+        **COMMON,
+        department="transport",
+        tracking_no="SQ-2026-000001",
+        review_round=1,
+        reviewer="supervisor",
+        review_due_at=NOW,
+        overdue=True,
+    ),
+    ReportAdopted(
+        report_id="r1",
+        number="2026年第3期",
+        title="关于路灯维护的建议",
+        opinion_ids=["op1"],
+        level=AdoptionLevel.CITY,
+        adopted_by="市政协",
+        note="",
+        adopted_at=NOW,
+    ),
 ]
 
 
@@ -188,6 +233,22 @@ def test_department_gets_its_own_wording_and_times_are_beijing_time() -> None:
     )
     assert "2026-10-01 09:30" in received.text
     assert "139****5678" in received.text
+
+
+def test_review_notices_say_what_to_do() -> None:
+    texts = {
+        payload.name: rendering.render(
+            rendering.builtin_template(payload.name, RecipientRole.OFFICE),
+            CloudEvent.wrap("/test", payload),
+            RecipientRole.OFFICE,
+        )
+        for payload in SAMPLES
+        if payload.name.startswith("reply.")
+    }
+    assert texts["reply.submitted"].subject == "【待审核】意见 SQ-2026-000001 的答复待审核"
+    assert "请写明维修时限" in texts["reply.sent_back"].text
+    assert texts["reply.review_reminded"].subject.startswith("【审核超期】")
+    assert "2026-10-01 09:30" in texts["reply.review_reminded"].text
 
 
 def test_unknown_events_fall_back_to_the_generic_template() -> None:

@@ -3,8 +3,9 @@ co-handlers), deadlines on the working-day calendar, timers, escalation, feedbac
 timeline. No I/O: methods change the case and return the events to publish.
 
 policy: the configurable norms; records: what a case holds; timers: deadlines, 超期, 催办/督办;
-assignment: a department's work (签收, 答复, 延期, 退回); feedback: 评价 and 重办; case: the
-aggregate (交办, 改派, 并案/拆分, 批示, 采用); kpis: 统计 and 履职积分."""
+assignment: a department's work (签收, 答复, 延期, 退回); review: 审核 of replies; feedback: 评价
+and 重办; case: the aggregate (交办, 改派, 并案/拆分, 批示, 采用); kpis: 统计 and 履职积分;
+reports: 信息专报 (a report of its own, crediting its source opinions)."""
 
 from .assignment import DepartmentWork
 from .case import Case
@@ -33,8 +34,11 @@ from .records import (
     Extension,
     Feedback,
     Instruction,
+    Review,
     TimelineEntry,
 )
+from .reports import Draft, Report, ReportSource, ReportStatus
+from .review import ReplyReviews, ReviewRule, ReviewRules
 from .timers import ESCALATION_LABELS, ESCALATION_TIMERS, Deadlines, Timer, TimerKind
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "CaseStatus",
     "Deadlines",
     "DepartmentWork",
+    "Draft",
     "Extension",
     "Feedback",
     "FeedbackRounds",
@@ -62,6 +67,13 @@ __all__ = [
     "MemberPoints",
     "PointWeights",
     "Policy",
+    "ReplyReviews",
+    "Report",
+    "ReportSource",
+    "ReportStatus",
+    "Review",
+    "ReviewRule",
+    "ReviewRules",
     "Rules",
     "SlaProfile",
     "TimelineEntry",

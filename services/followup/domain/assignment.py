@@ -89,6 +89,8 @@ class DepartmentWork(Deadlines):
             raise CaseError(409, "Sign for the assignment (签收) first.")
         if assignment.status == AssignmentStatus.REPLIED:
             raise CaseError(409, "This assignment has already been replied to.")
+        if assignment.status == AssignmentStatus.REVIEWING:
+            raise CaseError(409, "The reply is waiting for review (审核中).")
         return assignment
 
     def reply(
@@ -104,6 +106,14 @@ class DepartmentWork(Deadlines):
     ) -> tuple[list[EventData], list[Timer]]:
         """答复 by the lead department; asks the submitter for feedback (回访)."""
         assignment = self._working(department, "lead")
+        self._check_files(department, attachments)
+        assignment.result = result
+        assignment.text = text
+        assignment.attachments = attachments
+        return self._release(assignment, now, now, rules, feedback_url, by or department)
+
+    def _check_files(self, department: str, attachments: list[Attachment]) -> None:
+        """Files a reply names must be ones the department uploaded to this case."""
         for attachment in attachments:
             uploaded = self.files.get(attachment.file_id or "")
             if attachment.file_id is not None and (
@@ -112,17 +122,28 @@ class DepartmentWork(Deadlines):
                 raise CaseError(
                     422, f"No file {attachment.file_id} uploaded by {department} 附件不存在."
                 )
+
+    def _release(
+        self,
+        assignment: Assignment,
+        replied_at: datetime,
+        now: datetime,
+        rules: Rules,
+        feedback_url: str,
+        by: str,
+    ) -> tuple[list[EventData], list[Timer]]:
+        """The reply (result and text on the assignment, made at ``replied_at``) goes to the
+        submitter: the case waits for feedback."""
+        assert assignment.result is not None and assignment.text is not None
         assignment.status = AssignmentStatus.REPLIED
-        assignment.replied_at = now
-        assignment.result = result
-        assignment.text = text
-        assignment.attachments = attachments
-        on_time = now <= assignment.due_at
+        assignment.replied_at = replied_at
+        on_time = replied_at <= assignment.due_at
         self.status = CaseStatus.AWAITING_FEEDBACK
         self.feedback_round += 1
         self.feedback_due_at = rules.calendar.due(now, rules.policy.feedback_window)
         late = "" if on_time else " (超期答复)"
-        self._log(now, "答复", by or department, f"{assignment.department_name}: {result}{late}")
+        summary = f"{assignment.department_name}: {assignment.result}{late}"
+        self._log(now, "答复", by, summary)
         self._log(
             now,
             "回访",
@@ -135,10 +156,10 @@ class DepartmentWork(Deadlines):
                 opinion_id=self.id,
                 office_id=self.office_id,
                 tracking_no=self.tracking_no,
-                department=department,
-                result=result,
-                text=text,
-                replied_at=now,
+                department=assignment.department,
+                result=assignment.result,
+                text=assignment.text,
+                replied_at=replied_at,
                 due_at=assignment.due_at,
                 on_time=on_time,
             ),
@@ -152,7 +173,7 @@ class DepartmentWork(Deadlines):
         ]
         timer = Timer(
             case_id=self.id,
-            department=department,
+            department=assignment.department,
             kind=TimerKind.FEEDBACK,
             generation=self.feedback_round,
             fire_at=self.feedback_due_at,

@@ -20,9 +20,10 @@ from shared.events import (
     OpinionMerged,
     OpinionSplit,
     OpinionWithdrawn,
+    ReportAdopted,
+    ReportInstructed,
 )
 
-from .assignment import DepartmentWork
 from .feedback import FeedbackRounds
 from .policy import CaseError, Rules
 from .records import (
@@ -35,10 +36,11 @@ from .records import (
     TimelineEntry,
     _local,
 )
+from .review import ReplyReviews
 from .timers import Timer
 
 
-class Case(DepartmentWork, FeedbackRounds):
+class Case(ReplyReviews, FeedbackRounds):
     """One case per opinion: its assignments (交办, 改派), 并案/拆分, 批示 and 采用."""
 
     @classmethod
@@ -218,3 +220,18 @@ class Case(DepartmentWork, FeedbackRounds):
                 member_id=self.member_id,
             )
         ]
+
+    def credit_report(
+        self, outcome: ReportAdopted | ReportInstructed, now: datetime
+    ) -> list[EventData]:
+        """The 采用 or 批示 of an information report (信息专报) this opinion is a source of:
+        recorded as the opinion's own (so its member earns the points), naming the report; an
+        opinion already adopted at that level keeps the one adoption (the step is noted)."""
+        report = f"信息专报《{outcome.title}》({outcome.number})"
+        if isinstance(outcome, ReportInstructed):
+            return self.instruct(outcome.leader, f"{outcome.text}（{report}）", now)
+        if any(a.level == outcome.level for a in self.adoptions):
+            self._log(now, "采用", outcome.adopted_by, f"{report} {outcome.level}级采用 (已记采用)")
+            return []
+        note = f"{report}{': ' + outcome.note if outcome.note else ''}"
+        return self.adopt(outcome.level, outcome.adopted_by, note, now)

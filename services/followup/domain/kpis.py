@@ -22,6 +22,9 @@ from shared.events import (
     OpinionReceived,
     OpinionSupported,
     Rating,
+    ReplyReviewed,
+    ReplyReviewReminded,
+    ReplySentBack,
 )
 
 
@@ -92,6 +95,23 @@ def kpi_change(payload: EventData) -> KpiChange | None:
         return KpiChange(payload.instructed_at, None, {"instructed": 1})
     if isinstance(payload, OpinionAdopted):
         return KpiChange(payload.adopted_at, None, {ADOPTION_COUNTERS[payload.level]: 1})
+    return _review_change(payload)
+
+
+def _review_change(payload: EventData) -> KpiChange | None:
+    """审核, apart from the department's reply (whose time is when it submitted the reply): a
+    decision (with how long it took) and the review deadline, met or missed."""
+    if isinstance(payload, ReplyReviewed):
+        seconds = int((payload.reviewed_at - payload.submitted_at).total_seconds())
+        counters = {"reviewed": 1, "review_seconds": seconds}
+        if payload.on_time:
+            counters |= {"review_due": 1, "reviewed_on_time": 1}
+        if isinstance(payload, ReplySentBack):
+            counters["sent_back"] = 1
+        return KpiChange(payload.review_due_at, payload.department, counters)
+    if isinstance(payload, ReplyReviewReminded) and payload.overdue:
+        counters = {"review_due": 1, "review_overdue": 1}
+        return KpiChange(payload.review_due_at, payload.department, counters)
     return None
 
 
@@ -143,6 +163,9 @@ def rates(counters: dict[str, int]) -> dict[str, float | None]:
             c("satisfied", 0) + c("basically_satisfied", 0), feedback
         ),
         "fully_satisfied_rate": _ratio(c("satisfied", 0), feedback),  # 满意 alone
+        "review_on_time_rate": _ratio(c("reviewed_on_time", 0), c("review_due", 0)),  # 审核按时率
+        # 平均审核时长 (hours), from submission (送审) to decision
+        "review_hours": _ratio(c("review_seconds", 0), c("reviewed", 0) * 3600),
     }
 
 

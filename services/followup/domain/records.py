@@ -19,6 +19,7 @@ class AssignmentStatus(StrEnum):
     ASSIGNED = "assigned"
     SIGNED = "signed"
     REPLIED = "replied"
+    REVIEWING = "reviewing"  # 审核中: the lead's reply waits for a reviewer before release
     RETURNED = "returned"
     WITHDRAWN = "withdrawn"  # 改派: staff moved the opinion to another department
 
@@ -64,6 +65,23 @@ class Extension(BaseModel):
     decision_reason: str | None = None
 
 
+class Review(BaseModel):
+    """审核 of one reply the lead submitted (送审): released on approval, or sent back."""
+
+    round: int  # counts every submission of the case's replies, for its timers' ids
+    result: ReplyResult
+    text: str
+    attachments: list[Attachment]
+    submitted_at: datetime
+    submitted_by: str
+    reviewer: Literal["office", "supervisor"]
+    due_at: datetime
+    status: Literal["pending", "approved", "sent_back"] = "pending"
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    reason: str | None = None
+
+
 class Assignment(BaseModel):
     department: str
     department_name: str
@@ -85,6 +103,8 @@ class Assignment(BaseModel):
     return_reason: str | None = None
     withdrawn_at: datetime | None = None
     withdraw_reason: str | None = None
+    # The newest reply submitted for review (审核), while pending and after.
+    review: Review | None = None
 
     def is_active(self) -> bool:
         """Still owes work: assigned or signed, not replied, returned or withdrawn."""
@@ -160,6 +180,9 @@ class CaseRecord(Aggregate):
     merged_into: str | None = None
     # Files departments uploaded for their replies, by id (the bytes are in the chunk store).
     files: dict[str, CaseFile] = Field(default_factory=dict)
+    # 审核: replies submitted for review so far (numbers each round), and whether one waits.
+    review_rounds: int = 0
+    awaiting_review: bool = False
 
     @property
     def member_id(self) -> str | None:
@@ -201,6 +224,9 @@ class CaseRecord(Aggregate):
         )
         self.extension_pending = open_case and any(
             a.extension is not None and a.extension.status == "requested" for a in active
+        )
+        self.awaiting_review = any(
+            a.status == AssignmentStatus.REVIEWING for a in self.assignments.values()
         )
 
     def _log(self, at: datetime, step: str, actor: str, summary: str) -> None:

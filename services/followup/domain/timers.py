@@ -22,6 +22,8 @@ class TimerKind(StrEnum):
     SUPERVISE_1 = "supervise1"  # 一级督办
     SUPERVISE_2 = "supervise2"  # 二级督办
     FEEDBACK = "feedback"  # no rating within the window: close as 未评价
+    REVIEW_REMINDER = "review_reminder"  # 审核 near its deadline
+    REVIEW_DUE = "review_due"  # 审核 past its deadline
 
 
 ESCALATION_TIMERS = {TimerKind.URGE: 0, TimerKind.SUPERVISE_1: 1, TimerKind.SUPERVISE_2: 2}

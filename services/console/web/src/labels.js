@@ -5,7 +5,7 @@ export const ROLE_LABELS = { office: '办公室', department: '承办单位', su
 export const roleLabel = (role) => ROLE_LABELS[role] || role || ''
 
 export const STATUS_LABELS = {
-  assigned: '待签收', signed: '办理中', replied: '已答复', returned: '已退回', withdrawn: '已改派',
+  assigned: '待签收', signed: '办理中', reviewing: '审核中', replied: '已答复', returned: '已退回', withdrawn: '已改派',
   open: '办理中', awaiting_feedback: '待评价', closed: '已办结',
 }
 export const statusLabel = (s) => STATUS_LABELS[s] || s

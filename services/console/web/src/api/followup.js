@@ -27,3 +27,18 @@ export const kpiExportUrl = (dimension, month) =>
   `${base}/kpis/export?${new URLSearchParams({ dimension, month, format: 'xlsx' })}`
 export const calendarStatus = () => get(`${base}/calendar/status`)
 export const loadCalendar = (year) => request('PUT', `${base}/calendar/${year.year}`, { body: year })
+// 审核: replies waiting for review, the decision, and which replies are reviewed.
+export const reviewQueue = () => get(`${base}/reviews`)
+export const reviewReply = (id, body) => post(`${base}/cases/${id}/review`, body)
+export const reviewRules = () => get(`${base}/review/rules`)
+export const putReviewRules = (rules) => request('PUT', `${base}/review/rules`, { body: rules })
+// 信息专报: compile, revise, sign off, submit, record the outcome, export as DOCX.
+export const reports = () => get(`${base}/reports`)
+export const compileReport = (body) => post(`${base}/reports`, body)
+export const reviseReport = (id, body) => request('PUT', `${base}/reports/${id}/draft`, { body })
+export const signOffReport = (id, version) => post(`${base}/reports/${id}/sign-off`, { version })
+export const submitReport = (id, level) => post(`${base}/reports/${id}/submission`, { level })
+export const adoptReport = (id, body) => post(`${base}/reports/${id}/adoptions`, body)
+export const instructReport = (id, body) => post(`${base}/reports/${id}/instructions`, body)
+export const reportExportUrl = (id, version) =>
+  `${base}/reports/${id}/export${version ? `?version=${version}` : ''}`
