@@ -10,7 +10,6 @@ import typer
 import uvicorn
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
 from shared.settings import DEFAULT_PORTS, SERVICES, InsecureSettings, Settings, get_settings
@@ -34,7 +33,21 @@ for sub, name in (
     app.add_typer(sub, name=name)
 departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
 app.add_typer(departments, name="departments")
-app.add_typer(routing_cli.app, name="routing")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def routing(ctx: typer.Context) -> None:
+    """Routing: train and evaluate the classifier (minyi routing --help)."""
+    # Imported only here: the classifier's libraries (scikit-learn, SciPy) would cost every
+    # other command ~120 MB and seconds at start, the services run by `serve` included.
+    from services.routing import cli as routing_cli
+
+    routing_cli.app(ctx.args, prog_name="minyi routing")
+
+
 topics = typer.Typer(help="专题 hot topics.", no_args_is_help=True)
 app.add_typer(topics, name="topics")
 
@@ -234,6 +247,7 @@ BENCHMARKS: dict[str, str] = {
     "notification": "tools.bench.notification:run",
     "followup": "tools.bench.followup:run",
     "intake-duplicates": "tools.bench.intake:run",
+    "intake-memory": "tools.bench.intake:memory",
     "routing": "tools.bench.routing:run",
 }
 
