@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import utcnow
 from shared.problems import Problem
-from shared.store import Document
+from shared.store import Batched, Document
 
 AUTH_DB = "auth"
 
@@ -60,6 +60,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "reports:read",
             "reports:sign",
             "reports:outcome",
+            "topics:curate",
         }
     ),
     Role.EDITOR: frozenset(
@@ -72,6 +73,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "reports:read",
             "reports:edit",
             "reports:outcome",
+            "topics:curate",
         }
     ),
     Role.ADMIN: frozenset({"*"}),
@@ -203,27 +205,41 @@ async def _limited(
 class RateLimits:
     """A fixed one-minute window per key: one counter document per key and minute, read and
     written by ``_id`` (``<key hash>:<minute>``); the one before is removed when a new one
-    starts, so at most two are kept per key."""
+    starts, so at most two are kept per key. Concurrent requests of one key in this process
+    are counted with one ``$inc`` of their number (exact, like one each, in one round trip)."""
 
     def __init__(self, collection: AsyncCollection[Document], per_minute: int) -> None:
         self.collection = collection
         self.per_minute = per_minute
+        self.counters: dict[str, Batched[None, int]] = {}
 
     async def hit(self, key_id: str, now: datetime) -> int:
         """Count one request; 0 if within the limit, else the seconds until the next window."""
         minute = int(now.timestamp()) // 60
+        counter_id = f"{key_id[:32]}:{minute}"
+        if counter_id not in self.counters:
+            # Counters of past minutes that have nothing on the way are done with.
+            for done in [k for k, c in self.counters.items() if c.idle]:
+                del self.counters[done]
+            self.counters[counter_id] = Batched(lambda hits: self._count(counter_id, len(hits)))
+        n = await self.counters[counter_id](None)
+        if n == 1:
+            await self.collection.delete_one({"_id": f"{key_id[:32]}:{minute - 1}"})
+        if n <= self.per_minute:
+            return 0
+        return 60 - int(now.timestamp()) % 60
+
+    async def _count(self, counter_id: str, hits: int) -> list[int | Exception]:
+        """Add ``hits`` requests; each one's number within the minute, in order."""
         counter = await self.collection.find_one_and_update(
-            {"_id": f"{key_id[:32]}:{minute}"},
-            {"$inc": {"n": 1}},
+            {"_id": counter_id},
+            {"$inc": {"n": hits}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
         assert counter is not None  # upserted
-        if counter["n"] == 1:
-            await self.collection.delete_one({"_id": f"{key_id[:32]}:{minute - 1}"})
-        if counter["n"] <= self.per_minute:
-            return 0
-        return 60 - int(now.timestamp()) % 60
+        first = int(counter["n"]) - hits + 1
+        return list(range(first, first + hits))
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:

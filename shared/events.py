@@ -680,6 +680,43 @@ class MemberEnrolled(EventData):
         return self.member_id
 
 
+class TopicEvent(EventData):
+    """专题 — a hot topic: opinions on the same matter in the same place. ``opinion_id`` is the
+    opinion that changed it (empty for a staff action); the subject is the topic id."""
+
+    opinion_id: str = ""
+    topic_id: str
+    label: str = Field(description="Staff's name for it, else the title closest to its centre")
+    keywords: list[str]
+    heat: float = Field(description="热度")
+    members: int
+    first_seen: datetime
+    last_seen: datetime
+
+    def subject(self) -> str:
+        return self.topic_id
+
+
+class TopicDetected(TopicEvent):
+    """发现专题 — a second opinion on the same matter in the same place made a topic."""
+
+    name = "topic.detected"
+
+
+class TopicUpdated(TopicEvent):
+    """专题更新 — an opinion or 附议 joined it, or staff named, pinned, merged or split it."""
+
+    name = "topic.updated"
+    change: str = Field(description="joined, supported, named, pinned, merged or split")
+
+
+class TopicHeated(TopicEvent):
+    """专题升温 — the topic's heat reached the threshold supervisors are told about (once)."""
+
+    name = "topic.heated"
+    threshold: float
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.event_type(): cls
     for cls in (
@@ -724,6 +761,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         ReportSubmitted,
         ReportAdopted,
         ReportInstructed,
+        TopicDetected,
+        TopicUpdated,
+        TopicHeated,
     )
 }
 

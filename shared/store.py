@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, DeleteOne, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from shared.events import CloudEvent, utcnow
 from shared.messaging import EventBus
@@ -77,6 +77,86 @@ async def drop_databases(settings: Settings) -> None:
         await client.close()
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batched(Generic[T, R]):
+    """Calls made by concurrent tasks, served together by one call of ``send`` (a group
+    commit): while one batch is on its way, the next gathers. An idle one goes out at once, so
+    nobody waits for company; under load one round trip serves many. ``send`` returns each
+    item's result or exception, in order; a failure of the whole batch fails every item."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+        self.send = send
+        self.waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self.sender: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: T) -> R:
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, done))
+        if self.sender is None:
+            # Started on the next turn of the loop, so that calls made in this one go along.
+            self.sender = asyncio.create_task(self._send())
+        return await done
+
+    @property
+    def idle(self) -> bool:
+        return self.sender is None
+
+    async def _send(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                try:
+                    results = await self.send([item for item, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, done), result in zip(batch, results, strict=True):
+                    if done.cancelled():
+                        continue
+                    if isinstance(result, Exception):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+        finally:
+            self.sender = None
+
+
+Write = InsertOne[Document] | UpdateOne | DeleteOne
+DUPLICATE_KEY = 11000
+
+
+class GroupCommit:
+    """Single-document writes by ``_id`` of concurrent tasks to one collection, sent as one
+    unordered ``Collection.bulk_write`` (client-level bulk_write needs MongoDB 8 and does not
+    work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+        self.batched: Batched[Write, None] = Batched(self._send)
+
+    async def insert(self, doc: Document) -> None:
+        """Insert ``doc``; DuplicateKeyError if its ``_id`` is taken."""
+        await self.batched(InsertOne(doc))
+
+    async def update(self, aggregate_id: str, update: Document, upsert: bool = False) -> None:
+        await self.batched(UpdateOne({"_id": aggregate_id}, update, upsert=upsert))
+
+    async def delete(self, aggregate_id: str) -> None:
+        await self.batched(DeleteOne({"_id": aggregate_id}))
+
+    async def _send(self, writes: list[Write]) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(writes)
+        try:
+            await self.collection.bulk_write(writes, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                kind = DuplicateKeyError if error.get("code") == DUPLICATE_KEY else OperationFailure
+                results[error["index"]] = kind(error.get("errmsg", ""), error.get("code"), error)
+        return results
+
+
 class Repository(Generic[A]):
     """Loads and saves one kind of aggregate; publishes the events saved with it."""
 
@@ -89,6 +169,10 @@ class Repository(Generic[A]):
         # scanning every aggregate for a non-empty outbox.
         self.pending = collection.database["outbox_pending"]
         self.versions = collection.database["version_claims"]
+        # Writes by _id go through group commits: one round trip for many concurrent ones.
+        self.writes = GroupCommit(collection)
+        self.markers = GroupCommit(self.pending)
+        self.claims = GroupCommit(self.versions)
 
     async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> str | None:
         """Note, before storing them, that the aggregate's outbox will hold ``events``. One
@@ -97,7 +181,7 @@ class Repository(Generic[A]):
             return None
         marker = f"{self.collection.name}:{aggregate_id}:{events[0].id}"
         with contextlib.suppress(DuplicateKeyError):  # the same events written again
-            await self.pending.insert_one(
+            await self.markers.insert(
                 {
                     "_id": marker,
                     "collection": self.collection.name,
@@ -121,10 +205,10 @@ class Repository(Generic[A]):
         doc["outbox"] = {e.id: e.model_dump(mode="json") for e in events}
         marker = await self._mark(aggregate.id, events)
         try:
-            await self.collection.insert_one(doc)
+            await self.writes.insert(doc)
         except DuplicateKeyError:
             if marker is not None:
-                await self.pending.delete_one({"_id": marker})
+                await self.markers.delete(marker)
             return False
         await self._flush(aggregate.id, events, marker)
         return True
@@ -143,7 +227,7 @@ class Repository(Generic[A]):
         }
         try:
             marker = await self._mark(aggregate.id, events)
-            await self.collection.update_one({"_id": aggregate.id}, update)
+            await self.writes.update(aggregate.id, update)
         except Exception:
             await self._release(aggregate.id, version)
             raise
@@ -169,7 +253,7 @@ class Repository(Generic[A]):
         so each version is claimed by inserting ``<collection>:<id>:<version>`` exactly once."""
         claim = self._claim_id(aggregate_id, version)
         try:
-            await self.versions.insert_one({"_id": claim, "at": utcnow()})
+            await self.claims.insert({"_id": claim, "at": utcnow()})
             return
         except DuplicateKeyError:
             pass
@@ -191,8 +275,8 @@ class Repository(Generic[A]):
         if not events:
             return True
         try:
-            for event in events:
-                await self.bus.publish(event)
+            # The confirms are awaited together, not one after another.
+            await asyncio.gather(*(self.bus.publish(event) for event in events))
         except Exception:
             # The change is stored; its events wait in the outbox for the sweeper.
             log.warning(
@@ -202,11 +286,9 @@ class Repository(Generic[A]):
             )
             return False
         # Writers never rewrite the outbox map wholesale, so this needs no version claim.
-        await self.collection.update_one(
-            {"_id": aggregate_id}, {"$unset": {f"outbox.{e.id}": "" for e in events}}
-        )
+        await self.writes.update(aggregate_id, {"$unset": {f"outbox.{e.id}": "" for e in events}})
         if marker is not None:
-            await self.pending.delete_one({"_id": marker})
+            await self.markers.delete(marker)
         return True
 
     async def sweep(self, older_than: timedelta) -> int:
@@ -227,7 +309,7 @@ class Repository(Generic[A]):
                 count += len(stale)
             if len(stale) == len(events) and (stale or marker["at"] < cutoff):
                 # Its events are out, or its writer stopped before storing them.
-                await self.pending.delete_one({"_id": marker["_id"]})
+                await self.markers.delete(marker["_id"])
         return count
 
 
@@ -310,9 +392,6 @@ async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> N
                     log.warning("outbox sweeper republished %d events", n)
             except Exception:
                 log.exception("outbox sweep failed; will try again")
-
-
-T = TypeVar("T")
 
 
 async def retry_on_conflict(change: Callable[[], Awaitable[T]], attempts: int = 10) -> T:

@@ -22,7 +22,8 @@ INTERNAL = RabbitExchange("minyi.dlx", type=ExchangeType.TOPIC, durable=True, de
 
 # Binding keys of each consuming service's work queue.
 BINDINGS: dict[str, tuple[str, ...]] = {
-    "routing": ("opinion.received", "assignment.returned.*", "case.reopened"),
+    # 附议 add to a topic's heat (专题).
+    "routing": ("opinion.received", "opinion.supported", "assignment.returned.*", "case.reopened"),
     "followup": (
         "opinion.assigned.*",
         # 改派: staff moved an opinion away from a department; its assignment ends.
@@ -80,7 +81,14 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "opinion.briefed",
         "member.enrolled",
     ),
-    "routing": ("opinion.assigned", "opinion.triage", "opinion.withdrawn"),
+    "routing": (
+        "opinion.assigned",
+        "opinion.triage",
+        "opinion.withdrawn",
+        "topic.detected",
+        "topic.updated",
+        "topic.heated",
+    ),
     "followup": (
         "assignment.signed",
         "assignment.replied",

@@ -26,7 +26,7 @@ from shared.settings import SERVICES, Settings, get_settings
 from shared.store import mongo_client
 from shared.topology import BINDINGS
 from tools.demo import DEMO_OFFICES, WebhookSink, seed_keys, url
-from tools.loadtest import _progress, bench_opinion, subscribe_departments
+from tools.loadtest import bench_opinion, progress, subscribe_departments
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "var" / "run"
@@ -133,7 +133,7 @@ async def drill(
         async def submit(i: int) -> None:
             async with gate:
                 ids[i] = await _submit(http, offices[i % len(offices)], run, i)
-                _progress("submitted", len(ids), count)
+                progress("submitted", len(ids), count)
 
         chaos_task = asyncio.create_task(chaos.run(lambda: len(ids) / count))
         await asyncio.gather(*(submit(i) for i in range(count)))
@@ -147,9 +147,9 @@ async def drill(
             return {r.event["subject"] for r in sink.of_type("opinion.assigned")} & wanted
 
         while len(notified()) < len(wanted) and time.time() < deadline:
-            _progress("notified", len(notified()), len(wanted))
+            progress("notified", len(notified()), len(wanted))
             await asyncio.sleep(2)
-        _progress("notified", len(notified()), len(wanted))
+        progress("notified", len(notified()), len(wanted))
         await asyncio.sleep(10)  # let late duplicates, if any, arrive before counting
         await sink.unsubscribe(http)
     return await _verify(settings, run, ids, sink, chaos.log)

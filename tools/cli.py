@@ -10,7 +10,6 @@ import typer
 import uvicorn
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.routing import cli as routing_cli
 from shared import asyncapi, auth, broker_admin
 from shared.observability import configure_logging
 from shared.settings import DEFAULT_PORTS, SERVICES, InsecureSettings, Settings, get_settings
@@ -34,7 +33,23 @@ for sub, name in (
     app.add_typer(sub, name=name)
 departments = typer.Typer(help="Departments' own AMQP subscriptions.", no_args_is_help=True)
 app.add_typer(departments, name="departments")
-app.add_typer(routing_cli.app, name="routing")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def routing(ctx: typer.Context) -> None:
+    """Routing: train and evaluate the classifier (minyi routing --help)."""
+    # Imported only here: the classifier's libraries (scikit-learn, SciPy) would cost every
+    # other command ~120 MB and seconds at start, the services run by `serve` included.
+    from services.routing import cli as routing_cli
+
+    routing_cli.app(ctx.args, prog_name="minyi routing")
+
+
+topics = typer.Typer(help="专题 hot topics.", no_args_is_help=True)
+app.add_typer(topics, name="topics")
 
 ServiceName = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")]
 # What `serve` can run: the four services and the console in front of them.
@@ -232,6 +247,7 @@ BENCHMARKS: dict[str, str] = {
     "notification": "tools.bench.notification:run",
     "followup": "tools.bench.followup:run",
     "intake-duplicates": "tools.bench.intake:run",
+    "intake-memory": "tools.bench.intake:memory",
     "routing": "tools.bench.routing:run",
 }
 
@@ -324,6 +340,54 @@ def demo(
         people = json.loads(people_file.read_text())
         for login, _, unit, role in DEMO_PEOPLE:
             typer.echo(f"  {role.value:<11} {unit:<14} login {login:<11} password {people[login]}")
+
+
+@topics.command("detect")
+def topics_detect(
+    file: Annotated[Path, typer.Argument(help="CSV: id, title, content, time[, likes]")],
+    window: Annotated[int, typer.Option(min=1, max=3660, help="Sliding window in days")] = 30,
+) -> None:
+    """Group a CSV of opinions into 专题 the way routing does as they arrive; print them as
+    JSON, hottest first."""
+    import csv
+    from datetime import timedelta
+
+    from services.routing.topics.domain import OpinionFileError, detect, entries_from_csv
+
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a file 文件不存在")
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            entries = entries_from_csv(reader, list(reader.fieldnames or []))
+    except (OpinionFileError, UnicodeDecodeError, csv.Error) as exc:
+        problems = exc.problems if isinstance(exc, OpinionFileError) else [str(exc)]
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
+    found = detect(entries, timedelta(days=window))
+    typer.echo(
+        json.dumps(
+            {
+                "window_days": window,
+                "opinions": len(entries),
+                "topics": [
+                    {
+                        "id": t.id,
+                        "label": t.summary.label,
+                        "heat": t.summary.heat.value,
+                        "keywords": t.summary.keywords,
+                        "first_seen": t.summary.first_seen.isoformat(),
+                        "last_seen": t.summary.last_seen.isoformat(),
+                        "ids": t.members,
+                    }
+                    for t in found
+                ],
+            },
+            ensure_ascii=False,
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
 - the raw ceiling: aio-pika publish-with-confirms and consume-and-ack of persistent messages of
   the size of a real event, on a scratch quorum queue;
 - the pipeline: opinions submitted over HTTP by concurrent office clients until each one is
-  assigned and its department's webhook delivered.
-
+  assigned and its department's webhook delivered;
+- the same at a fixed rate of half the capacity just measured, for latency below saturation;
 - the same pipeline again with a second replica of routing, followup and notification each
   (started by the benchmark on ports 8012-8014, stopped after), for throughput and duplicates.
 
 Settings (environment): MINYI_BENCH_OPINIONS (default 1000), MINYI_BENCH_CONCURRENCY (32),
 MINYI_BENCH_RATE (opinions/s; set it for the fixed-rate latency mode), MINYI_BENCH_SECONDS (60,
-with a rate), MINYI_BENCH_WEBHOOK_PORT (8098), MINYI_BENCH_REPLICAS (2; 1 skips the scaling run)."""
+with a rate), MINYI_BENCH_WEBHOOK_PORT (8098), MINYI_BENCH_REPLICAS (2; 1 skips the scaling run),
+MINYI_BENCH_HALF_SECONDS (30: without a rate, the pipeline is also run at half the capacity it
+just measured, at that fixed rate, for end-to-end latency below saturation)."""
 
 import asyncio
 import contextlib
@@ -60,11 +62,27 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def _progress(label: str, done: int, total: int) -> None:
-    filled = int(30 * done / max(total, 1))
-    sys.stderr.write(f"\r{label:<10} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
+# Seconds between two progress lines of one counter when stderr is a log, not a terminal.
+PROGRESS_EVERY = 5.0
+_progress_shown: dict[str, float] = {}
+
+
+def progress(label: str, done: int, total: int) -> None:
+    """Show how far ``label`` is: on a terminal a bar redrawn in place (at most 5 times a
+    second), in a log a line every PROGRESS_EVERY seconds and one at the end."""
+    finished = done >= total
+    terminal = sys.stderr.isatty()
+    now = time.monotonic()
+    shown = _progress_shown.get(label)
+    if not finished and shown is not None and now - shown < (0.2 if terminal else PROGRESS_EVERY):
+        return
+    if finished:
+        _progress_shown.pop(label, None)
+    else:
+        _progress_shown[label] = now
+    filled = int(30 * min(done, total) / max(total, 1))
+    line = f"{label:<10} [{'#' * filled}{'.' * (30 - filled)}] {min(done, total)}/{total}"
+    sys.stderr.write(f"\r{line}{chr(10) if finished else ''}" if terminal else f"{line}\n")
     sys.stderr.flush()
 
 
@@ -76,10 +94,13 @@ def _process_usage(extra: dict[str, int]) -> dict[str, tuple[float, int]]:
         pid_file = VAR / "run" / f"{name}.pid"
         if pid_file.exists():
             pids[name] = int(pid_file.read_text().strip())
+    # The broker, and the store when another checkout started it (no pid file here).
+    by_command = {"beam.smp": "rabbitmq", "ferretdb": "ferretdb"}
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):  # a process that ended since the listing
-            if proc.name.isdigit() and "beam.smp" in (proc / "comm").read_text(errors="ignore"):
-                pids["rabbitmq"] = int(proc.name)
+            command = (proc / "comm").read_text(errors="ignore").strip()
+            if proc.name.isdigit() and command in by_command:
+                pids.setdefault(by_command[command], int(proc.name))
     usage = {}
     tick = os.sysconf("SC_CLK_TCK")
     for name, pid in pids.items():
@@ -211,7 +232,7 @@ async def raw_ceiling(
                         for _ in range(min(window, count - first))
                     )
                 )
-                _progress(f"raw {round_no + 1}/{rounds}", first + window, count)
+                progress(f"raw {round_no + 1}/{rounds}", first + window, count)
             await consumed.wait()
             rates.append(count / (time.perf_counter() - started))
         await queue.delete(if_unused=False, if_empty=False)
@@ -246,7 +267,9 @@ async def subscribe_departments(
 
 @contextlib.asynccontextmanager
 async def _running(
-    commands: dict[str, tuple[list[str], str]], env: dict[str, dict[str, str]] | None = None
+    commands: dict[str, tuple[list[str], str]],
+    env: dict[str, dict[str, str]] | None = None,
+    ready_within: float = 60,
 ) -> AsyncIterator[dict[str, int]]:
     """Background processes, name → (``python -m`` arguments, readiness URL), each logging to
     var/log/<name>.log, with this process's environment and ``env[name]`` over it; ready before
@@ -257,7 +280,7 @@ async def _running(
             processes[name] = _spawn(arguments, name, (env or {}).get(name, {}))
         async with httpx.AsyncClient(timeout=2) as http:
             for name, process in processes.items():
-                await _wait_ready(http, commands[name][1], process, name)
+                await _wait_ready(http, commands[name][1], process, name, ready_within)
         yield {name: process.pid for name, process in processes.items()}
     finally:
         for process in processes.values():
@@ -338,7 +361,7 @@ async def _drive(
                 failures.append(f"{response.status_code} {response.text[:200]}")
                 return
             submitted[response.json()["id"]] = (sent, time.time())
-            _progress("submitted", len(submitted), count)
+            progress("submitted", len(submitted), count)
 
     started = time.time()
     tasks = []
@@ -357,9 +380,9 @@ async def _drive(
 
     deadline = time.time() + 120 + count / 20
     while len(arrived := delivered()) < len(submitted) and time.time() < deadline:
-        _progress("delivered", len(arrived), len(submitted))
+        progress("delivered", len(arrived), len(submitted))
         await asyncio.sleep(0.5)
-    _progress("delivered", len(arrived), len(submitted))
+    progress("delivered", len(arrived), len(submitted))
     return submitted, arrived, failures, started
 
 
@@ -443,7 +466,11 @@ async def pipeline(
     result = _report(sink, submitted, arrived, failures, elapsed, count, concurrency, rate)
     result["machine"] = _machine_report(machine_before, machine_after)
     result["processes"] = _usage_report(before, after, elapsed or 1.0)
-    result["store_per_opinion"] = _store_profile(store_before, store_after, max(len(arrived), 1))
+    profile = _store_profile(store_before, store_after, max(len(arrived), 1))
+    result["store_round_trips_per_opinion"] = round(
+        sum(e["round_trips"] for e in profile.values()), 1
+    )
+    result["store_per_opinion"] = profile
     return result
 
 
@@ -508,16 +535,21 @@ async def _delete_scratch(settings: Settings, name: str) -> None:
 
 
 async def _wait_ready(
-    http: httpx.AsyncClient, ready_url: str, process: subprocess.Popen[bytes], name: str
+    http: httpx.AsyncClient,
+    ready_url: str,
+    process: subprocess.Popen[bytes],
+    name: str,
+    within: float = 60,
 ) -> None:
-    for _ in range(120):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited; see var/log/{name}.log")
         with contextlib.suppress(httpx.HTTPError):
             if (await http.get(ready_url)).status_code == 200:
                 return
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"{name} not ready after 60 s")
+    raise RuntimeError(f"{name} not ready after {within:.0f} s")
 
 
 def _epoch(iso: str) -> float:
@@ -549,6 +581,12 @@ def run(output: Path) -> dict[str, Any]:
             "ratio_pipeline_to_hops": ratio(flow["opinions_per_s"], bare["opinions_per_s"]),
             "ratio_hops_to_raw": ratio(bare["opinions_per_s"], raw["messages_per_s"]),
         }
+        if not rate and flow["opinions_per_s"]:
+            # Latency below saturation: half the capacity just measured, at a fixed rate.
+            half = round(flow["opinions_per_s"] / 2, 1)
+            seconds = _env("HALF_SECONDS", 30)
+            calm = await pipeline(settings, int(half * seconds), concurrency, half, port)
+            result["half_capacity"] = calm
         if scaled:
             async with extra_replicas(SCALED) as pids:
                 two = await pipeline(settings, count, concurrency, rate, port, pids)

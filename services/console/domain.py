@@ -181,6 +181,9 @@ ACTIONS: list[tuple[str, str, str, str]] = [
     ("routing", "POST", "rules", "修改分派规则"),
     ("routing", "POST", "import", "导入目录"),
     ("routing", "PUT", "directory", "修改目录"),
+    ("routing", "PUT", "topics", "专题命名/置顶"),
+    ("routing", "POST", "merge", "专题合并"),
+    ("routing", "POST", "split", "专题拆分"),
     ("notification", "POST", "subscriptions", "订阅通知"),
     ("notification", "DELETE", "subscriptions", "取消订阅"),
     ("*", "GET", "export", "导出"),
@@ -197,10 +200,10 @@ def action_of(service: str, method: str, path: str) -> str:
 
 
 def target_of(path: str) -> str | None:
-    """The case, opinion or report an API path acts on: the segment after ``cases``,
-    ``opinions``, ``reports`` …"""
+    """The case, opinion, report or topic an API path acts on: the segment after ``cases``,
+    ``opinions``, ``reports``, ``topics`` …"""
     parts = [p for p in path.split("/") if p]
     for i, part in enumerate(parts[:-1]):
-        if part in ("cases", "opinions", "decisions", "triage", "reports"):
+        if part in ("cases", "opinions", "decisions", "triage", "reports", "topics"):
             return parts[i + 1]
     return None

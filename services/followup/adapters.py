@@ -1,6 +1,7 @@
 """Follow-up adapters: signed feedback links, the clock, timers with an atomic claim, the
 loaded holiday years, KPI projections and case queries, on MongoDB/FerretDB."""
 
+import asyncio
 import base64
 import contextlib
 import csv
@@ -20,12 +21,12 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from prometheus_client import Gauge
 from pydantic import BaseModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from shared.clock import BEIJING, beijing_year, utcnow
 from shared.keys import KeyRing
 from shared.paging import after_filter
-from shared.store import Document, Kept
+from shared.store import Document, GroupCommit, Kept
 
 from .domain import AssignmentStatus, Case, CaseError, Report, ReviewRules, Theme, Timer
 from .workdays import CalendarSource, WorkCalendar, YearCalendar
@@ -193,24 +194,25 @@ class Timers:
         self.agenda = agenda
         self.clock = clock
         self.promoted_at: datetime | None = None
+        # New cases' timers, stored together with other cases' opened meanwhile.
+        self.grouped = {"timers": GroupCommit(timers), "agenda": GroupCommit(agenda)}
 
     async def schedule(self, timers: list[Timer]) -> None:
         """Store timers (again): an existing timer keeps its state. Those due within
         HOT_WINDOW go to the hot set that every tick looks at; later ones to the agenda."""
         horizon = await self.clock.now() + HOT_WINDOW
-        for collection, due in (
-            (self.timers, [t for t in timers if t.fire_at <= horizon]),
-            (self.agenda, [t for t in timers if t.fire_at > horizon]),
+        for name, due in (
+            ("timers", [t for t in timers if t.fire_at <= horizon]),
+            ("agenda", [t for t in timers if t.fire_at > horizon]),
         ):
-            if not due:
-                continue
             docs = [{"_id": t.id, **t.model_dump(mode="python"), "attempt": 0} for t in due]
-            try:
-                # One round trip for all; unordered, so a timer stored before skips only itself.
-                await collection.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                if any(e["code"] != 11000 for e in exc.details["writeErrors"]):
-                    raise
+            outcomes = await asyncio.gather(
+                *(self.grouped[name].insert(doc) for doc in docs), return_exceptions=True
+            )
+            # A timer stored before skips only itself.
+            for outcome in outcomes:
+                if isinstance(outcome, Exception) and not isinstance(outcome, DuplicateKeyError):
+                    raise outcome
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
         if self.promoted_at is None or not timedelta(0) <= now - self.promoted_at < PROMOTE_EVERY:
@@ -287,6 +289,9 @@ class Kpis:
     ) -> None:
         self.collection = collection
         self.totals = totals
+        # Every event adds a fact and marks its month: concurrent ones go out together.
+        self.facts = GroupCommit(collection)
+        self.changes = GroupCommit(totals)
         self.dimensions = dimensions
         self.refresh = refresh
 
@@ -296,13 +301,13 @@ class Kpis:
         """Count ``counters`` once per ``key``; False if it was counted before."""
         fact = {"_id": key, "month": month, **values, "counters": counters}
         try:
-            await self.collection.insert_one(fact)
+            await self.facts.insert(fact)
             counted = True
         except DuplicateKeyError:
             counted = False
         # Also for a duplicate: the first try may have stopped between the two writes.
-        await self.totals.update_one(
-            {"_id": f"changed:{month}"}, {"$set": {"stamp": secrets.token_hex(8)}}, upsert=True
+        await self.changes.update(
+            f"changed:{month}", {"$set": {"stamp": secrets.token_hex(8)}}, upsert=True
         )
         return counted
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Literal
 
 import chinese_calendar
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shared.clock import BEIJING
 
@@ -24,12 +24,24 @@ class YearCalendar(BaseModel):
     workdays: list[date] = Field(default_factory=list, max_length=366)
 
 
+# No allowance is longer than a year (and a number past 64 bits could not be stored).
+LONGEST = {"minutes": 525_600, "hours": 8_760, "days": 366, "working_days": 250}
+
+
 class Span(BaseModel):
     """A time allowance: plain minutes/hours, calendar days (a deadline falling on a rest day
     moves to the next working day, as in Chinese law), or working days."""
 
     amount: int = Field(gt=0)
     unit: Literal["minutes", "hours", "days", "working_days"]
+
+    @model_validator(mode="after")
+    def at_most_a_year(self) -> "Span":
+        if self.amount > LONGEST[self.unit]:
+            raise ValueError(
+                f"at most {LONGEST[self.unit]} {self.unit} (one year) 期限不得超过一年"
+            )
+        return self
 
     def is_clock_time(self) -> bool:
         return self.unit in ("minutes", "hours")

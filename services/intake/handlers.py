@@ -5,9 +5,12 @@ together; changes to a second opinion are idempotent and retried on conflicts.""
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from shared.clock import beijing_year, utcnow
 from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
@@ -16,7 +19,14 @@ from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
 
 from . import sheets
-from .adapters import Claim, ImportJobs, RequestClaims, TrackingNumbers, open_opinions
+from .adapters import (
+    Claim,
+    DuplicateEntries,
+    ImportJobs,
+    RequestClaims,
+    TrackingNumbers,
+    open_opinions,
+)
 from .domain import (
     MAX_ATTACHMENTS,
     Member,
@@ -29,10 +39,12 @@ from .domain import (
     compared_text,
     tracking_number,
 )
-from .duplicates import DuplicateIndex
+from .duplicates import DuplicateIndex, Signature, signature
 
 SOURCE = "/minyi/intake"
 IMPORT_CHUNK = 100
+# Duplicate entries made from the opinions at a first start, written together.
+ENTRIES_AT_ONCE = 500
 
 log = logging.getLogger("minyi.intake")
 
@@ -48,6 +60,7 @@ class Intake:
     jobs: ImportJobs
     attachments: ChunkStore
     index: DuplicateIndex
+    entries: DuplicateEntries
     tracking_keys: KeyRing  # sign the receipts' tracking codes
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -59,9 +72,20 @@ class Registration:
     joined: Opinion | None = None  # the open opinion it was linked to as support (附议)
 
 
-def _index(p: Intake, opinion: Opinion) -> None:
-    s = opinion.submission
-    p.index.add(opinion.id, s.text(), s.location.district, s.location.street, opinion.received_at)
+async def _index(p: Intake, opinion: Opinion, sig: Signature | None = None) -> None:
+    """Index an open opinion in memory and in the store (what the next start reads)."""
+    s, where = opinion.submission, opinion.submission.location
+    sig = signature(s.text()) if sig is None else sig
+    p.index.add(opinion.id, s.text(), where.district, where.street, opinion.received_at, sig)
+    await p.entries.put(
+        opinion.id, where.district, where.street, opinion.received_at, sig.tobytes()
+    )
+
+
+async def _unindex(p: Intake, opinion_id: str) -> None:
+    """No new item joins this opinion any more (closed, merged)."""
+    p.index.remove(opinion_id)
+    await p.entries.forget(opinion_id)
 
 
 def index_received(p: Intake, received: OpinionReceived) -> None:
@@ -130,14 +154,15 @@ async def register_opinion(
         received_at=now,
         submission=submission,
     )
-    found = await similar_open(p, submission, now)
+    sig = signature(submission.text())
+    found = await similar_open(p, submission, now, sig)
     if found is not None:
         events = opinion.support(*found, now)
     else:
         events = opinion.receive()
         # Indexed before storing: if publishing fails after the insert, later items still
         # find it; an entry whose opinion was never stored matches nothing (see above).
-        _index(p, opinion)
+        await _index(p, opinion, sig)
     if not await p.opinions.add(opinion, _wrap(events)):
         # A concurrent request with the same key stored it first.
         return Registration(await _load(p, opinion_id), replayed=True)
@@ -149,12 +174,12 @@ async def register_opinion(
 
 
 async def similar_open(
-    p: Intake, submission: OpinionSubmission, now: datetime
+    p: Intake, submission: OpinionSubmission, now: datetime, sig: Signature | None = None
 ) -> tuple[Opinion, float] | None:
     """The open opinion ``submission`` would join as 附议, and how similar it is; None when it
     would be new work. Stores nothing: the console asks before submitting."""
     location = submission.location
-    match = p.index.find(submission.text(), location.district, location.street, now)
+    match = p.index.find(submission.text(), location.district, location.street, now, sig)
     target = None if match is None else await p.opinions.get(match.opinion_id)
     if match is None or target is None or target.status != OpinionStatus.OPEN:
         return None
@@ -201,7 +226,7 @@ async def follow_case(p: Intake, event: CloudEvent) -> None:
 
     await retry_on_conflict(change)
     if isinstance(payload, CaseClosed):
-        p.index.remove(payload.opinion_id)
+        await _unindex(p, payload.opinion_id)
 
 
 async def member_of(p: Intake, member_id: str, office_id: str | None) -> Member:
@@ -251,7 +276,7 @@ async def merge(p: Intake, opinion_id: str, into_id: str, by: str) -> Opinion:
         return opinion
 
     opinion = await retry_on_conflict(change)
-    p.index.remove(opinion_id)
+    await _unindex(p, opinion_id)
     return await add_supporter(p, into_id, opinion, "并案", None)
 
 
@@ -274,7 +299,7 @@ async def split(p: Intake, opinion_id: str, by: str) -> Opinion:
             await p.opinions.save(target, _wrap(briefs))
 
     await retry_on_conflict(uncount)
-    _index(p, opinion)
+    await _index(p, opinion)
     return opinion
 
 
@@ -291,7 +316,7 @@ async def edit(
 
     opinion = await retry_on_conflict(change)
     if opinion.id in p.index:
-        _index(p, opinion)
+        await _index(p, opinion)
     return opinion
 
 
@@ -418,8 +443,25 @@ async def resume_imports(p: Intake) -> None:
 
 
 async def load_index(p: Intake, window: timedelta) -> int:
-    """Fill the duplicate index with the open opinions of the window; returns how many."""
+    """Fill the duplicate index with the open opinions of the window, from their entries (made
+    once from the opinions in a store from before entries existed); returns how many."""
     since = utcnow() - window
-    async for opinion in open_opinions(p.opinions.collection.database, since):
-        _index(p, opinion)
+    if await p.entries.built():
+        async for entry in p.entries.since(since):
+            sig = np.frombuffer(entry["signature"], np.uint32)
+            where = entry["district"], entry["street"], entry["received_at"]
+            p.index.add(entry["_id"], "", *where, sig)
+        return len(p.index)
+    writes: list[Awaitable[None]] = []
+    async for doc in open_opinions(p.opinions.collection.database, since):
+        s, location = doc["submission"], doc["submission"]["location"]
+        sig = signature(compared_text(s["title"], s["content"]))
+        where = location["district"], location.get("street"), doc["received_at"]
+        p.index.add(doc["_id"], "", *where, sig)
+        writes.append(p.entries.put(doc["_id"], *where, sig.tobytes()))
+        if len(writes) == ENTRIES_AT_ONCE:  # one round trip each (group commit)
+            await asyncio.gather(*writes)
+            writes = []
+    await asyncio.gather(*writes)
+    await p.entries.mark_built()
     return len(p.index)

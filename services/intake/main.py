@@ -13,7 +13,7 @@ from shared.settings import Settings, get_settings
 from shared.store import Repository, mongo_client
 
 from . import api, consumers, handlers
-from .adapters import ImportJobs, RequestClaims, TrackingNumbers
+from .adapters import DuplicateEntries, ImportJobs, RequestClaims, TrackingNumbers
 from .domain import Member, Opinion
 from .duplicates import DuplicateIndex
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, own: IntakeSettings | None = No
         jobs=ImportJobs(db),
         attachments=ChunkStore(db.attachment_chunks),
         index=DuplicateIndex(own.duplicate_threshold, window),
+        entries=DuplicateEntries(db),
         tracking_keys=settings.tracking_keys(),
     )
     consumers.subscribe(bus, intake)

@@ -11,7 +11,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -19,10 +19,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.events import utcnow
-from shared.store import Document
+from shared.store import Document, Repository, VersionConflict, retry_on_conflict
 
 from .classifier import LabelledText, ModelFormatError, OpinionClassifier
 from .domain import Decision
+from .topics.domain import Entry, Topic, TopicDay, board_row
 
 log = logging.getLogger("minyi.routing")
 
@@ -271,3 +272,77 @@ class RoutingViews:
 
     async def count_examples(self) -> int:
         return await self.db.examples.count_documents({})
+
+
+class TopicWindow:
+    """专题 storage besides the topics themselves: the opinions of each day as grouping sees
+    them (``topic_days``, ``_id`` = the UTC date; the window is read by ``_id``, day by day),
+    which day each opinion is on (``topic_entries``), and the board (``topic_board``, one small
+    row per topic, listed hottest first)."""
+
+    def __init__(self, db: AsyncDatabase[Document], days: Repository[TopicDay]) -> None:
+        self.days = days
+        self.entries = db.topic_entries
+        self.board = db.topic_board
+
+    @staticmethod
+    def day_of(at: datetime) -> str:
+        return at.astimezone(UTC).date().isoformat()
+
+    async def day(self, at: datetime) -> TopicDay:
+        """The day of ``at`` as stored (empty and unsaved when it has no opinion yet)."""
+        day_id = self.day_of(at)
+        return await self.days.get(day_id) or TopicDay(id=day_id)
+
+    async def window(self, until: datetime, span: timedelta) -> list[tuple[Entry, str]]:
+        """The stored opinions of the days from ``until - span`` to the day before ``until``'s,
+        with their topic (or loose group) ids."""
+        first = (until - span).astimezone(UTC).date()
+        last = until.astimezone(UTC).date()
+        days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days)]
+        found = await asyncio.gather(*(self.days.get(day) for day in days))
+        return [(d.counted(), d.topic) for day in found if day for d in day.entries.values()]
+
+    async def save(self, day: TopicDay, opinion_ids: list[str]) -> None:
+        """Store the day (VersionConflict if another writer stored it since it was read) and
+        note that these opinions are on it."""
+        if day.version == 0:
+            if not await self.days.add(day, []):
+                raise VersionConflict(f"topic day {day.id} was made concurrently")
+        else:
+            await self.days.save(day, [])
+        for opinion_id in opinion_ids:
+            await self.entries.replace_one(
+                {"_id": opinion_id}, {"_id": opinion_id, "day": day.id}, upsert=True
+            )
+
+    async def day_holding(self, opinion_id: str) -> TopicDay | None:
+        """The day an opinion is stored on."""
+        pointer = await self.entries.find_one({"_id": opinion_id})
+        return None if pointer is None else await self.days.get(pointer["day"])
+
+    async def move(self, opinion_ids: list[str], topic_id: str) -> None:
+        """Staff moved these opinions to ``topic_id`` (merge, split)."""
+        for opinion_id in opinion_ids:
+
+            async def change(opinion_id: str = opinion_id) -> None:
+                day = await self.day_holding(opinion_id)
+                if day is not None and opinion_id in day.entries:
+                    day.entries[opinion_id].topic = topic_id
+                    await self.days.save(day, [])
+
+            await retry_on_conflict(change)
+
+    async def show(self, topic: Topic) -> None:
+        """Bring the topic's board row in line with it (a merged-away topic leaves)."""
+        if topic.merged_into is not None or not topic.members:
+            await self.board.delete_one({"_id": topic.id})
+            return
+        await self.board.replace_one(
+            {"_id": topic.id}, {"_id": topic.id, **board_row(topic)}, upsert=True
+        )
+
+    async def hottest(self, limit: int) -> list[Document]:
+        """The board: pinned first, then hottest."""
+        rows = self.board.find({}).sort([("pinned", -1), ("heat", -1), ("_id", 1)]).limit(limit)
+        return [doc async for doc in rows]

@@ -3,10 +3,12 @@ the classifier's model versions."""
 
 import csv
 import io
+from collections.abc import Awaitable
+from datetime import datetime
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.auth import Principal, require
@@ -28,6 +30,9 @@ from .domain import (
     directory_with_table,
 )
 from .handlers import RoutingError, RoutingPorts
+from .topics import handlers as topics
+from .topics.domain import Topic
+from .topics.handlers import TopicError, TopicPorts
 
 router = APIRouter(tags=["routing"])
 
@@ -36,6 +41,7 @@ Triager = Annotated[Principal, Depends(require("routing:triage"))]
 Admin = Annotated[Principal, Depends(require("routing:admin"))]
 # Whoever registers or handles opinions picks categories and places from the directory.
 TaxonomyReader = Annotated[Principal, Depends(require("routing:taxonomy"))]
+Curator = Annotated[Principal, Depends(require("topics:curate"))]
 
 
 def ports(request: Request) -> RoutingPorts:
@@ -43,6 +49,14 @@ def ports(request: Request) -> RoutingPorts:
 
 
 Ports = Annotated[RoutingPorts, Depends(ports)]
+
+
+def topic_ports(request: Request) -> TopicPorts:
+    return request.app.state.topic_ports
+
+
+TopicPortsDep = Annotated[TopicPorts, Depends(topic_ports)]
+TopicId = Annotated[str, Path(min_length=2, max_length=40, pattern=r"^T[0-9A-Za-z_-]+$")]
 LabelColumn = Annotated[
     str,
     Query(min_length=1, max_length=50, description="The column holding the label 类别列"),
@@ -260,3 +274,154 @@ async def evaluate(
         raise _training_problem(exc) from None
     except RoutingError as exc:
         raise _problem(exc) from None
+
+
+# -- 专题 hot topics ---------------------------------------------------------------------------
+
+
+async def _answer(change: Awaitable[Topic]) -> "TopicView":
+    """The changed topic, or the problem the change was refused with."""
+    try:
+        return TopicView.of(await change)
+    except TopicError as exc:
+        if exc.field:
+            errors = [{"field": exc.field, "message": exc.detail}]
+            raise Problem(exc.status, detail=exc.detail, errors=errors) from None
+        raise Problem(exc.status, detail=exc.detail) from None
+
+
+class TopicRow(BaseModel):
+    id: str
+    label: str
+    heat: float
+    members: int
+    pinned: bool
+    keywords: list[str]
+    first_seen: datetime
+    last_seen: datetime
+
+
+class TopicMember(BaseModel):
+    title: str
+    at: datetime
+    districts: list[str]
+    street: str | None
+    likes: int
+    supporters: int
+
+
+class TopicView(BaseModel):
+    """A topic: its label (staff's name if given), keywords, representative opinions, heat and
+    what it is made of, first and last seen, and the member opinions."""
+
+    id: str
+    label: str
+    name: str | None
+    detected_label: str
+    pinned: bool
+    keywords: list[str]
+    representatives: list[str]
+    heat: float
+    heat_parts: dict[str, int]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    merged_into: str | None
+    members: dict[str, TopicMember]
+
+    @classmethod
+    def of(cls, topic: Topic) -> "TopicView":
+        return cls(
+            id=topic.id,
+            label=topic.shown_label(),
+            name=topic.name,
+            detected_label=topic.label,
+            pinned=topic.pinned,
+            keywords=topic.keywords,
+            representatives=topic.representatives,
+            heat=topic.heat,
+            heat_parts=topic.heat_parts,
+            first_seen=topic.first_seen,
+            last_seen=topic.last_seen,
+            merged_into=topic.merged_into,
+            members={
+                oid: TopicMember.model_validate(m, from_attributes=True)
+                for oid, m in topic.members.items()
+            },
+        )
+
+
+class TopicChange(BaseModel):
+    """命名 / 置顶: give the topic a name (null: back to the detected label) or pin it."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str | None = Field(default=None, min_length=1, max_length=100, description="专题名称")
+    pinned: bool | None = Field(default=None, description="置顶")
+
+
+class TopicMerge(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    topics: list[Annotated[str, Field(min_length=2, max_length=40)]] = Field(
+        min_length=1, max_length=20, description="Topics to merge into this one 并入的专题"
+    )
+
+
+class TopicSplit(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    opinions: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        min_length=1,
+        max_length=200,
+        description="Opinions that form a topic of their own 拆出的意见",
+    )
+
+
+@router.get("/topics", summary="专题看板: pinned first, then hottest")
+async def list_topics(
+    p: TopicPortsDep,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many topics")] = 50,
+) -> list[TopicRow]:
+    return [
+        TopicRow(id=d["_id"], **{k: v for k, v in d.items() if k != "_id"})
+        for d in await p.window.hottest(limit)
+    ]
+
+
+@router.get("/topics/{topic_id}", summary="One topic: label, keywords, heat, members")
+async def read_topic(topic_id: TopicId, p: TopicPortsDep, _: Reader) -> TopicView:
+    topic = await p.topics.get(topic_id)
+    if topic is None:
+        raise Problem(404, detail=f"没有专题 {topic_id} / no topic {topic_id}")
+    return TopicView.of(topic)
+
+
+@router.put("/topics/{topic_id}", summary="命名、置顶 a topic")
+async def change_topic(
+    topic_id: TopicId, body: TopicChange, p: TopicPortsDep, _: Curator
+) -> TopicView:
+    if body.pinned is None and "name" not in body.model_fields_set:
+        raise Problem(
+            422,
+            detail="请给出 name 或 pinned / give name or pinned",
+            errors=[{"field": "name", "message": "name or pinned is required"}],
+        )
+    clear = "name" in body.model_fields_set and body.name is None
+    return await _answer(topics.curate(topic_id, body.name, body.pinned, clear, p))
+
+
+@router.post("/topics/{topic_id}/merge", summary="合并: other topics join this one")
+async def merge_topics(
+    topic_id: TopicId, body: TopicMerge, p: TopicPortsDep, _: Curator
+) -> TopicView:
+    return await _answer(topics.merge(topic_id, list(dict.fromkeys(body.topics)), p))
+
+
+@router.post(
+    "/topics/{topic_id}/split", status_code=201, summary="拆分: opinions leave for a new topic"
+)
+async def split_topic(
+    topic_id: TopicId, body: TopicSplit, p: TopicPortsDep, _: Curator
+) -> TopicView:
+    return await _answer(topics.split(topic_id, list(dict.fromkeys(body.opinions)), p))

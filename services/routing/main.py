@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -19,10 +20,12 @@ from shared.settings import Settings, get_settings
 from shared.store import Document, KeptRepository, Repository, mongo_client
 
 from . import api, consumers, handlers
-from .adapters import ModelStore, RoutingViews
+from .adapters import ModelStore, RoutingViews, TopicWindow
 from .classifier import MAX_TRAINING_BYTES, TrainingDataError
 from .domain import Decision, Directory
 from .handlers import RoutingPorts
+from .topics.domain import Topic, TopicDay
+from .topics.handlers import TopicIntake, TopicPorts
 
 DESCRIPTION = "分类、交办 — classifies opinions and assigns the responsible departments."
 
@@ -40,6 +43,9 @@ class RoutingSettings(BaseSettings):
     model_refresh_seconds: float = 3.0
     # Scheduled retraining: how often to look for new staff corrections (0 turns it off).
     retrain_every_seconds: float = 3600.0
+    # 专题: the sliding window, and the 热度 at which supervisors are told (topic.heated).
+    topic_window_days: int = Field(default=30, ge=1, le=365)
+    topic_heat_alert: float = Field(default=10.0, gt=0)
 
 
 def routing_ports(db: AsyncDatabase[Document], bus: EventBus, refresh: float) -> RoutingPorts:
@@ -49,6 +55,18 @@ def routing_ports(db: AsyncDatabase[Document], bus: EventBus, refresh: float) ->
         directories=KeptRepository(db.directory, Directory, bus),  # read for every opinion
         models=ModelStore(db, refresh),
         views=RoutingViews(db),
+    )
+
+
+def topic_ports(
+    db: AsyncDatabase[Document], bus: EventBus, routing: "RoutingSettings"
+) -> TopicPorts:
+    """The 专题 repositories on routing's database."""
+    return TopicPorts(
+        topics=Repository(db.topics, Topic, bus),
+        window=TopicWindow(db, Repository(db.topic_days, TopicDay, bus)),
+        span=timedelta(days=routing.topic_window_days),
+        heat_alert=routing.topic_heat_alert,
     )
 
 
@@ -93,10 +111,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routing = RoutingSettings()
     bus = EventBus("routing", settings)
     mongo = mongo_client(settings)
-    ports = routing_ports(mongo[settings.database("routing")], bus, routing.model_refresh_seconds)
-    consumers.subscribe(bus, ports)
-    app = service_app("routing", DESCRIPTION, settings, bus, mongo, [api.router], [ports.decisions])
+    db = mongo[settings.database("routing")]
+    ports = routing_ports(db, bus, routing.model_refresh_seconds)
+    topics = topic_ports(db, bus, routing)
+    consumers.subscribe(bus, ports, TopicIntake(topics))
+    app = service_app(
+        "routing", DESCRIPTION, settings, bus, mongo, [api.router], [ports.decisions, topics.topics]
+    )
     app.state.ports = ports
+    app.state.topic_ports = topics
     if routing.retrain_every_seconds > 0:
         inner = app.router.lifespan_context
 

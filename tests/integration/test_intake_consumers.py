@@ -9,7 +9,12 @@ from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from services.intake import consumers, handlers
-from services.intake.adapters import ImportJobs, RequestClaims, TrackingNumbers
+from services.intake.adapters import (
+    DuplicateEntries,
+    ImportJobs,
+    RequestClaims,
+    TrackingNumbers,
+)
 from services.intake.domain import Member, Opinion, OpinionStatus, OpinionSubmission
 from services.intake.duplicates import DuplicateIndex
 from shared.events import CaseClosed, CloudEvent, utcnow
@@ -52,6 +57,7 @@ async def intake_of(
         jobs=ImportJobs(db),
         attachments=ChunkStore(db.attachment_chunks),
         index=DuplicateIndex(0.4, timedelta(days=30)),
+        entries=DuplicateEntries(db),
         tracking_keys=KeyRing("tracking", "test"),
     )
     consumers.subscribe(bus, intake)
@@ -116,3 +122,24 @@ async def test_a_closed_case_leaves_the_duplicate_index(
     assert case.id not in intake.index
     later = await handlers.register_opinion(intake, SUBMISSION, "office-a")
     assert later.joined is None and later.opinion.status == OpinionStatus.OPEN
+    restarted = await intake_of(isolated, mongo, make_bus)
+    assert await handlers.load_index(restarted, timedelta(days=30)) == 1
+    assert later.opinion.id in restarted.index and case.id not in restarted.index
+
+
+async def test_a_restart_reads_the_duplicate_entries_made_once_from_a_store_without_them(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    intake = await intake_of(isolated, mongo, make_bus)
+    case = (await handlers.register_opinion(intake, SUBMISSION, "office-a")).opinion
+    db = mongo[isolated.database("intake")]
+    await db.duplicate_entries.drop()  # as a store from before the entries
+
+    first = await intake_of(isolated, mongo, make_bus)
+    assert await handlers.load_index(first, timedelta(days=30)) == 1
+    assert await db.duplicate_entries.count_documents({}) == 1
+    await db.opinions.drop()  # a start after that reads the entries alone
+    second = await intake_of(isolated, mongo, make_bus)
+    assert await handlers.load_index(second, timedelta(days=30)) == 1
+    match = second.index.find(SUBMISSION.text(), "示范区", "东湖街道", utcnow())
+    assert match is not None and match.opinion_id == case.id and match.similarity == 1.0

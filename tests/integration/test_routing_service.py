@@ -16,7 +16,14 @@ from services.routing.classifier import LabelledText
 from services.routing.consumers import subscribe
 from services.routing.domain import DEMO_DIRECTORY, Category, Directory, Rule
 from services.routing.handlers import RoutingPorts
-from services.routing.main import create_app, retrain_on_schedule, routing_ports
+from services.routing.main import (
+    RoutingSettings,
+    create_app,
+    retrain_on_schedule,
+    routing_ports,
+    topic_ports,
+)
+from services.routing.topics.handlers import TopicIntake
 from shared import auth
 from shared.events import AssignmentReturned, CloudEvent, Location, OpinionReceived
 from shared.messaging import EventBus
@@ -81,8 +88,9 @@ async def routing(
     recorder.consume(record)
     await recorder.start()
     bus = make_bus("routing")
-    ports = routing_ports(mongo[isolated.database("routing")], bus, refresh=0.0)
-    subscribe(bus, ports)
+    db = mongo[isolated.database("routing")]
+    ports = routing_ports(db, bus, refresh=0.0)
+    subscribe(bus, ports, TopicIntake(topic_ports(db, bus, RoutingSettings())))
     await bus.start()
     await handlers.replace_directory(topic_directory(), ports)
     return ports, seen

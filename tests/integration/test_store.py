@@ -4,11 +4,13 @@ and idempotent handling of a redelivered event."""
 import asyncio
 import contextlib
 import sqlite3
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from services.routing.domain import DEMO_DIRECTORY, Decision, decide
@@ -20,6 +22,7 @@ from shared.settings import Settings
 from shared.store import (
     Aggregate,
     Document,
+    GroupCommit,
     KeptRepository,
     Repository,
     VersionConflict,
@@ -229,3 +232,42 @@ async def test_lookups_by_id_use_an_index_on_the_local_ferretdb(
 
     assert "SCAN" not in await wait_for(plan, "the _id lookup index", within=15)
     assert (await mongo[name].opinions.find_one({"_id": "SQ-1"}) or {})["title"] == "路灯不亮"
+
+
+def _round_trips(command: str, collection: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "minyi_store_command_seconds_count", {"command": command, "collection": collection}
+        )
+        or 0.0
+    )
+
+
+async def test_concurrent_writes_go_out_together_and_each_gets_its_own_outcome(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    collection = mongo[isolated.database("intake")][f"grouped_{uuid.uuid4().hex[:6]}"]
+    grouped = GroupCommit(collection)
+    await grouped.insert({"_id": "taken", "n": 0})
+    before = _round_trips("insert", collection.name)
+    outcomes = await asyncio.gather(
+        *(grouped.insert({"_id": name, "n": 1}) for name in ("a", "taken", "b", "a")),
+        return_exceptions=True,
+    )
+    assert _round_trips("insert", collection.name) == before + 1
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType",
+        "DuplicateKeyError",
+        "NoneType",
+        "DuplicateKeyError",
+    ]
+    before = _round_trips("update", collection.name)
+    await asyncio.gather(
+        grouped.update("a", {"$set": {"n": 2}}),
+        grouped.update("b", {"$set": {"n": 3}}),
+        grouped.update("new", {"$set": {"n": 4}}, upsert=True),
+        grouped.delete("taken"),
+    )
+    assert _round_trips("update", collection.name) == before + 1
+    stored = {doc["_id"]: doc["n"] async for doc in collection.find()}
+    assert stored == {"a": 2, "b": 3, "new": 4}

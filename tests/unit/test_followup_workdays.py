@@ -2,6 +2,9 @@
 
 from datetime import date, datetime
 
+import pytest
+from pydantic import ValidationError
+
 from services.followup.domain import Case, Policy, Rules, TimerKind
 from services.followup.workdays import Span, WorkCalendar, YearCalendar
 from shared.clock import BEIJING
@@ -66,3 +69,10 @@ def test_a_loaded_year_overrides_the_fallback() -> None:
     assert loaded.source(2099) == "loaded"
     assert not loaded.is_workday(date(2099, 1, 1))
     assert loaded.is_workday(date(2099, 1, 3))  # a Saturday worked
+
+
+def test_an_allowance_is_at_most_a_year_in_its_unit() -> None:
+    assert Span(amount=250, unit="working_days").amount == 250
+    for amount, unit in ((251, "working_days"), (367, "days"), (10**20, "minutes")):
+        with pytest.raises(ValidationError, match="期限不得超过一年"):
+            Span(amount=amount, unit=unit)

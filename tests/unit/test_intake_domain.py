@@ -17,7 +17,7 @@ from services.intake.domain import (
     OpinionSubmission,
     tracking_secret,
 )
-from services.intake.duplicates import DuplicateIndex
+from services.intake.duplicates import EXPIRE_EVERY, DuplicateIndex
 from shared.events import (
     AssignmentSigned,
     CaseClosed,
@@ -82,6 +82,34 @@ def test_a_removed_opinion_is_no_longer_found() -> None:
     found.remove("a")
     assert found.find(REWORDED, "示范区", "和平街道", NOW) is None
     assert len(found) == 1 and "a" not in found
+
+
+def test_removing_one_opinion_keeps_the_others_findable_under_their_own_ids() -> None:
+    found = DuplicateIndex(threshold=0.4, window=timedelta(days=30))
+    texts = {f"o{i}": f"{OTHER}第{i}号楼，{NOISE[: 20 + 3 * i]}" for i in range(5)}
+    for opinion_id, text in texts.items():
+        found.add(opinion_id, text, "示范区", f"街道{opinion_id}", NOW - timedelta(days=1))
+    found.remove("o0")  # the last row moves into its place
+    found.remove("o2")
+    for opinion_id in ("o1", "o3", "o4"):
+        match = found.find(texts[opinion_id], "示范区", f"街道{opinion_id}", NOW)
+        assert match is not None and match.opinion_id == opinion_id and match.similarity == 1.0
+    assert found.find(texts["o0"], "示范区", "街道o0", NOW) is None
+    assert len(found) == 3
+
+
+def test_the_index_is_bounded_by_its_window_and_its_size() -> None:
+    found = DuplicateIndex(threshold=0.4, window=timedelta(days=30), max_entries=1500)
+    old = NOW - timedelta(days=40)
+    for i in range(EXPIRE_EVERY - 1):
+        found.add(f"old{i}", f"{OTHER}{i}", "示范区", None, old)
+    assert len(found) == EXPIRE_EVERY - 1  # dropped only every EXPIRE_EVERY additions
+    found.add("new0", NOISE, "示范区", None, NOW)
+    assert len(found) == 1 and "new0" in found  # out of the window
+    for i in range(1, 2000):
+        found.add(f"new{i}", f"{OTHER}{i}", "邻区", None, NOW + timedelta(seconds=i))
+    assert len(found) <= 1500
+    assert "new1999" in found and "new0" not in found  # the earliest received went first
 
 
 def submission(**changes: object) -> OpinionSubmission:

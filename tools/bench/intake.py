@@ -1,22 +1,35 @@
-"""Benchmark of 附议 detection: precision and recall of "is a duplicate of" on real messages
-(``../shared/data/opinions-dev.csv``) and paraphrased copies of them, and the time to check
-one new item against 100,000 open opinions, as a ratio to a brute-force scan in the same run.
+"""Benchmarks of 附议 detection, on real messages (``../shared/data/opinions-dev.csv``):
 
-Run with ``minyi bench intake-duplicates``."""
+- ``minyi bench intake-duplicates``: precision and recall of "is a duplicate of" on the
+  messages and paraphrased copies of them, and the time to check one new item against
+  100,000 open opinions, as a ratio to a brute-force scan in the same run;
+- ``minyi bench intake-memory``: an intake process's start-up time (until /ready, which
+  waits for the duplicate index) and its memory with 10,000, 50,000 and 100,000 open
+  opinions in a store and a vhost of its own (MINYI_BENCH_OPEN: other counts)."""
 
+import asyncio
 import csv
+import os
 import random
 import re
 import statistics
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from services.intake.adapters import DuplicateEntries
+from services.intake.domain import Opinion, OpinionSubmission, compared_text, tracking_number
 from services.intake.duplicates import DuplicateIndex, signature
 from services.intake.main import IntakeSettings
+from shared import broker_admin
+from shared.events import new_id
+from shared.settings import Settings, get_settings
+from shared.store import drop_databases, mongo_client
+from tools.loadtest import _process_usage, _running, progress
 
 # The briefs folder beside the checkout, not part of the project.
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "opinions-dev.csv"
@@ -153,11 +166,11 @@ def speed(messages: list[str], rng: random.Random) -> dict[str, Any]:
         timings.append((time.perf_counter() - started) * 1000)
     # Baseline: compare the new item's signature with every open opinion's (vectorised).
     partition = index.partitions["district"]
-    matrix = np.stack([e.signature for e in partition.entries.values()])
+    matrix = partition.signatures[: len(partition)]
     baseline = []
     for text in queries[:50]:
         started = time.perf_counter()
-        scores = (matrix == signature(text)).mean(axis=1)
+        scores = (matrix == signature(text).astype(np.uint16)).mean(axis=1)
         int(np.argmax(scores))
         baseline.append((time.perf_counter() - started) * 1000)
     p50, p95 = statistics.median(timings), float(np.percentile(timings, 95))
@@ -184,3 +197,98 @@ def run(output: Path) -> dict[str, Any]:
         "quality": quality(messages, rng),
         "speed": speed(messages, rng),
     }
+
+
+MEMORY_PORT = 8015  # the measured intake process
+SEED_BATCH = 1000
+
+
+def _open_opinion(text: str, i: int, now: datetime, rng: random.Random) -> dict[str, Any]:
+    """A stored open opinion as intake writes it, received within the last 29 days."""
+    text = text.strip() or "公交站台破损"
+    submission = OpinionSubmission.model_validate(
+        {
+            "title": text.split("\n", 1)[0][:100],
+            "content": text[:4000],
+            "channel": "网络",
+            "submitter": {"kind": "群众", "name": "测试", "phone": "13900000000"},
+            "location": {"district": f"区{i % 16}", "street": f"街道{i % 400}"},
+        }
+    )
+    opinion = Opinion(
+        id=new_id(),
+        tracking_no=tracking_number(2026, i + 1),
+        office_id="bench",
+        received_at=now - timedelta(seconds=rng.uniform(0, 29 * 86400)),
+        submission=submission,
+    )
+    return {**opinion.model_dump(by_alias=True), "version": 1, "outbox": {}}
+
+
+async def _seed(settings: Settings, messages: list[str], start: int, stop: int) -> None:
+    """Store open opinions number ``start`` to ``stop`` (real messages, reworded) with their
+    duplicate entries, as intake stores them."""
+    rng = random.Random(start)
+    now = datetime.now(UTC)
+    mongo = mongo_client(settings)
+    try:
+        db = mongo[settings.database("intake")]
+        entries = DuplicateEntries(db)
+        for first in range(start, stop, SEED_BATCH):
+            docs = [
+                _open_opinion(paraphrase(rng.choice(messages), rng), i, now, rng)
+                for i in range(first, min(first + SEED_BATCH, stop))
+            ]
+            await db.opinions.insert_many(docs)
+            await asyncio.gather(*(_entry(entries, doc) for doc in docs))
+            progress("seeded", first + len(docs) - start, stop - start)
+        await entries.mark_built()
+    finally:
+        await mongo.close()
+
+
+async def _entry(entries: DuplicateEntries, doc: dict[str, Any]) -> None:
+    s, where = doc["submission"], doc["submission"]["location"]
+    sig = signature(compared_text(s["title"], s["content"])).tobytes()
+    await entries.put(doc["_id"], where["district"], where["street"], doc["received_at"], sig)
+
+
+async def _start_intake(settings: Settings) -> dict[str, float]:
+    """Start an intake process on the seeded store; seconds until ready, and its memory."""
+    env = {"MINYI_AMQP_VHOST": settings.amqp_vhost, "MINYI_DB_PREFIX": settings.db_prefix}
+    command = {
+        "intake-memory": (
+            ["tools.cli", "serve", "intake", "--port", str(MEMORY_PORT)],
+            f"http://127.0.0.1:{MEMORY_PORT}/ready",
+        )
+    }
+    started = time.perf_counter()
+    async with _running(command, {"intake-memory": env}, ready_within=900) as pids:
+        seconds = time.perf_counter() - started
+        _, rss = _process_usage(pids)["intake-memory"]
+    return {"start_up_seconds": round(seconds, 1), "rss_mb": round(rss / 2**20, 1)}
+
+
+def memory(output: Path) -> dict[str, Any]:
+    """The ``intake-memory`` suite."""
+    if not DATA.exists():
+        return {"skipped": f"{DATA} not found"}
+    counts = [int(n) for n in os.environ.get("MINYI_BENCH_OPEN", "10000,50000,100000").split(",")]
+    messages = load_messages()
+    base = get_settings()
+    run = uuid.uuid4().hex[:6]
+    settings = base.model_copy(
+        update={"amqp_vhost": f"{base.amqp_vhost}-bench-{run}", "db_prefix": f"benchmem{run}"}
+    )
+    broker_admin.setup(settings)
+    results = []
+    try:
+        seeded = 0
+        for count in sorted(counts):
+            asyncio.run(_seed(settings, messages, seeded, count))
+            seeded = count
+            results.append({"open_opinions": count, **asyncio.run(_start_intake(settings))})
+    finally:
+        asyncio.run(drop_databases(settings))
+        broker_admin.delete_vhost(settings)
+    return {"runs": results}

@@ -1,5 +1,5 @@
 // routing (分类、交办): everything the console asks of it, under /api/routing.
-import { get, post, request } from './http'
+import { get, post, put, request } from './http'
 
 const base = '/api/routing'
 const withFile = (file) => {
@@ -23,3 +23,9 @@ export const evaluateModel = (file, labelColumn) =>
   request('POST', `${base}/models/evaluate`, { form: withFile(file), query: { label_column: labelColumn } })
 export const retrain = () => post(`${base}/models/retrain`)
 export const activateModel = (version) => post(`${base}/models/${encodeURIComponent(version)}/activate`)
+// 专题 hot topics
+export const topics = (limit = 100) => get(`${base}/topics`, { limit })
+export const topic = (id) => get(`${base}/topics/${encodeURIComponent(id)}`)
+export const changeTopic = (id, body) => put(`${base}/topics/${encodeURIComponent(id)}`, body)
+export const mergeTopics = (id, others) => post(`${base}/topics/${encodeURIComponent(id)}/merge`, { topics: others })
+export const splitTopic = (id, opinions) => post(`${base}/topics/${encodeURIComponent(id)}/split`, { opinions })

@@ -16,6 +16,7 @@ export const pages = [
   { path: 'subscriptions', title: '通知订阅', roles: ['office', 'department', 'supervisor', 'admin'], icon: 'Message', component: () => import('../views/common/SubscriptionsView.vue') },
   { path: 'editorial/reviews', title: '答复审核', roles: ['office', 'supervisor'], icon: 'DocumentChecked', component: () => import('../views/editorial/ReviewView.vue') },
   { path: 'editorial/reports', title: '信息专报', roles: ['editor', 'supervisor'], icon: 'Memo', component: () => import('../views/editorial/ReportsView.vue') },
+  { path: 'editorial/topics', title: '专题', roles: ['editor', 'supervisor', 'admin'], icon: 'TrendCharts', component: () => import('../views/editorial/TopicsView.vue') },
   { path: 'admin/people', title: '用户管理', roles: ['admin'], icon: 'User', component: () => import('../views/admin/PeopleView.vue') },
   { path: 'admin/units', title: '单位管理', roles: ['admin'], icon: 'OfficeBuilding', component: () => import('../views/admin/UnitsView.vue') },
   { path: 'admin/system', title: '系统管理', roles: ['admin'], icon: 'Setting', component: () => import('../views/admin/SystemView.vue') },
