@@ -81,7 +81,7 @@ async def test_the_topics_board_names_pins_merges_and_splits(
     await expect(table.locator("tr", has_text=noise)).to_be_visible()
     await expect(table.locator("tr", has_text=lights)).to_be_visible()
     await expect(page.locator("[data-test=chart-heat] canvas")).to_be_visible()
-    await shoot(page, "12-专题看板")
+    await shoot(page, "21-专题看板")
 
     # 命名 and 置顶
     row = table.locator("tr", has_text=noise)
@@ -108,7 +108,7 @@ async def test_the_topics_board_names_pins_merges_and_splits(
     await page.click("[data-test=split]")
     await expect(table.locator("tr", has_text=lights)).to_be_visible()
     await expect(named).to_contain_text("3")
-    await shoot(page, "13-专题拆分")
+    await shoot(page, "22-专题拆分")
     await log_out(page)
 
     # 督查: the board is in the supervisor's menu; the audit log names the editor's actions.

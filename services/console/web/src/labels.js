@@ -6,9 +6,11 @@ export const roleLabel = (role) => ROLE_LABELS[role] || role || ''
 
 export const STATUS_LABELS = {
   assigned: '待签收', signed: '办理中', reviewing: '审核中', replied: '已答复', returned: '已退回', withdrawn: '已改派',
-  open: '办理中', awaiting_feedback: '待评价', closed: '已办结',
+  open: '办理中', awaiting_feedback: '待评价', closed: '已办结', merged: '已并案',
 }
 export const statusLabel = (s) => STATUS_LABELS[s] || s
+// A case's own status where it reads differently from an assignment's (复核 of an 不满意).
+export const caseStatusLabel = (s) => ({ reviewing: '复核中' })[s] || statusLabel(s)
 
 export const URGENCY_LABELS = { emergency: '紧急', timeliness: '时效', general: '一般', complex: '复杂' }
 

@@ -19,7 +19,7 @@ export const closeSupervision = (id, result) =>
   post(`${base}/cases/${id}/supervision-order/close`, { result })
 export const auditCall = (id, body) => post(`${base}/cases/${id}/audit-callback`, body)
 // What waits for supervisors: 'returns' | 'reviews' | 'orders' | 'audits'.
-export const waiting = (what) => get(`${base}/supervision/waiting/${what}`)
+export const waiting = (what, query) => get(`${base}/supervision/waiting/${what}`, query)
 // 答复附件: the body is the file itself, its name in the query; downloaded by link.
 export const uploadFile = (id, file) =>
   request('POST', `${base}/files/${id}`, { form: file, query: { filename: file.name } })
