@@ -430,6 +430,12 @@ async def test_the_console_walked_by_its_users(
         this_year = utcnow().astimezone(BEIJING).year
         await expect(page.locator("[data-test=calendar-years]")).to_contain_text(f"{this_year}年")
         await shoot(page, "13-系统管理")
+        # The administrator's own actions are in the audit log too.
+        await page.click("text=审计日志")
+        for action in ("保存单位 petition", "修改分派规则"):
+            await expect(
+                page.locator("[data-test=audit] tr", has_text="周敏").filter(has_text=action).first
+            ).to_be_visible()
         await log_out(page)
 
         # -- Five wrong passwords lock the account ---------------------------------------------
