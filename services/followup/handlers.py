@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from shared.clock import utcnow
 from shared.events import (
@@ -31,7 +31,7 @@ from shared.events import (
 )
 from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
 from shared.messaging import PermanentFailure
-from shared.store import Repository, VersionConflict, retry_on_conflict
+from shared.store import Aggregate, Repository, VersionConflict, retry_on_conflict
 
 from .adapters import (
     Calendars,
@@ -63,6 +63,7 @@ from .domain import (
 )
 
 SOURCE = "/minyi/followup"
+A = TypeVar("A", bound=Aggregate)
 
 log = logging.getLogger("minyi.followup")
 
@@ -98,11 +99,16 @@ def _wrap(events: list[EventData]) -> list[CloudEvent]:
     return [CloudEvent.wrap(SOURCE, e) for e in events]
 
 
+async def _found(repository: Repository[A], aggregate_id: str, missing: str) -> A:
+    """The stored aggregate, or 404 with ``missing``."""
+    found = await repository.get(aggregate_id)
+    if found is None:
+        raise CaseError(404, missing)
+    return found
+
+
 async def _load(cases: Repository[Case], case_id: str) -> Case:
-    case = await cases.get(case_id)
-    if case is None:
-        raise CaseError(404, f"No case {case_id}.")
-    return case
+    return await _found(cases, case_id, f"No case {case_id}.")
 
 
 async def open_case(event_id: str, assigned: OpinionAssigned, p: FollowupPorts) -> None:
@@ -429,10 +435,9 @@ async def compile_report(
 
 
 async def load_report(p: FollowupPorts, report_id: str) -> Report:
-    report = await p.reports.get(report_id)
-    if report is None:
-        raise CaseError(404, f"未找到信息专报 {report_id} / No report {report_id}.")
-    return report
+    return await _found(
+        p.reports, report_id, f"未找到信息专报 {report_id} / No report {report_id}."
+    )
 
 
 async def change_report(
@@ -622,10 +627,7 @@ async def open_theme(
 
 
 async def _theme(p: FollowupPorts, theme_id: str) -> Theme:
-    theme = await p.themes.get(theme_id)
-    if theme is None:
-        raise CaseError(404, f"No theme {theme_id}.")
-    return theme
+    return await _found(p.themes, theme_id, f"No theme {theme_id}.")
 
 
 async def complete_task(
