@@ -27,6 +27,7 @@ from shared.events import (
     ReplyResult,
     ReportAdopted,
     ReportInstructed,
+    RequestKind,
     new_id,
 )
 from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
@@ -336,6 +337,13 @@ async def decide_extension(
         p,
         case_id,
         lambda c, now, rules: c.decide_extension(department, approve, reason, actor, now, rules),
+    )
+
+
+async def correct_kind(p: FollowupPorts, case_id: str, kind: RequestKind, by: str) -> Case:
+    """更正诉求类型 by 分类 staff: the 办结 deadline counted again from 交办 with the new kind."""
+    return await _act(
+        p, case_id, lambda c, now, rules: ([], c.correct_kind(kind, by, now, rules)), record=True
     )
 
 
