@@ -756,6 +756,8 @@ MonthValue = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", descriptio
 
 
 class ThemeRequest(BaseModel):
+    model_config = {"str_strip_whitespace": True}  # a blank title or task is no title or task
+
     month: MonthValue
     title: str = Field(min_length=1, max_length=100)
     source: Literal["hot_topic", "kpi"] = Field(description="热点话题 or 指标")

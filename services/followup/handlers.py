@@ -50,6 +50,7 @@ from .domain import (
     CaseError,
     CaseFile,
     Draft,
+    LinkedOpinion,
     PointWeights,
     Policy,
     Report,
@@ -656,12 +657,19 @@ async def complete_task(
 
 async def link_to_theme(p: FollowupPorts, theme_id: str, opinion_id: str, by: str) -> Theme:
     """An opinion on the theme, linked to it."""
-    if await p.cases.get(opinion_id) is None:
+    case = await p.cases.get(opinion_id)
+    if case is None:
         raise CaseError(404, f"No case {opinion_id}.")
 
     async def change() -> Theme:
         theme = await _theme(p, theme_id)
-        if theme.link(opinion_id, by, await p.clock.now()):
+        linked = LinkedOpinion(
+            linked_at=await p.clock.now(),
+            linked_by=by,
+            tracking_no=case.tracking_no,
+            title=case.title,
+        )
+        if theme.link(linked, opinion_id):
             await p.themes.save(theme, [])
         return theme
 

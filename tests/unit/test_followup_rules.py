@@ -12,6 +12,7 @@ from services.followup.domain import (
     Case,
     CaseError,
     CaseStatus,
+    LinkedOpinion,
     Policy,
     Rules,
     Theme,
@@ -315,8 +316,9 @@ def test_a_theme_progresses_by_its_tasks_and_links_opinions_once() -> None:
     with pytest.raises(CaseError) as unknown:
         theme.complete("9", "", "区住建局", TUESDAY)
     assert unknown.value.status == 404
-    assert theme.link("op1", "督查室", TUESDAY) and not theme.link("op1", "督查室", TUESDAY)
-    assert list(theme.opinions) == ["op1"]
+    linked = LinkedOpinion(linked_at=TUESDAY, linked_by="督查室", tracking_no="SQ-1", title="电梯")
+    assert theme.link(linked, "op1") and not theme.link(linked, "op1")
+    assert list(theme.opinions) == ["op1"] and theme.opinions["op1"].title == "电梯"
 
 
 # -- 更正诉求类型 ---------------------------------------------------------------------------------
