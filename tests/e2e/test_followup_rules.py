@@ -280,6 +280,11 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
         bad = await api.post("supervisor", "/themes", theme | {"month": "2026-13", "tasks": []})
         assert bad.status_code == 422
         assert {e["field"] for e in bad.json()["errors"]} == {"month", "tasks"}
+        blank = await api.post(
+            "supervisor", "/themes", theme | {"title": "  ", "tasks": ["a", " "]}
+        )
+        assert blank.status_code == 422
+        assert {e["field"] for e in blank.json()["errors"]} == {"title", "tasks.1"}
         assert (await api.post("ecology", "/themes", theme)).status_code == 403
         made = await api.post("supervisor", "/themes", theme)
         assert made.status_code == 201, made.text
@@ -288,6 +293,11 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
 
         other = await api.post("housing", f"/themes/{theme_id}/tasks/1/done", {})
         assert other.status_code == 403
+        # Editors read cases but do not work on themes.
+        editor = await api.post("editor", f"/themes/{theme_id}/tasks/1/done", {})
+        assert editor.status_code == 403
+        long = await api.post("ecology", f"/themes/{theme_id}/tasks/1/done", {"note": "x" * 501})
+        assert long.status_code == 422 and long.json()["errors"][0]["field"] == "note"
         done = await api.post("ecology", f"/themes/{theme_id}/tasks/1/done", {"note": "排查 58 家"})
         assert done.status_code == 200, done.text
         assert done.json()["progress"] == 0.3333
@@ -298,6 +308,7 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
             "supervisor", f"/themes/{theme_id}/opinions", {"opinion_id": opinion_id}
         )
         assert linked.status_code == 200 and opinion_id in linked.json()["opinions"]
+        assert linked.json()["opinions"][opinion_id]["title"] == "和平路路灯不亮"
         unknown = await api.post("supervisor", f"/themes/{theme_id}/opinions", {"opinion_id": "x"})
         assert unknown.status_code == 404
 
