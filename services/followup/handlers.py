@@ -669,7 +669,7 @@ async def link_to_theme(p: FollowupPorts, theme_id: str, opinion_id: str, by: st
             tracking_no=case.tracking_no,
             title=case.title,
         )
-        if theme.link(linked, opinion_id):
+        if theme.link(opinion_id, linked):
             await p.themes.save(theme, [])
         return theme
 

@@ -317,7 +317,7 @@ def test_a_theme_progresses_by_its_tasks_and_links_opinions_once() -> None:
         theme.complete("9", "", "区住建局", TUESDAY)
     assert unknown.value.status == 404
     linked = LinkedOpinion(linked_at=TUESDAY, linked_by="督查室", tracking_no="SQ-1", title="电梯")
-    assert theme.link(linked, "op1") and not theme.link(linked, "op1")
+    assert theme.link("op1", linked) and not theme.link("op1", linked)
     assert list(theme.opinions) == ["op1"] and theme.opinions["op1"].title == "电梯"
 
 

@@ -54,7 +54,7 @@ class Theme(Aggregate):
         found.done_at, found.done_by, found.note = now, by, note
         return True
 
-    def link(self, opinion: LinkedOpinion, opinion_id: str) -> bool:
+    def link(self, opinion_id: str, opinion: LinkedOpinion) -> bool:
         """An opinion on the theme; False when it is linked already."""
         if opinion_id in self.opinions:
             return False
