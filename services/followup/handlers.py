@@ -698,7 +698,7 @@ async def project(event: CloudEvent, p: FollowupPorts) -> None:
     """Count an event in the KPI projections (by department, office, category, month) and in
     the members' 履职积分."""
     payload = event.payload()
-    if (points := member_points(event.id, payload)) is not None:
+    for points in member_points(event.id, payload):
         values = {"member": points.member, "office": points.office}
         await p.member_kpis.add(points.key, points.month, values, points.counters)
     if isinstance(payload, OpinionAssigned):

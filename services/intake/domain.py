@@ -5,10 +5,12 @@ No I/O: methods change the opinion and return the events to publish."""
 import hashlib
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from shared.events import (
+    CO_SIGNERS_MAX,
     AssignmentReplied,
     AssignmentReturned,
     AssignmentSigned,
@@ -28,6 +30,7 @@ from shared.events import (
     OpinionSplit,
     OpinionSupported,
     OpinionWithdrawn,
+    SubmissionForm,
     SubmitterSummary,
     SupporterSummary,
     Urgency,
@@ -90,6 +93,36 @@ class OpinionSubmission(BaseModel):
     member_id: str | None = Field(
         default=None, max_length=40, description="The 委员/代表 of the office's roster (/members)"
     )
+    co_signers: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        default_factory=list,
+        max_length=CO_SIGNERS_MAX,
+        description="联名: other members of the office's roster; needs member_id (领衔)",
+    )
+    form: SubmissionForm = Field(
+        default=SubmissionForm.OPINION,
+        description="社情民意 (handled at once), or a member's 提案/建议 (the office decides 立案)",
+    )
+
+    @field_validator("co_signers")
+    @classmethod
+    def distinct_co_signers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("co-signers must be distinct 联名委员/代表不得重复")
+        if not value or "member_id" not in info.data:
+            return value
+        lead = info.data["member_id"]
+        if lead is None:
+            raise ValueError("co-signers need the lead member (member_id) 联名须有领衔委员/代表")
+        if lead in value:
+            raise ValueError("the lead member (member_id) does not co-sign 领衔人不能同时联名")
+        return value
+
+    @field_validator("form")
+    @classmethod
+    def form_has_member(cls, value: SubmissionForm, info: ValidationInfo) -> SubmissionForm:
+        if value.needs_filing and info.data.get("member_id", "") is None:
+            raise ValueError("a 提案/建议 is a member's: give member_id 提案/建议须注明委员/代表")
+        return value
 
     def text(self) -> str:
         """What duplicate detection compares."""

@@ -427,8 +427,7 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
         received_at=datetime(2026, 10, 31, 17, tzinfo=UTC),  # 11-01 01:00 in Beijing
         member_id="m1",
     )
-    points = member_points("e1", received)
-    assert points is not None
+    [points] = member_points("e1", received)
     assert (points.key, points.month, points.counters) == (
         "submitted-op1",
         "2026-11",
@@ -443,6 +442,13 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
         instructed_at=NOW,
         member_id="m1",
     )
-    found = member_points("e2", instructed)
-    assert found is not None and found.counters == {"instructed": 1} and found.key == "e2"
-    assert member_points("e3", received.model_copy(update={"member_id": None})) is None
+    [found] = member_points("e2", instructed)
+    assert found.counters == {"instructed": 1} and found.key == "e2"
+    assert member_points("e3", received.model_copy(update={"member_id": None})) == []
+    # 联名: each co-signer earns the co-signer's counter, under a key of their own.
+    signed = instructed.model_copy(update={"co_signers": ["m2", "m3"]})
+    assert [(p.member, p.key, p.counters) for p in member_points("e4", signed)] == [
+        ("m1", "e4", {"instructed": 1}),
+        ("m2", "e4-m2", {"co_instructed": 1}),
+        ("m3", "e4-m3", {"co_instructed": 1}),
+    ]
