@@ -49,6 +49,7 @@ from .domain import (
     CaseError,
     CaseFile,
     Draft,
+    Grading,
     PointWeights,
     Policy,
     Report,
@@ -243,15 +244,19 @@ async def reply(
     text: str,
     attachments: list[Attachment],
     by: str | None = None,
+    grading: Grading | None = None,
 ) -> Case:
     """答复 by the lead; the submitter gets a signed single-use feedback link — after review
-    (审核) where a review rule applies to the case's category, urgency and department."""
+    (审核) where a review rule applies to the case's category, urgency and department. A filed
+    (立案) submission's reply is graded; a grade B is followed up instead."""
     review_rules = await p.reviews.get()
 
     def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
         review = review_rules.match(case.category, case.urgency, department)
         url = _feedback_url(p, case, now, rules)
-        return case.reply(department, result, text, attachments, now, rules, url, by, review)
+        return case.reply(
+            department, result, text, attachments, now, rules, url, by, grading, review
+        )
 
     return await _act(p, case_id, change)
 
