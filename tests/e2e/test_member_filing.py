@@ -22,14 +22,13 @@ import pytest
 from services.followup.domain import PointWeights
 from services.followup.workdays import WorkCalendar
 from services.routing.domain import DEPARTMENTS
-from shared import auth, broker_admin
+from shared import auth
 from shared.clock import BEIJING, beijing_year, utcnow
 from shared.settings import Settings
-from shared.store import mongo_client
 from tests.integration.notification_servers import free_port
 from tools.demo import Received, WebhookSink, wait_for
 
-from .conftest import LOGS, PORT_BASE
+from .conftest import LOGS, PORT_BASE, own_run, stop
 from .flow import lead_of
 
 STARTED = ("intake", "routing", "followup", "notification")
@@ -104,44 +103,23 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    run = uuid.uuid4().hex[:6]
-    own = settings.model_copy(
-        update={
-            "amqp_vhost": f"{settings.amqp_vhost}-fl{run}",
-            "db_prefix": f"{settings.db_prefix}fl{run}",
+    async with own_run(settings, "fl") as (own, db):
+        keys = {
+            "admin": await auth.create_key(db, auth.Role.ADMIN, "admin", "系统管理员"),
+            "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
+            "office": await auth.create_key(db, auth.Role.OFFICE, "office-fl", "提案委 王五"),
+            "other": await auth.create_key(db, auth.Role.OFFICE, "office-fx", "另一办公室"),
         }
-    )
-    broker_admin.setup(own)
-    mongo = mongo_client(own)
-    db = mongo[own.database(auth.AUTH_DB)]
-    keys = {
-        "admin": await auth.create_key(db, auth.Role.ADMIN, "admin", "系统管理员"),
-        "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
-        "office": await auth.create_key(db, auth.Role.OFFICE, "office-fl", "提案委 王五"),
-        "other": await auth.create_key(db, auth.Role.OFFICE, "office-fx", "另一办公室"),
-    }
-    for code, department in DEPARTMENTS.items():
-        keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, department.name)
-    system = Stack(own, keys)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    try:
-        system.start()
-        await system.wait_ready()
-        yield system
-    finally:
-        for process in system.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in system.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for name in await mongo.list_database_names():
-            if name.startswith(own.db_prefix + "_"):
-                await mongo.drop_database(name)
-        await mongo.close()
-        broker_admin.delete_vhost(own)
+        for code, department in DEPARTMENTS.items():
+            keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, department.name)
+        system = Stack(own, keys)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        try:
+            system.start()
+            await system.wait_ready()
+            yield system
+        finally:
+            stop(system.processes)
 
 
 async def enrol(http: httpx.AsyncClient, stack: Stack, name: str, office: str = "office") -> str:
