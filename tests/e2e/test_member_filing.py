@@ -109,6 +109,7 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
             "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
             "office": await auth.create_key(db, auth.Role.OFFICE, "office-fl", "提案委 王五"),
             "other": await auth.create_key(db, auth.Role.OFFICE, "office-fx", "另一办公室"),
+            "editor": await auth.create_key(db, auth.Role.EDITOR, "editor", "信息编辑"),
         }
         for code, department in DEPARTMENTS.items():
             keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, department.name)
@@ -406,3 +407,10 @@ async def test_refusals_and_a_not_filed_proposal_reaching_both_members(stack: St
             )
             data = notice.event["data"]
             assert (data["filed"], data["kept_as"], data["reason"]) == (False, "来信", reason)
+        # An edit (编辑) cannot bring in a co-signer from another office's roster either.
+        edited = await http.put(
+            f"{url}/{opinion_id}",
+            headers=stack.header("editor"),
+            json={"submission": {**body, "co_signers": [stranger]}, "note": "补充联名"},
+        )
+        assert edited.status_code == 422 and fields(edited) == ["co_signers.0"]
