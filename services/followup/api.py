@@ -47,6 +47,7 @@ from .domain import (
     CaseStatus,
     Draft,
     Feedback,
+    Grading,
     Instruction,
     LinkedOpinion,
     Report,
@@ -162,7 +163,9 @@ Text = Annotated[str, Field(min_length=1, max_length=4000)]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class ReplyRequest(BaseModel):
+class ReplyRequest(Grading):
+    """答复; a filed (立案) 提案/建议 is graded A/B/C/D, a B with ``plan`` and ``plan_due``."""
+
     result: ReplyResult
     text: Text
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
@@ -281,7 +284,9 @@ async def _run(action: Awaitable[Case]) -> CaseView:
     try:
         return _view(await action)
     except CaseError as exc:
-        raise Problem(exc.status, detail=str(exc)) from None
+        if exc.field is None:
+            raise Problem(exc.status, detail=str(exc)) from None
+        raise Problem.of_field(exc.status, exc.field, str(exc)) from None
 
 
 # -- departments ----------------------------------------------------------------------------
@@ -349,6 +354,7 @@ async def reply_case(case_id: str, body: ReplyRequest, p: Ports, principal: Work
             body.text,
             body.attachments,
             principal.name,
+            Grading(grade=body.grade, plan=body.plan, plan_due=body.plan_due),
         )
     )
 

@@ -50,6 +50,7 @@ from .domain import (
     CaseError,
     CaseFile,
     Draft,
+    Grading,
     LinkedOpinion,
     PointWeights,
     Policy,
@@ -245,15 +246,19 @@ async def reply(
     text: str,
     attachments: list[Attachment],
     by: str | None = None,
+    grading: Grading | None = None,
 ) -> Case:
     """答复 by the lead; the submitter gets a signed single-use feedback link — after review
-    (审核) where a review rule applies to the case's category, urgency and department."""
+    (审核) where a review rule applies to the case's category, urgency and department. A filed
+    (立案) submission's reply is graded; a grade B is followed up instead."""
     review_rules = await p.reviews.get()
 
     def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
         review = review_rules.match(case.category, case.urgency, department)
         url = _feedback_url(p, case, now, rules)
-        return case.reply(department, result, text, attachments, now, rules, url, by, review)
+        return case.reply(
+            department, result, text, attachments, now, rules, url, by, grading, review
+        )
 
     return await _act(p, case_id, change)
 
@@ -714,7 +719,7 @@ async def project(event: CloudEvent, p: FollowupPorts) -> None:
     """Count an event in the KPI projections (by department, office, category, month) and in
     the members' 履职积分."""
     payload = event.payload()
-    if (points := member_points(event.id, payload)) is not None:
+    for points in member_points(event.id, payload):
         values = {"member": points.member, "office": points.office}
         await p.member_kpis.add(points.key, points.month, values, points.counters)
     if isinstance(payload, OpinionAssigned):

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -385,7 +386,7 @@ async def test_submitter_lookup_walks_every_stage(
     answered = closed[3]["detail"]
     assert "已解决" in answered and reply["text"] in answered
     assert closed[5]["detail"] == "满意"
-    times = [s["at"] for s in closed]
+    times = [datetime.fromisoformat(s["at"]) for s in closed]  # as instants, not texts
     assert times == sorted(times)
     assert public.json()["status"] == "closed" and public.json()["status_label"] == "已办结"
     # Nothing internal, nobody's personal data: no contact, office, department code or key.

@@ -2,7 +2,7 @@
 feedback link — pure domain, no I/O."""
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -335,7 +335,10 @@ def test_a_co_handler_made_lead_keeps_its_work_and_leads_the_case() -> None:
     assert case.status == CaseStatus.AWAITING_FEEDBACK
 
 
-def _brief(revision: int, title: str = "路灯不亮", member: str | None = None) -> OpinionBriefed:
+def _brief(
+    revision: int, title: str = "路灯不亮", member: str | None = None, **changes: Any
+) -> OpinionBriefed:
+    """Intake's copy of the opinion (``changes``: more of its fields)."""
     return OpinionBriefed(
         opinion_id="op1",
         department="housing",
@@ -351,6 +354,7 @@ def _brief(revision: int, title: str = "路灯不亮", member: str | None = None
             submitter=SubmitterSummary(kind="委员", name="周**"),
             member_id=member,
             received_at=NOW,
+            **changes,
         ),
     )
 
@@ -427,8 +431,7 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
         received_at=datetime(2026, 10, 31, 17, tzinfo=UTC),  # 11-01 01:00 in Beijing
         member_id="m1",
     )
-    points = member_points("e1", received)
-    assert points is not None
+    [points] = member_points("e1", received)
     assert (points.key, points.month, points.counters) == (
         "submitted-op1",
         "2026-11",
@@ -443,6 +446,13 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
         instructed_at=NOW,
         member_id="m1",
     )
-    found = member_points("e2", instructed)
-    assert found is not None and found.counters == {"instructed": 1} and found.key == "e2"
-    assert member_points("e3", received.model_copy(update={"member_id": None})) is None
+    [found] = member_points("e2", instructed)
+    assert found.counters == {"instructed": 1} and found.key == "e2"
+    assert member_points("e3", received.model_copy(update={"member_id": None})) == []
+    # 联名: each co-signer earns the co-signer's counter, under a key of their own.
+    signed = instructed.model_copy(update={"co_signers": ["m2", "m3"]})
+    assert [(p.member, p.key, p.counters) for p in member_points("e4", signed)] == [
+        ("m1", "e4", {"instructed": 1}),
+        ("m2", "e4-m2", {"co_instructed": 1}),
+        ("m3", "e4-m3", {"co_instructed": 1}),
+    ]

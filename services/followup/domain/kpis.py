@@ -22,6 +22,7 @@ from shared.events import (
     FeedbackReceived,
     FeedbackReviewed,
     OpinionAdopted,
+    OpinionFiled,
     OpinionInstructed,
     OpinionReceived,
     OpinionSupported,
@@ -182,25 +183,39 @@ class MemberPoints(BaseModel):
     counters: dict[str, int]
 
 
-def member_points(event_id: str, payload: EventData) -> MemberPoints | None:
-    """Submitted (登记 or 附议), 采用 by level and 批示 of an opinion that names its member."""
+def member_points(event_id: str, payload: EventData) -> list[MemberPoints]:
+    """Submitted (登记 or 附议), 立案, 采用 by level and 批示 of an opinion that names its
+    member: the lead member (领衔) earns ``<counter>``, each co-signer (联名) ``co_<counter>``."""
     member = getattr(payload, "member_id", None)
     if member is None:
-        return None
-    office = str(getattr(payload, "office_id", ""))
+        return []
     if isinstance(payload, OpinionReceived):
-        key, at, counters = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
+        key, at, counter = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
     elif isinstance(payload, OpinionSupported):
-        key, at, counters = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
+        key, at, counter = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
+    elif isinstance(payload, OpinionFiled) and payload.filed:
+        key, at, counter = f"filed-{payload.opinion_id}", payload.filed_at, "filed"
     elif isinstance(payload, OpinionAdopted):
-        key, at, counters = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
+        key, at, counter = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
     elif isinstance(payload, OpinionInstructed):
-        key, at, counters = event_id, payload.instructed_at, "instructed"
+        key, at, counter = event_id, payload.instructed_at, "instructed"
     else:
-        return None
-    return MemberPoints(
-        key=key, month=month_of(at), member=member, office=office, counters={counters: 1}
-    )
+        return []
+    office, month = str(getattr(payload, "office_id", "")), month_of(at)
+    lead = MemberPoints(key=key, month=month, member=member, office=office, counters={counter: 1})
+    return [
+        lead,
+        *(
+            MemberPoints(
+                key=f"{key}-{co}",
+                month=month,
+                member=co,
+                office=office,
+                counters={f"co_{counter}": 1},
+            )
+            for co in getattr(payload, "co_signers", [])
+        ),
+    ]
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -241,6 +256,10 @@ class PointWeights(BaseModel):
     """履职积分 per action (configurable)."""
 
     submitted: int = 1
+    filed: int = 3  # 立案 of a 提案/建议, to its lead member
+    # 联名: what a co-signer earns (co_adopted_*, co_instructed count, weighing nothing yet).
+    co_submitted: int = 1
+    co_filed: int = 1
     instructed: int = 5
     adopted_district: int = 3
     adopted_city: int = 5
