@@ -27,6 +27,8 @@ log = logging.getLogger("minyi.store")
 
 # A version claimed this long ago but never stored was claimed by a writer that died.
 CLAIM_LEASE = timedelta(seconds=30)
+# How long a repository remembers what it stored, for a change that follows (get_to_change).
+RECENT_FOR = timedelta(seconds=5)
 
 Document = dict[str, Any]
 
@@ -215,6 +217,8 @@ class Repository(Generic[A]):
         self.writes = GroupCommit(collection)
         self.markers = GroupCommit(self.pending)
         self.claims = GroupCommit(self.versions)
+        # What this process stored in the last RECENT_FOR, by id: (when, document).
+        self.recent: dict[str, tuple[datetime, Document]] = {}
 
     async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> str | None:
         """Note, before storing them, that the aggregate's outbox will hold ``events``. One
@@ -240,6 +244,30 @@ class Repository(Generic[A]):
     async def _find(self, aggregate_id: str) -> Document | None:
         return await self.collection.find_one({"_id": aggregate_id})
 
+    async def get_to_change(self, aggregate_id: str) -> A | None:
+        """The aggregate as this process stored it in the last RECENT_FOR, else as read: only
+        for a change that is then saved. If another writer stored it since, the save is a
+        VersionConflict and the retry reads the store (what a process stored it knows at once:
+        an event's handler changing what the previous handler of its chain stored, say). Not
+        for a check without a save: that one must see the other replicas' writes."""
+        recent = self.recent.get(aggregate_id)
+        if recent is None or utcnow() - recent[0] >= RECENT_FOR:
+            return await self.get(aggregate_id)
+        return self.model.model_validate(recent[1])
+
+    def _stored(self, aggregate_id: str, doc: Document | None) -> None:
+        """Remember ``doc`` as the stored state of the aggregate (None: forget it)."""
+        now = utcnow()
+        self.recent.pop(aggregate_id, None)
+        if doc is not None:
+            self.recent[aggregate_id] = (now, doc)
+        # Oldest first (insertion order): drop what is too old to be used.
+        while self.recent:
+            oldest = next(iter(self.recent))
+            if now - self.recent[oldest][0] < RECENT_FOR:
+                break
+            del self.recent[oldest]
+
     async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
         """Insert a new aggregate with its events; False if one with this id already exists."""
         doc = aggregate.model_dump(by_alias=True)
@@ -252,6 +280,7 @@ class Repository(Generic[A]):
             if marker is not None:
                 await self.markers.delete(marker)
             return False
+        self._stored(aggregate.id, doc)
         await self._flush(aggregate.id, events, marker)
         return True
 
@@ -262,6 +291,7 @@ class Repository(Generic[A]):
         ``changed``: only these fields (dotted paths, stored values) changed, and only they are
         sent, instead of the whole aggregate (a large one that grows by a part at a time)."""
         version = aggregate.version + 1
+        self._stored(aggregate.id, None)
         await self._claim(aggregate.id, version)
         fields = (
             aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
@@ -282,6 +312,8 @@ class Repository(Generic[A]):
             await self._release(aggregate.id, version)
             raise
         aggregate.version = version
+        if changed is None:
+            self._stored(aggregate.id, {**fields, "_id": aggregate.id, "version": version})
         await self._flush(aggregate.id, events, marker)
 
     async def _release(self, aggregate_id: str, version: int) -> None:

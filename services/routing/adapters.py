@@ -303,8 +303,9 @@ class TopicWindow:
         # instead of reading (and validating) the whole day again. Another writer's change
         # since makes the save a VersionConflict, and the retry reads the stored day.
         self.today: TopicDay | None = None
-        # The days before today change only by 附议 and staff moves: read again every 2 s.
-        self.earlier: Kept[str, TopicDay | None] = Kept(timedelta(seconds=2))
+        # The days before today change only by 附议 and staff moves: read again every 10 s
+        # (30 days a batch read each time was the most of routing's round trips).
+        self.earlier: Kept[str, TopicDay | None] = Kept(timedelta(seconds=10))
 
     @staticmethod
     def day_of(at: datetime) -> str:
