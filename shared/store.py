@@ -127,8 +127,9 @@ class Batched(Generic[T, R]):
 
 Write = InsertOne[Document] | UpdateOne | DeleteOne
 DUPLICATE_KEY = 11000
-# The longest a deferred write (GroupCommit.later) waits for a batch to ride with; well below
-# the outbox sweeper's interval (5 s, 1 s in the tests), so the sweeper rarely sees one.
+# The longest a deferred write (GroupCommit.later) waits for a batch to ride with, unless the
+# outbox sweeper sets it (a fifth of its interval: 1 s of 5 s, 0.2 s in the tests), so that
+# the sweeper seldom finds a cleanup still on its way.
 LATER_WITHIN = 0.2
 
 
@@ -138,10 +139,11 @@ class GroupCommit:
     work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert.
 
     Writes that nobody waits for (``later``: an outbox's cleanup after publishing) ride along
-    with the next batch to the collection, or go by themselves within LATER_WITHIN."""
+    with the next batch to the collection, or go by themselves within ``later_within`` s."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
+        self.later_within = LATER_WITHIN
         self.batched: Batched[Write, None] = Batched(self._send)
         self.deferred: list[Write] = []
         self.timer: asyncio.TimerHandle | None = None
@@ -158,11 +160,12 @@ class GroupCommit:
         await self.batched(DeleteOne({"_id": aggregate_id}))
 
     def later(self, write: Write) -> None:
-        """Send ``write`` with the next batch, or alone within LATER_WITHIN seconds. Nobody
+        """Send ``write`` with the next batch, or alone within ``later_within``. Nobody
         awaits it: a failure is logged, and what it was to clean up is left for the sweeper."""
         self.deferred.append(write)
         if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(LATER_WITHIN, self._flush_later)
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.later_within, self._flush_later)
 
     def _flush_later(self) -> None:
         self.timer = None
@@ -485,7 +488,10 @@ class KeptRepository(Repository[A]):
 
 
 async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> None:
-    """Forever: republish leftover outbox events of the given repositories."""
+    """Forever: republish leftover outbox events of the given repositories. Their cleanups
+    wait for a ride at most a fifth of ``interval``."""
+    for repository in repositories:
+        repository.writes.later_within = repository.markers.later_within = interval / 5
     while True:
         await asyncio.sleep(interval)
         for repository in repositories:

@@ -123,7 +123,7 @@ async def test_a_writer_that_could_not_publish_keeps_its_events_for_the_sweeper(
         stored = await collection.find_one({"_id": decision.id})
         return stored is not None and list(stored["outbox"]) == [first.id]
 
-    # The live writer's cleanup rides with a later write or goes within LATER_WITHIN.
+    # The live writer's cleanup rides with a later write or goes within later_within.
     await wait_for(only_first_left, "the second writer's cleanup")
     assert await live.sweep(timedelta(seconds=5)) == 1
     await wait_for(lambda: [e.id for e in got] == [second.id, first.id], "the stranded event")
