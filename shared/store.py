@@ -139,7 +139,8 @@ class GroupCommit:
     work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert.
 
     Writes that nobody waits for (``later``: an outbox's cleanup after publishing) ride along
-    with the next batch to the collection, or go by themselves within ``later_within`` s."""
+    with the next batch of writes of their kind to the collection, or go together within
+    ``later_within`` s."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
@@ -183,7 +184,11 @@ class GroupCommit:
         await asyncio.gather(*self.flushing, return_exceptions=True)
 
     async def _send(self, writes: list[Write]) -> list[Exception | None]:
-        riders, self.deferred = self.deferred, []
+        # A bulk write sends one command per kind of write: deferred ones ride only with
+        # writes of their kind (an $unset with updates), the rest wait for their timer.
+        kinds = {type(w) for w in writes}
+        riders = [w for w in self.deferred if not writes or type(w) in kinds]
+        self.deferred = [w for w in self.deferred if writes and type(w) not in kinds]
         results: list[Exception | None] = [None] * len(writes)
         if not writes and not riders:
             return results
