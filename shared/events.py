@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from ulid import ULID
 
 from shared.clock import utcnow
@@ -888,13 +888,22 @@ class CloudEvent(BaseModel):
             data=mask_strings(data.model_dump(mode="json")),
         )
 
+    # The payload validated from ``data``, and that dict: the bus, the consumer and the
+    # handler of one event each ask for it (and publishing asks for its routing key).
+    _payload: tuple[dict[str, Any], EventData] | None = PrivateAttr(default=None)
+
     def payload(self) -> EventData:
-        """The typed payload; raises UnknownEventType or pydantic.ValidationError."""
+        """The typed payload; raises UnknownEventType or pydantic.ValidationError. Validated
+        once per ``data`` (another dict given to ``data`` is validated again)."""
+        if self._payload is not None and self._payload[0] is self.data:
+            return self._payload[1]
         try:
             cls = EVENT_TYPES[self.type]
         except KeyError:
             raise UnknownEventType(f"unknown event type {self.type!r}") from None
-        return cls.model_validate(self.data)
+        payload = cls.model_validate(self.data)
+        self._payload = (self.data, payload)
+        return payload
 
     def routing_key(self) -> str:
         return self.payload().routing_key()

@@ -122,6 +122,8 @@ def service_app(
                 await bus.stop()
             for stop in on_stop:
                 await stop()
+            for repository in repositories:
+                await repository.settle()  # outbox cleanups still waiting for a ride
             await mongo.close()
             log.info("stopped", extra={"service": service})
 

@@ -27,6 +27,8 @@ log = logging.getLogger("minyi.store")
 
 # A version claimed this long ago but never stored was claimed by a writer that died.
 CLAIM_LEASE = timedelta(seconds=30)
+# How long a repository remembers what it stored, for a change that follows (get_to_change).
+RECENT_FOR = timedelta(seconds=5)
 
 Document = dict[str, Any]
 
@@ -125,16 +127,28 @@ class Batched(Generic[T, R]):
 
 Write = InsertOne[Document] | UpdateOne | DeleteOne
 DUPLICATE_KEY = 11000
+# The longest a deferred write (GroupCommit.later) waits for a batch to ride with, unless the
+# outbox sweeper sets it (a fifth of its interval: 1 s of 5 s, 0.2 s in the tests), so that
+# the sweeper seldom finds a cleanup still on its way.
+LATER_WITHIN = 0.2
 
 
 class GroupCommit:
     """Single-document writes by ``_id`` of concurrent tasks to one collection, sent as one
     unordered ``Collection.bulk_write`` (client-level bulk_write needs MongoDB 8 and does not
-    work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert."""
+    work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert.
+
+    Writes that nobody waits for (``later``: an outbox's cleanup after publishing) ride along
+    with the next batch of writes of their kind to the collection, or go together within
+    ``later_within`` s."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
+        self.later_within = LATER_WITHIN
         self.batched: Batched[Write, None] = Batched(self._send)
+        self.deferred: list[Write] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.flushing: set[asyncio.Task[list[Exception | None]]] = set()
 
     async def insert(self, doc: Document) -> None:
         """Insert ``doc``; DuplicateKeyError if its ``_id`` is taken."""
@@ -146,14 +160,52 @@ class GroupCommit:
     async def delete(self, aggregate_id: str) -> None:
         await self.batched(DeleteOne({"_id": aggregate_id}))
 
+    def later(self, write: Write) -> None:
+        """Send ``write`` with the next batch, or alone within ``later_within``. Nobody
+        awaits it: a failure is logged, and what it was to clean up is left for the sweeper."""
+        self.deferred.append(write)
+        if self.timer is None:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.later_within, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self.timer = None
+        if self.deferred:
+            task = asyncio.create_task(self._send([]))
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
+
+    async def settle(self) -> None:
+        """Send what waits for a ride now (a process stopping)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        await self._send([])
+        await asyncio.gather(*self.flushing, return_exceptions=True)
+
     async def _send(self, writes: list[Write]) -> list[Exception | None]:
+        # A bulk write sends one command per kind of write: deferred ones ride only with
+        # writes of their kind (an $unset with updates), the rest wait for their timer.
+        kinds = {type(w) for w in writes}
+        riders = [w for w in self.deferred if not writes or type(w) in kinds]
+        self.deferred = [w for w in self.deferred if writes and type(w) not in kinds]
         results: list[Exception | None] = [None] * len(writes)
+        if not writes and not riders:
+            return results
         try:
-            await self.collection.bulk_write(writes, ordered=False)
+            await self.collection.bulk_write([*writes, *riders], ordered=False)
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
                 kind = DuplicateKeyError if error.get("code") == DUPLICATE_KEY else OperationFailure
-                results[error["index"]] = kind(error.get("errmsg", ""), error.get("code"), error)
+                failure = kind(error.get("errmsg", ""), error.get("code"), error)
+                if error["index"] < len(writes):
+                    results[error["index"]] = failure
+                else:
+                    log.warning("a deferred write failed: %s", failure)
+        except Exception:
+            if riders:
+                log.warning("%d deferred writes failed", len(riders), exc_info=True)
+            raise
         return results
 
 
@@ -173,6 +225,8 @@ class Repository(Generic[A]):
         self.writes = GroupCommit(collection)
         self.markers = GroupCommit(self.pending)
         self.claims = GroupCommit(self.versions)
+        # What this process stored in the last RECENT_FOR, by id: (when, document).
+        self.recent: dict[str, tuple[datetime, Document]] = {}
 
     async def _mark(self, aggregate_id: str, events: list[CloudEvent]) -> str | None:
         """Note, before storing them, that the aggregate's outbox will hold ``events``. One
@@ -198,6 +252,30 @@ class Repository(Generic[A]):
     async def _find(self, aggregate_id: str) -> Document | None:
         return await self.collection.find_one({"_id": aggregate_id})
 
+    async def get_to_change(self, aggregate_id: str) -> A | None:
+        """The aggregate as this process stored it in the last RECENT_FOR, else as read: only
+        for a change that is then saved. If another writer stored it since, the save is a
+        VersionConflict and the retry reads the store (what a process stored it knows at once:
+        an event's handler changing what the previous handler of its chain stored, say). Not
+        for a check without a save: that one must see the other replicas' writes."""
+        recent = self.recent.get(aggregate_id)
+        if recent is None or utcnow() - recent[0] >= RECENT_FOR:
+            return await self.get(aggregate_id)
+        return self.model.model_validate(recent[1])
+
+    def _stored(self, aggregate_id: str, doc: Document | None) -> None:
+        """Remember ``doc`` as the stored state of the aggregate (None: forget it)."""
+        now = utcnow()
+        self.recent.pop(aggregate_id, None)
+        if doc is not None:
+            self.recent[aggregate_id] = (now, doc)
+        # Oldest first (insertion order): drop what is too old to be used.
+        while self.recent:
+            oldest = next(iter(self.recent))
+            if now - self.recent[oldest][0] < RECENT_FOR:
+                break
+            del self.recent[oldest]
+
     async def add(self, aggregate: A, events: list[CloudEvent]) -> bool:
         """Insert a new aggregate with its events; False if one with this id already exists."""
         doc = aggregate.model_dump(by_alias=True)
@@ -210,14 +288,24 @@ class Repository(Generic[A]):
             if marker is not None:
                 await self.markers.delete(marker)
             return False
+        self._stored(aggregate.id, doc)
         await self._flush(aggregate.id, events, marker)
         return True
 
-    async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
-        """Store the changed aggregate if nobody changed it meanwhile, then publish its events."""
+    async def save(
+        self, aggregate: A, events: list[CloudEvent], changed: Document | None = None
+    ) -> None:
+        """Store the changed aggregate if nobody changed it meanwhile, then publish its events.
+        ``changed``: only these fields (dotted paths, stored values) changed, and only they are
+        sent, instead of the whole aggregate (a large one that grows by a part at a time)."""
         version = aggregate.version + 1
+        self._stored(aggregate.id, None)
         await self._claim(aggregate.id, version)
-        fields = aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
+        fields = (
+            aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
+            if changed is None
+            else changed
+        )
         update: Document = {
             "$set": {
                 **fields,
@@ -232,6 +320,8 @@ class Repository(Generic[A]):
             await self._release(aggregate.id, version)
             raise
         aggregate.version = version
+        if changed is None:
+            self._stored(aggregate.id, {**fields, "_id": aggregate.id, "version": version})
         await self._flush(aggregate.id, events, marker)
 
     async def _release(self, aggregate_id: str, version: int) -> None:
@@ -269,9 +359,14 @@ class Repository(Generic[A]):
             await self.versions.delete_one({"_id": claim})
         raise VersionConflict(f"{self.model.__name__} {aggregate_id} changed concurrently")
 
-    async def _flush(self, aggregate_id: str, events: list[CloudEvent], marker: str | None) -> bool:
+    async def _flush(
+        self, aggregate_id: str, events: list[CloudEvent], marker: str | None, at_once: bool = False
+    ) -> bool:
         """Publish ``events``, then remove them from the outbox and remove ``marker``; False
-        (and everything left for the sweeper) if publishing failed."""
+        (and everything left for the sweeper) if publishing failed. The removals are not
+        awaited (``at_once``: they are): they ride with the next writes of this repository, one
+        round trip less each, and if they never land the sweeper publishes the events again
+        (at least once; consumers ignore what they handled)."""
         if not events:
             return True
         try:
@@ -286,10 +381,23 @@ class Repository(Generic[A]):
             )
             return False
         # Writers never rewrite the outbox map wholesale, so this needs no version claim.
-        await self.writes.update(aggregate_id, {"$unset": {f"outbox.{e.id}": "" for e in events}})
+        sent = {f"outbox.{e.id}": "" for e in events}
+        cleared = UpdateOne({"_id": aggregate_id}, {"$unset": sent})
+        if at_once:
+            await self.writes.batched(cleared)
+            if marker is not None:
+                await self.markers.delete(marker)
+            return True
+        self.writes.later(cleared)
         if marker is not None:
-            await self.markers.delete(marker)
+            self.markers.later(DeleteOne({"_id": marker}))
         return True
+
+    async def settle(self) -> None:
+        """Send the outbox cleanups that wait for a ride now (a process stopping)."""
+        for group in (self.writes, self.markers):
+            with contextlib.suppress(Exception):  # left for the sweeper
+                await group.settle()
 
     async def sweep(self, older_than: timedelta) -> int:
         """Publish events left in outboxes by a crash; returns how many."""
@@ -304,7 +412,7 @@ class Repository(Generic[A]):
             # Newer events may still be on their way out with a living writer.
             stale = [e for e in events if e.time < cutoff]
             if stale:
-                if not await self._flush(marker["aggregate_id"], stale, None):
+                if not await self._flush(marker["aggregate_id"], stale, None, at_once=True):
                     continue
                 count += len(stale)
             if len(stale) == len(events) and (stale or marker["at"] < cutoff):
@@ -371,19 +479,24 @@ class KeptRepository(Repository[A]):
         finally:
             self.kept.forget(aggregate.id)
 
-    async def save(self, aggregate: A, events: list[CloudEvent]) -> None:
+    async def save(
+        self, aggregate: A, events: list[CloudEvent], changed: Document | None = None
+    ) -> None:
         # Forgotten before saving, so a retry after a VersionConflict reads the stored version,
         # and after, so that a read another task made meanwhile (of the old document) is not
         # kept: this process sees its own writes at once.
         self.kept.forget(aggregate.id)
         try:
-            await super().save(aggregate, events)
+            await super().save(aggregate, events, changed)
         finally:
             self.kept.forget(aggregate.id)
 
 
 async def run_sweeper(repositories: list[Repository[Any]], interval: float) -> None:
-    """Forever: republish leftover outbox events of the given repositories."""
+    """Forever: republish leftover outbox events of the given repositories. Their cleanups
+    wait for a ride at most a fifth of ``interval``."""
+    for repository in repositories:
+        repository.writes.later_within = repository.markers.later_within = interval / 5
     while True:
         await asyncio.sleep(interval)
         for repository in repositories:

@@ -120,7 +120,7 @@ async def open_case(event_id: str, assigned: OpinionAssigned, p: FollowupPorts) 
     async def change() -> None:
         now = await p.clock.now()
         rules = await p.rules(now)
-        case = await p.cases.get(assigned.opinion_id)
+        case = await p.cases.get_to_change(assigned.opinion_id)
         if case is None:
             case, timers = Case.open(assigned, now, rules)
             case.mark_handled(event_id)
@@ -165,7 +165,8 @@ async def take_brief(briefed: OpinionBriefed, p: FollowupPorts) -> None:
     assignment, which may still be on its way."""
 
     async def change() -> None:
-        case = await p.cases.get(briefed.opinion_id)
+        # Usually right after open_case stored it, in this process: no read.
+        case = await p.cases.get_to_change(briefed.opinion_id)
         if case is None:
             raise NotAssignedYet(f"case {briefed.opinion_id} is not open yet")
         if case.take_brief(briefed, await p.clock.now()):

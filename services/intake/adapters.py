@@ -15,29 +15,30 @@ from pymongo.errors import DuplicateKeyError
 from shared.paging import before_filter
 from shared.store import Document, GroupCommit
 
-from .domain import Opinion, OpinionStatus
+from .domain import Opinion, OpinionStatus, tracking_number
 
 HINT_EVERY = 20
 
 
 class TrackingNumbers:
-    """Per-year sequence of tracking numbers, and the map from tracking number to opinion id for
-    the public status lookup (read by ``_id``)."""
+    """Per-year sequence of tracking numbers, each taken with the opinion it belongs to: the
+    map from tracking number to opinion id for the public status lookup (read by ``_id``)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.counters = db.counters
-        self.taken = GroupCommit(db.tracking_sequence)
-        self.numbers = GroupCommit(db.tracking_numbers)
+        self.taken = GroupCommit(db.tracking_numbers)
         self.lookups = db.tracking_numbers
         # Where to start looking, per year: concurrent requests each take the next one in
         # memory (so their inserts go out together) instead of all racing for the same number.
         self.lock = asyncio.Lock()
         self.last: dict[int, int] = {}
 
-    async def next(self, year: int) -> int:
-        """The next free number of the year. Each number is taken by inserting it, because a
-        unique ``_id`` is atomic on FerretDB 1.24 and ``$inc`` is not (concurrent increments
-        are lost there). The counter document is only a hint where to start looking."""
+    async def next(self, year: int, opinion_id: str) -> int:
+        """The next free number of the year, taken for ``opinion_id``. Each number is taken
+        by inserting it, because a unique ``_id`` is atomic on FerretDB 1.24 and ``$inc`` is
+        not (concurrent increments are lost there). The counter document is only a hint where
+        to start looking. A number taken for an opinion that is then not stored (a concurrent
+        request with the same Idempotency-Key won) leads the lookup to no opinion."""
         counter = f"tracking-{year}"
         if year not in self.last:
             async with self.lock:
@@ -47,7 +48,8 @@ class TrackingNumbers:
         while True:
             self.last[year] = number = self.last[year] + 1
             try:
-                await self.taken.insert({"_id": f"{year}:{number}"})
+                tracking_no = tracking_number(year, number)
+                await self.taken.insert({"_id": tracking_no, "opinion_id": opinion_id})
                 break
             except DuplicateKeyError:  # another replica took it
                 continue
@@ -59,12 +61,6 @@ class TrackingNumbers:
                     {"_id": counter}, {"$max": {"seq": number}}, upsert=True
                 )
         return number
-
-    async def record(self, tracking_no: str, opinion_id: str) -> None:
-        """Remember which opinion a number belongs to (written before the opinion itself)."""
-        # A retried registration records the same pair again.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.numbers.insert({"_id": tracking_no, "opinion_id": opinion_id})
 
     async def opinion_of(self, tracking_no: str) -> str | None:
         doc = await self.lookups.find_one({"_id": tracking_no})

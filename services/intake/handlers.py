@@ -113,9 +113,9 @@ def _stored_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-async def _new_number(p: Intake) -> str:
+async def _new_number(p: Intake, opinion_id: str) -> str:
     year = beijing_year(utcnow())
-    return tracking_number(year, await p.numbers.next(year))
+    return tracking_number(year, await p.numbers.next(year, opinion_id))
 
 
 async def register_opinion(
@@ -126,13 +126,15 @@ async def register_opinion(
     work for routing (opinion.received). With ``key``, a retry returns the first result."""
     await _check_members(p, submission, office_id)
     if key is None:
-        opinion_id, tracking_no = new_id(), await _new_number(p)
+        opinion_id = new_id()
+        tracking_no = await _new_number(p, opinion_id)
     else:
         claim = await p.claims.find(office_id, key)
         if claim is None:
+            opinion_id = new_id()
             wanted = Claim(
-                opinion_id=new_id(),
-                tracking_no=await _new_number(p),
+                opinion_id=opinion_id,
+                tracking_no=await _new_number(p, opinion_id),
                 fingerprint=submission.fingerprint(),
             )
             claim = await p.claims.claim(office_id, key, wanted)
@@ -143,7 +145,6 @@ async def register_opinion(
         if (existing := await p.opinions.get(claim.opinion_id)) is not None:
             return Registration(existing, replayed=True)
         opinion_id, tracking_no = claim.opinion_id, claim.tracking_no
-    await p.numbers.record(tracking_no, opinion_id)
     # Answer a retry and the first request alike.
     now = _stored_now()
     opinion = Opinion(
@@ -219,7 +220,9 @@ async def follow_case(p: Intake, event: CloudEvent) -> None:
     payload = event.payload()
 
     async def change() -> None:
-        opinion = await p.opinions.get(payload.opinion_id)
+        # Usually right after this process registered it: no read (a stale copy only makes the
+        # save a VersionConflict, and the retry reads the store).
+        opinion = await p.opinions.get_to_change(payload.opinion_id)
         if opinion is None or opinion.has_handled(event.id):
             return
         briefs = opinion.follow(event.id, payload, event.time)

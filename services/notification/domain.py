@@ -1,9 +1,11 @@
 """Notification domain: who wants which events, through which channel and address, when they
 must not be disturbed, and what was delivered. No I/O."""
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
+from collections import deque
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import ClassVar
@@ -276,19 +278,37 @@ def allowed_exception(host: str, port: int, allow: list[str]) -> bool:
 
 class SendSlots:
     """How many sends to each subscription are under way in this process, so one slow
-    receiver holds at most ``per_subscription`` of the consumer's handlers."""
+    receiver holds at most ``per_subscription`` of the consumer's handlers. A send that finds
+    them all taken waits a moment for one (a fast receiver frees one within milliseconds)
+    before it gives up and its event comes back a round later (at least a second)."""
 
-    def __init__(self, per_subscription: int) -> None:
+    def __init__(self, per_subscription: int, wait: float = 0.25) -> None:
         self.per_subscription = per_subscription
+        self.wait = wait
         self.busy: dict[str, int] = {}
+        # Sends waiting for a slot, first come first served: a slot given back goes to one.
+        self.waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
-    def take(self, subscription_id: str) -> bool:
-        if self.busy.get(subscription_id, 0) >= self.per_subscription:
+    async def take(self, subscription_id: str) -> bool:
+        if self.busy.get(subscription_id, 0) < self.per_subscription:
+            self.busy[subscription_id] = self.busy.get(subscription_id, 0) + 1
+            return True
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(subscription_id, deque()).append(handed)
+        try:
+            await asyncio.wait_for(handed, self.wait)
+        except TimeoutError:
             return False
-        self.busy[subscription_id] = self.busy.get(subscription_id, 0) + 1
-        return True
+        return True  # the slot given back was handed over to this send
 
     def give_back(self, subscription_id: str) -> None:
+        queue = self.waiting.get(subscription_id)
+        while queue:
+            handed = queue.popleft()
+            if not handed.done():  # not given up waiting
+                handed.set_result(None)
+                return
+        self.waiting.pop(subscription_id, None)
         left = self.busy.pop(subscription_id, 1) - 1
         if left:
             self.busy[subscription_id] = left

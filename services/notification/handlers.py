@@ -181,7 +181,7 @@ async def _deliver(
                 return
         outcome.held = True
         return
-    if not ports.slots.take(subscription.id):
+    if not await ports.slots.take(subscription.id):
         outcome.busy.append(f"{where}: {ports.slots.per_subscription} sends under way")
         return
     try:

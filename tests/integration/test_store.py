@@ -119,6 +119,12 @@ async def test_a_writer_that_could_not_publish_keeps_its_events_for_the_sweeper(
     await live.save(decision, [second])
     await wait_for(lambda: [e.id for e in got] == [second.id], "the second writer's event")
 
+    async def only_first_left() -> bool:
+        stored = await collection.find_one({"_id": decision.id})
+        return stored is not None and list(stored["outbox"]) == [first.id]
+
+    # The live writer's cleanup rides with a later write or goes within later_within.
+    await wait_for(only_first_left, "the second writer's cleanup")
     assert await live.sweep(timedelta(seconds=5)) == 1
     await wait_for(lambda: [e.id for e in got] == [second.id, first.id], "the stranded event")
     stored = await collection.find_one({"_id": decision.id})
@@ -147,8 +153,12 @@ async def test_redelivered_opinion_is_routed_once(
     await asyncio.sleep(0.5)
     assert len(got) == 1
     assert await mongo[isolated.database("routing")].decisions.count_documents({}) == 1
-    stored = await repo.collection.find_one({"_id": opinion.opinion_id})
-    assert stored is not None and stored["outbox"] == {}
+
+    async def outbox_empty() -> bool:
+        stored = await repo.collection.find_one({"_id": opinion.opinion_id})
+        return stored is not None and stored["outbox"] == {}
+
+    await wait_for(outbox_empty, "the outbox cleared after publishing")
 
 
 class Tally(Aggregate):
@@ -271,3 +281,33 @@ async def test_concurrent_writes_go_out_together_and_each_gets_its_own_outcome(
     assert _round_trips("update", collection.name) == before + 1
     stored = {doc["_id"]: doc["n"] async for doc in collection.find()}
     assert stored == {"a": 2, "b": 3, "new": 4}
+
+
+async def test_a_change_starts_from_what_this_process_stored_and_a_stale_copy_conflicts(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    collection = mongo[isolated.database("followup")].tallies
+    bus = make_bus("followup")
+    here, elsewhere = Repository(collection, Tally, bus), Repository(collection, Tally, bus)
+    assert await here.add(Tally(id="t1", count=1), [])
+    other = await elsewhere.get("t1")
+    assert other is not None
+    other.count = 5
+    await elsewhere.save(other, [])  # another replica's write: not known here
+
+    async def increment() -> int:
+        tally = await here.get_to_change("t1")
+        assert tally is not None
+        tally.count += 1
+        await here.save(tally, [])
+        return tally.count
+
+    stale = await here.get_to_change("t1")
+    assert stale is not None and (stale.count, stale.version) == (1, 1)  # no read
+    # The stale copy's save conflicts; the retry reads the store and counts on from 5.
+    assert await retry_on_conflict(increment) == 6
+    stored = await here.get("t1")
+    assert stored is not None and (stored.count, stored.version) == (6, 3)
+    # What it stored last is what the next change starts from.
+    kept = await here.get_to_change("t1")
+    assert kept is not None and (kept.count, kept.version) == (6, 3)

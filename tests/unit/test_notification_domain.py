@@ -1,5 +1,6 @@
 """Webhook signatures, who receives what, masking, quiet hours, switching off, claims."""
 
+import asyncio
 import hashlib
 import hmac
 from datetime import UTC, datetime, time, timedelta
@@ -15,6 +16,7 @@ from services.notification.domain import (
     DeliveryStatus,
     QuietHours,
     Recipient,
+    SendSlots,
     Subscription,
     delivery_id,
     recipients_of,
@@ -206,3 +208,26 @@ async def test_own_notification_events_are_never_delivered() -> None:
     )
     # Ports that fail if touched: the handler must return before looking anyone up.
     await deliver_event(event, cast(NotificationPorts, cast(Any, object())))
+
+
+async def test_a_send_waits_briefly_for_a_slot_and_gets_the_one_given_back() -> None:
+    slots = SendSlots(1, wait=5)
+    assert await slots.take("s1")
+    waiting = asyncio.create_task(slots.take("s1"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the only slot of s1 is taken: it waits
+    assert await slots.take("s2")  # another subscription has slots of its own
+    slots.give_back("s1")
+    assert await waiting  # handed over, not freed for anyone else
+    assert slots.busy == {"s1": 1, "s2": 1}
+    slots.give_back("s1")
+    assert slots.busy == {"s2": 1}
+
+
+async def test_a_send_gives_up_when_no_slot_comes_free_in_time() -> None:
+    slots = SendSlots(1, wait=0.05)
+    assert await slots.take("s1")
+    assert not await slots.take("s1")
+    slots.give_back("s1")  # nobody waits any more: the slot is free again
+    assert slots.busy == {}
+    assert await slots.take("s1")
