@@ -427,8 +427,7 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
         received_at=datetime(2026, 10, 31, 17, tzinfo=UTC),  # 11-01 01:00 in Beijing
         member_id="m1",
     )
-    points = member_points("e1", received)
-    assert points is not None
+    [points] = member_points("e1", received)
     assert (points.key, points.month, points.counters) == (
         "submitted-op1",
         "2026-11",
@@ -443,6 +442,6 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
         instructed_at=NOW,
         member_id="m1",
     )
-    found = member_points("e2", instructed)
-    assert found is not None and found.counters == {"instructed": 1} and found.key == "e2"
-    assert member_points("e3", received.model_copy(update={"member_id": None})) is None
+    [found] = member_points("e2", instructed)
+    assert found.counters == {"instructed": 1} and found.key == "e2"
+    assert member_points("e3", received.model_copy(update={"member_id": None})) == []

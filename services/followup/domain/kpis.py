@@ -1,9 +1,7 @@
-"""KPI projections (统计) and members' 履职积分."""
+"""KPI projections (统计)."""
 
 from dataclasses import dataclass
 from datetime import datetime
-
-from pydantic import BaseModel
 
 from shared.clock import BEIJING
 from shared.events import (
@@ -23,8 +21,6 @@ from shared.events import (
     FeedbackReviewed,
     OpinionAdopted,
     OpinionInstructed,
-    OpinionReceived,
-    OpinionSupported,
     Rating,
     ReplyResult,
     ReplyReviewed,
@@ -171,38 +167,6 @@ def _review_change(payload: EventData) -> KpiChange | None:
     return None
 
 
-class MemberPoints(BaseModel):
-    """What one event adds to a member's 履职积分, once per ``key``, in the month of the
-    business time the event carries."""
-
-    key: str
-    month: str
-    member: str
-    office: str
-    counters: dict[str, int]
-
-
-def member_points(event_id: str, payload: EventData) -> MemberPoints | None:
-    """Submitted (登记 or 附议), 采用 by level and 批示 of an opinion that names its member."""
-    member = getattr(payload, "member_id", None)
-    if member is None:
-        return None
-    office = str(getattr(payload, "office_id", ""))
-    if isinstance(payload, OpinionReceived):
-        key, at, counters = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
-    elif isinstance(payload, OpinionSupported):
-        key, at, counters = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
-    elif isinstance(payload, OpinionAdopted):
-        key, at, counters = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
-    elif isinstance(payload, OpinionInstructed):
-        key, at, counters = event_id, payload.instructed_at, "instructed"
-    else:
-        return None
-    return MemberPoints(
-        key=key, month=month_of(at), member=member, office=office, counters={counters: 1}
-    )
-
-
 def _ratio(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -235,17 +199,3 @@ def rates(counters: dict[str, int]) -> dict[str, float | None]:
         # 平均审核时长 (hours), from submission (送审) to decision
         "review_hours": _ratio(c("review_seconds", 0), c("reviewed", 0) * 3600),
     }
-
-
-class PointWeights(BaseModel):
-    """履职积分 per action (configurable)."""
-
-    submitted: int = 1
-    instructed: int = 5
-    adopted_district: int = 3
-    adopted_city: int = 5
-    adopted_province: int = 8
-    adopted_national: int = 10
-
-    def points(self, counters: dict[str, int]) -> int:
-        return sum(weight * counters.get(name, 0) for name, weight in self.model_dump().items())
