@@ -510,7 +510,8 @@ class PointsRuleStore:
     async def current(self) -> PointsRules:
         """The rules in force (version 0, the defaults, until a supervisor sets them)."""
         async for doc in self.collection.find({}).sort("_id", -1).limit(1):
-            return PointsRules.model_validate({**doc, "version": doc["_id"]})
+            version = doc.pop("_id")
+            return PointsRules.model_validate({**doc, "version": version})
         return PointsRules()
 
     async def add(self, rules: PointsRules) -> bool:
