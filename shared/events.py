@@ -106,6 +106,53 @@ class Coordinates(BaseModel):
 
 
 MEMBER_ID = Field(default=None, description="The 委员/代表 of the office's roster who submitted it")
+# 联名: the members who co-signed a member's submission, on the same office's roster.
+CO_SIGNERS_MAX = 20
+
+
+def co_signers_field() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=CO_SIGNERS_MAX,
+        description="联名: the other 委员/代表 of the office's roster who co-signed it",
+    )
+
+
+class SubmissionForm(StrEnum):
+    """What a submission is: an ordinary 社情民意 opinion, or a member's 提案 (委员) / 建议
+    (代表), which the office first decides to file (立案) or not."""
+
+    OPINION = "社情民意"
+    PROPOSAL = "提案"
+    SUGGESTION = "建议"
+
+    @property
+    def needs_filing(self) -> bool:
+        return self != SubmissionForm.OPINION
+
+
+class KeptAs(StrEnum):
+    """What a submission that is not filed (不立案) is kept as."""
+
+    OPINION = "社情民意信息"  # handled on as an ordinary opinion
+    LETTER = "来信"  # closed in intake as a letter
+
+
+class ReplyGrade(StrEnum):
+    """The grade of a department's reply to a filed (立案) member submission."""
+
+    SOLVED = "A"  # 已解决或采纳
+    BEING_SOLVED = "B"  # 正在解决, with a plan and a date: followed up until solved
+    EXPLAINED = "C"  # 因条件限制目前不能解决, 已说明
+    REFERENCE = "D"  # 留作参考
+
+
+GRADE_LABELS = {
+    ReplyGrade.SOLVED: "A 已解决",
+    ReplyGrade.BEING_SOLVED: "B 正在解决",
+    ReplyGrade.EXPLAINED: "C 暂不能解决, 已说明",
+    ReplyGrade.REFERENCE: "D 留作参考",
+}
 
 
 class OpinionReceived(EventData):
@@ -123,6 +170,8 @@ class OpinionReceived(EventData):
     urgency_hint: str | None = None
     received_at: datetime
     member_id: str | None = MEMBER_ID
+    co_signers: list[str] = co_signers_field()
+    form: SubmissionForm = SubmissionForm.OPINION
 
 
 class OpinionSupported(EventData):
@@ -137,6 +186,7 @@ class OpinionSupported(EventData):
     similarity: float | None = Field(default=None, description="None when linked by hand")
     supported_at: datetime
     member_id: str | None = Field(default=None, description="The supporting item's 委员/代表")
+    co_signers: list[str] = co_signers_field()
 
 
 class OpinionMerged(EventData):
@@ -161,6 +211,25 @@ class OpinionSplit(EventData):
     from_id: str
     split_by: str
     split_at: datetime
+
+
+class OpinionFiled(EventData):
+    """立案 — the office decided whether a member's 提案/建议 is filed (``filed``: routed and
+    assigned as usual) or not (不立案: ``kept_as`` 社情民意信息 or 来信), with the reason the
+    member and every co-signer are told."""
+
+    name = "opinion.filed"
+    tracking_no: str
+    office_id: str
+    title: str
+    form: SubmissionForm
+    filed: bool
+    reason: str
+    kept_as: KeptAs | None = Field(default=None, description="不立案: what it is kept as")
+    decided_by: str
+    filed_at: datetime
+    member_id: str | None = MEMBER_ID
+    co_signers: list[str] = co_signers_field()
 
 
 class OpinionAssigned(DepartmentEvent):
@@ -222,6 +291,25 @@ class AssignmentReplied(DepartmentEvent):
     # The due date (办理期限) and whether it was met, for the 按时办结率 KPI.
     due_at: datetime | None = None
     on_time: bool | None = None
+    # A filed (立案) member submission: the reply's grade (B: with a plan and its date), and
+    # the members who get the answer.
+    grade: ReplyGrade | None = None
+    plan: str | None = None
+    plan_due_at: datetime | None = None
+    member_id: str | None = MEMBER_ID
+    co_signers: list[str] = co_signers_field()
+
+
+class PlanDue(DepartmentEvent):
+    """跟踪督办 — the date of a grade-B reply's plan has come and no later reply came: the lead
+    department is reminded (once) to report again."""
+
+    name = "assignment.plan_due"
+    office_id: str
+    tracking_no: str
+    plan: str
+    plan_due_at: datetime
+    reminded_at: datetime
 
 
 class AssignmentResponded(DepartmentEvent):
@@ -291,6 +379,8 @@ class FeedbackRequested(EventData):
     tracking_no: str
     feedback_url: str
     expires_at: datetime
+    # A member's submission: the link goes to the member who submitted it (not co-signers).
+    member_id: str | None = MEMBER_ID
 
 
 class FeedbackReceived(EventData):
@@ -494,6 +584,7 @@ class OpinionInstructed(EventData):
     text: str
     instructed_at: datetime
     member_id: str | None = MEMBER_ID
+    co_signers: list[str] = co_signers_field()
 
 
 class OpinionAdopted(EventData):
@@ -507,6 +598,7 @@ class OpinionAdopted(EventData):
     note: str
     adopted_at: datetime
     member_id: str | None = MEMBER_ID
+    co_signers: list[str] = co_signers_field()
 
 
 class MarkKind(StrEnum):
@@ -673,6 +765,8 @@ class OpinionFile(BaseModel):
     coordinates: Coordinates | None = None
     submitter: SubmitterSummary
     member_id: str | None = MEMBER_ID
+    co_signers: list[str] = co_signers_field()
+    form: SubmissionForm = SubmissionForm.OPINION
     received_at: datetime
     occurred_at: datetime | None = None
     attachments: list[AttachmentSummary] = Field(default_factory=list)
@@ -749,6 +843,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OpinionSupported,
         OpinionMerged,
         OpinionSplit,
+        OpinionFiled,
         OpinionAssigned,
         OpinionTriage,
         OpinionWithdrawn,
@@ -756,6 +851,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         AssignmentReplied,
         AssignmentReturned,
         AssignmentResponded,
+        PlanDue,
         ReturnRequested,
         ReturnRejected,
         CaseReopened,

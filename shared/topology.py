@@ -51,6 +51,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         "opinion.split",
         "opinion.received",
         "opinion.supported",
+        # 立案 of a member's 提案/建议 (履职积分).
+        "opinion.filed",
         # The members' roster (一人一档, annual 履职 minimums by kind).
         "member.enrolled",
     ),
@@ -81,6 +83,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "opinion.merged",
         "opinion.split",
         "opinion.briefed",
+        "opinion.filed",
         "member.enrolled",
     ),
     "routing": (
@@ -96,6 +99,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "assignment.replied",
         "assignment.returned",
         "assignment.responded",
+        "assignment.plan_due",
         "assignment.return_requested",
         "assignment.return_rejected",
         "assignment.input_given",

@@ -48,6 +48,7 @@ from .domain import (
     CaseStatus,
     Draft,
     Feedback,
+    Grading,
     Instruction,
     LinkedOpinion,
     Mark,
@@ -165,7 +166,9 @@ Text = Annotated[str, Field(min_length=1, max_length=4000)]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class ReplyRequest(BaseModel):
+class ReplyRequest(Grading):
+    """答复; a filed (立案) 提案/建议 is graded A/B/C/D, a B with ``plan`` and ``plan_due``."""
+
     result: ReplyResult
     text: Text
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
@@ -288,7 +291,12 @@ async def _checked(action: Awaitable[T]) -> T:
     try:
         return await action
     except CaseError as exc:
-        raise Problem(exc.status, detail=str(exc)) from None
+        if exc.field is None:
+            raise Problem(exc.status, detail=str(exc)) from None
+        error = {"field": exc.field, "message": str(exc), "code": "invalid"}
+        raise Problem(
+            exc.status, detail=f"Invalid fields 字段有误: {exc.field}", errors=[error]
+        ) from None
 
 
 async def _run(action: Awaitable[Case]) -> CaseView:
@@ -360,6 +368,7 @@ async def reply_case(case_id: str, body: ReplyRequest, p: Ports, principal: Work
             body.text,
             body.attachments,
             principal.name,
+            Grading(grade=body.grade, plan=body.plan, plan_due=body.plan_due),
         )
     )
 

@@ -51,6 +51,7 @@ from .domain import (
     CaseError,
     CaseFile,
     Draft,
+    Grading,
     Mark,
     PointsRules,
     PointsRuleTable,
@@ -248,15 +249,19 @@ async def reply(
     text: str,
     attachments: list[Attachment],
     by: str | None = None,
+    grading: Grading | None = None,
 ) -> Case:
     """答复 by the lead; the submitter gets a signed single-use feedback link — after review
-    (审核) where a review rule applies to the case's category, urgency and department."""
+    (审核) where a review rule applies to the case's category, urgency and department. A filed
+    (立案) submission's reply is graded; a grade B is followed up instead."""
     review_rules = await p.reviews.get()
 
     def change(case: Case, now: datetime, rules: Rules) -> tuple[list[EventData], list[Timer]]:
         review = review_rules.match(case.category, case.urgency, department)
         url = _feedback_url(p, case, now, rules)
-        return case.reply(department, result, text, attachments, now, rules, url, by, review)
+        return case.reply(
+            department, result, text, attachments, now, rules, url, by, grading, review
+        )
 
     return await _act(p, case_id, change)
 
@@ -662,6 +667,7 @@ async def mark_opinion(
             office_id=case.office_id,
             tracking_no=case.tracking_no,
             member_id=case.member_id,
+            co_signers=case.co_signers,
         )
         event = found.set(marked, by, reason, now)
         if event is None:

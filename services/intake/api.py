@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from shared.auth import Principal, Role, require
 from shared.clock import utcnow
+from shared.events import KeptAs
 from shared.files import RAW_FILE, FileName, FileRef
 from shared.paging import Before
 from shared.privacy import mask_phone
@@ -25,6 +26,7 @@ from . import handlers, sheets
 from .adapters import opinion_batches, opinion_page
 from .domain import (
     STATUS_LABELS,
+    Filing,
     Holder,
     Member,
     MemberEntry,
@@ -112,6 +114,7 @@ class OpinionView(BaseModel):
     attachments: dict[str, FileRef]
     versions: list[Version]
     closed_at: datetime | None
+    filing: Filing | None = Field(description="立案 / 不立案 of a member's 提案/建议")
     holders: dict[str, Holder]
     reveals: dict[str, Reveal] = Field(description="Who saw the contact details, and when")
 
@@ -143,6 +146,16 @@ class MemberView(BaseModel):
     office_id: str
     entry: MemberEntry
     enrolled_at: datetime
+
+
+class FilingDecision(BaseModel):
+    """立案 or 不立案 of a member's 提案/建议; 不立案 needs the reason the members are told."""
+
+    decision: Literal["立案", "不立案"]
+    reason: str = Field(default="", max_length=1000, description="不立案: required")
+    kept_as: KeptAs | None = Field(
+        default=None, description="不立案: kept as 社情民意信息 (the default, handled on) or 来信"
+    )
 
 
 class MergeRequest(BaseModel):
@@ -371,6 +384,27 @@ async def reveal_contact(opinion_id: str, p: Ports, principal: Reader) -> Contac
     return ContactView(
         name=submitter.name, phone=submitter.phone, sector=submitter.sector, revealed_at=at
     )
+
+
+@router.post(
+    "/{opinion_id}/filing",
+    summary="立案 — the registering office files a member's 提案/建议, or not (with the reason)",
+)
+async def decide_filing(
+    opinion_id: str, body: FilingDecision, p: Ports, principal: Submitter
+) -> OpinionView:
+    opinion = await _run(
+        handlers.decide_filing(
+            p,
+            opinion_id,
+            principal.subject,
+            body.decision == "立案",
+            body.reason,
+            body.kept_as,
+            principal.name,
+        )
+    )
+    return _view(opinion, principal)
 
 
 @router.put("/{opinion_id}", summary="编辑 — edit an opinion; earlier versions are kept")

@@ -5,10 +5,12 @@ No I/O: methods change the opinion and return the events to publish."""
 import hashlib
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from shared.events import (
+    CO_SIGNERS_MAX,
     AssignmentReplied,
     AssignmentReturned,
     AssignmentSigned,
@@ -18,16 +20,19 @@ from shared.events import (
     EventData,
     FeedbackReceived,
     FeedbackRequested,
+    KeptAs,
     Location,
     MemberEnrolled,
     OpinionAssigned,
     OpinionBriefed,
     OpinionFile,
+    OpinionFiled,
     OpinionMerged,
     OpinionReceived,
     OpinionSplit,
     OpinionSupported,
     OpinionWithdrawn,
+    SubmissionForm,
     SubmitterSummary,
     SupporterSummary,
     Urgency,
@@ -90,6 +95,36 @@ class OpinionSubmission(BaseModel):
     member_id: str | None = Field(
         default=None, max_length=40, description="The 委员/代表 of the office's roster (/members)"
     )
+    co_signers: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        default_factory=list,
+        max_length=CO_SIGNERS_MAX,
+        description="联名: other members of the office's roster; needs member_id (领衔)",
+    )
+    form: SubmissionForm = Field(
+        default=SubmissionForm.OPINION,
+        description="社情民意 (handled at once), or a member's 提案/建议 (the office decides 立案)",
+    )
+
+    @field_validator("co_signers")
+    @classmethod
+    def distinct_co_signers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("co-signers must be distinct 联名委员/代表不得重复")
+        if not value or "member_id" not in info.data:
+            return value
+        lead = info.data["member_id"]
+        if lead is None:
+            raise ValueError("co-signers need the lead member (member_id) 联名须有领衔委员/代表")
+        if lead in value:
+            raise ValueError("the lead member (member_id) does not co-sign 领衔人不能同时联名")
+        return value
+
+    @field_validator("form")
+    @classmethod
+    def form_has_member(cls, value: SubmissionForm, info: ValidationInfo) -> SubmissionForm:
+        if value.needs_filing and info.data.get("member_id", "") is None:
+            raise ValueError("a 提案/建议 is a member's: give member_id 提案/建议须注明委员/代表")
+        return value
 
     def text(self) -> str:
         """What duplicate detection compares."""
@@ -101,6 +136,8 @@ class OpinionSubmission(BaseModel):
 
 
 class OpinionStatus(StrEnum):
+    FILING = "filing"  # 待立案: a member's 提案/建议 waits for the office's decision
+    LETTER = "letter"  # 不立案, kept as a letter (来信): closed here
     OPEN = "open"  # 已受理: its own case
     SUPPORTING = "supporting"  # 已附议: linked as support to another opinion
     MERGED = "merged"  # 已并案: merged by staff into another opinion
@@ -108,6 +145,8 @@ class OpinionStatus(StrEnum):
 
 
 STATUS_LABELS = {
+    OpinionStatus.FILING: "待立案",
+    OpinionStatus.LETTER: "不立案, 按来信处理",
     OpinionStatus.OPEN: "已受理",
     OpinionStatus.SUPPORTING: "已附议",
     OpinionStatus.MERGED: "已并案",
@@ -178,6 +217,16 @@ PROGRESS_STEPS: dict[type[EventData], str] = {
 }
 
 
+class Filing(BaseModel):
+    """The office's 立案 decision on a member's 提案/建议 (an audited action: who, when)."""
+
+    filed: bool
+    reason: str
+    kept_as: KeptAs | None
+    by: str
+    at: datetime
+
+
 class Reveal(BaseModel):
     """An audited look at the submitter's contact details (查看联系方式)."""
 
@@ -208,6 +257,58 @@ class Opinion(Aggregate):
     reveals: dict[str, Reveal] = Field(default_factory=dict)
     # Grows with every change the holding departments are told about (OpinionBriefed).
     revision: int = 0
+    filing: Filing | None = None
+
+    @property
+    def form(self) -> SubmissionForm:
+        """What it is handled as: a 提案/建议 not filed (不立案) goes on as 社情民意."""
+        if self.filing is not None and not self.filing.filed:
+            return SubmissionForm.OPINION
+        return self.submission.form
+
+    def register(self) -> list[EventData]:
+        """A new opinion: its own case at once, or (a member's 提案/建议) waiting for 立案."""
+        if self.submission.form.needs_filing:
+            self.status = OpinionStatus.FILING
+            return []
+        return self.receive()
+
+    def decide_filing(
+        self, filed: bool, reason: str, kept_as: KeptAs | None, by: str, now: datetime
+    ) -> list[EventData]:
+        """立案 (routed as any opinion) or 不立案 with a reason for the member and co-signers:
+        kept as 社情民意信息 (routed as an ordinary opinion) or as 来信 (closed here)."""
+        if self.status != OpinionStatus.FILING:
+            raise OpinionError(
+                409, f"{self.tracking_no} 无待立案决定 / is not waiting for a 立案 decision."
+            )
+        reason = reason.strip()
+        if filed and kept_as is not None:
+            raise OpinionError(422, "kept_as is only for 不立案 仅不立案时填写", "kept_as")
+        if not filed and not reason:
+            raise OpinionError(422, "不立案须说明理由 / give the reason for the member", "reason")
+        kept = None if filed else kept_as or KeptAs.OPINION
+        self.filing = Filing(filed=filed, reason=reason, kept_as=kept, by=by, at=now)
+        s = self.submission
+        decided = OpinionFiled(
+            opinion_id=self.id,
+            tracking_no=self.tracking_no,
+            office_id=self.office_id,
+            title=s.title,
+            form=s.form,
+            filed=filed,
+            reason=reason,
+            kept_as=kept,
+            decided_by=by,
+            filed_at=now,
+            member_id=s.member_id,
+            co_signers=s.co_signers,
+        )
+        if kept == KeptAs.LETTER:
+            self.status, self.closed_at = OpinionStatus.LETTER, now
+            return [decided]
+        self.status = OpinionStatus.OPEN
+        return [decided, *self.receive()]
 
     def receive(self) -> list[EventData]:
         """Becomes its own case: routing is told to classify and assign it."""
@@ -227,6 +328,8 @@ class Opinion(Aggregate):
                 urgency_hint=s.urgency_hint,
                 received_at=self.received_at,
                 member_id=s.member_id,
+                co_signers=s.co_signers,
+                form=self.form,
             )
         ]
 
@@ -244,6 +347,7 @@ class Opinion(Aggregate):
                 similarity=round(similarity, 3),
                 supported_at=now,
                 member_id=self.submission.member_id,
+                co_signers=self.submission.co_signers,
             )
         ]
 
@@ -374,6 +478,8 @@ class Opinion(Aggregate):
                 member_id=s.member_id,
             ),
             member_id=s.member_id,
+            co_signers=s.co_signers,
+            form=self.form,
             received_at=self.received_at,
             occurred_at=s.occurred_at,
             attachments=[

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from shared.clock import beijing_year, utcnow
-from shared.events import CaseClosed, CloudEvent, EventData, OpinionReceived, new_id
+from shared.events import CaseClosed, CloudEvent, EventData, KeptAs, OpinionReceived, new_id
 from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
 from shared.keys import KeyRing
 from shared.store import Repository, retry_on_conflict
@@ -126,6 +126,8 @@ async def register_opinion(
     work for routing (opinion.received). With ``key``, a retry returns the first result."""
     if submission.member_id is not None:
         await member_of(p, submission.member_id, office_id)
+    for n, co_signer in enumerate(submission.co_signers):
+        await member_of(p, co_signer, office_id, f"co_signers.{n}")
     if key is None:
         opinion_id, tracking_no = new_id(), await _new_number(p)
     else:
@@ -155,14 +157,16 @@ async def register_opinion(
         submission=submission,
     )
     sig = signature(submission.text())
-    found = await similar_open(p, submission, now, sig)
+    # A member's 提案/建议 waits for 立案: it joins nothing and nothing joins it before.
+    found = None if submission.form.needs_filing else await similar_open(p, submission, now, sig)
     if found is not None:
         events = opinion.support(*found, now)
     else:
-        events = opinion.receive()
+        events = opinion.register()
         # Indexed before storing: if publishing fails after the insert, later items still
         # find it; an entry whose opinion was never stored matches nothing (see above).
-        await _index(p, opinion, sig)
+        if opinion.routed:
+            await _index(p, opinion, sig)
     if not await p.opinions.add(opinion, _wrap(events)):
         # A concurrent request with the same key stored it first.
         return Registration(await _load(p, opinion_id), replayed=True)
@@ -229,15 +233,42 @@ async def follow_case(p: Intake, event: CloudEvent) -> None:
         await _unindex(p, payload.opinion_id)
 
 
-async def member_of(p: Intake, member_id: str, office_id: str | None) -> Member:
+async def member_of(
+    p: Intake, member_id: str, office_id: str | None, field: str = "member_id"
+) -> Member:
     """A member of the office's roster (any roster for ``None``); OpinionError naming
-    ``member_id`` otherwise."""
+    ``field`` otherwise."""
     member = await p.members.get(member_id)
     if member is None or (office_id is not None and member.office_id != office_id):
         raise OpinionError(
-            422, f"No member {member_id} on this office's roster 名册中无此委员/代表.", "member_id"
+            422, f"No member {member_id} on this office's roster 名册中无此委员/代表.", field
         )
     return member
+
+
+async def decide_filing(
+    p: Intake,
+    opinion_id: str,
+    office_id: str,
+    filed: bool,
+    reason: str,
+    kept_as: KeptAs | None,
+    by: str,
+) -> Opinion:
+    """立案 / 不立案 of a member's 提案/建议 by the office that registered it."""
+
+    async def change() -> Opinion:
+        opinion = await p.opinions.get(opinion_id)
+        if opinion is None or opinion.office_id != office_id:
+            raise OpinionError(404, f"No opinion {opinion_id} for this office.")
+        events = opinion.decide_filing(filed, reason, kept_as, by, _stored_now())
+        await p.opinions.save(opinion, _wrap(events))
+        return opinion
+
+    opinion = await retry_on_conflict(change)
+    if opinion.routed:
+        await _index(p, opinion)
+    return opinion
 
 
 async def enrol_member(p: Intake, office_id: str, entry: MemberEntry) -> Member:

@@ -197,7 +197,8 @@ ONLY_TO: dict[str, frozenset[RecipientRole]] = {
 
 
 def recipients_of(payload: EventData) -> list[str]:
-    """The office, department and member an event concerns (supervisors come from the roster)."""
+    """The office, department and members (the lead and co-signers) an event concerns
+    (supervisors come from the roster)."""
     found = []
     if office := getattr(payload, "office_id", None):
         found.append(recipient_id(RecipientRole.OFFICE, office))
@@ -205,6 +206,9 @@ def recipients_of(payload: EventData) -> list[str]:
         found.append(recipient_id(RecipientRole.DEPARTMENT, department))
     if member := getattr(payload, "member_id", None):
         found.append(recipient_id(RecipientRole.MEMBER, member))
+    # 联名: every co-signer gets what the lead member gets.
+    for co_signer in getattr(payload, "co_signers", []):
+        found.append(recipient_id(RecipientRole.MEMBER, co_signer))
     if (only := ONLY_TO.get(payload.name)) is not None:
         return [rid for rid in found if role_of(rid) in only]
     return found

@@ -445,3 +445,10 @@ def test_member_points_follow_the_business_time_of_each_event() -> None:
     [found] = member_points("e2", instructed)
     assert found.counters == {"instructed": 1} and found.key == "e2"
     assert member_points("e3", received.model_copy(update={"member_id": None})) == []
+    # 联名: each co-signer earns the co-signer's counter, under a key of their own.
+    signed = instructed.model_copy(update={"co_signers": ["m2", "m3"]})
+    assert [(p.member, p.key, p.counters) for p in member_points("e4", signed)] == [
+        ("m1", "e4", {"instructed": 1}),
+        ("m2", "e4-m2", {"co_instructed": 1}),
+        ("m3", "e4-m3", {"co_instructed": 1}),
+    ]

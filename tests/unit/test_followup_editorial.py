@@ -61,7 +61,7 @@ def submitted(at: datetime = NOW, rule: ReviewRule = RULE) -> tuple[Case, list[T
     case = opened()
     case.sign("housing", at)
     events, timers = case.reply(
-        "housing", ReplyResult.RESOLVED, "已修复", [], at, RULES, URL, "张三", rule
+        "housing", ReplyResult.RESOLVED, "已修复", [], at, RULES, URL, "张三", review=rule
     )
     # Submitting the reply is the department's first contact too (响应).
     assert [type(e) for e in events] == [AssignmentResponded, ReplySubmitted]
@@ -148,7 +148,15 @@ def test_sent_back_reply_is_revised_and_approved() -> None:
     change = kpi_change(events[0])
     assert change is not None and change.counters["sent_back"] == 1
     revised, timers = case.reply(
-        "housing", ReplyResult.RESOLVED, "已修复, 12月底前完成", [], NOW, RULES, URL, None, RULE
+        "housing",
+        ReplyResult.RESOLVED,
+        "已修复, 12月底前完成",
+        [],
+        NOW,
+        RULES,
+        URL,
+        None,
+        review=RULE,
     )
     assert isinstance(revised[0], ReplySubmitted) and revised[0].review_round == 2
     assert {t.generation for t in timers} == {2}

@@ -16,8 +16,8 @@ from services.followup.domain import (
     counter_label,
     member_points,
 )
-from shared.events import MarkKind, OpinionAdopted, OpinionMarked
 from shared.events import AdoptionLevel as Level
+from shared.events import MarkKind, OpinionAdopted, OpinionMarked
 
 DECEMBER = datetime(2026, 12, 31, 15, 30, tzinfo=UTC)  # 2026-12-31 23:30 in Beijing
 JANUARY = datetime(2027, 1, 5, 2, tzinfo=UTC)
@@ -30,7 +30,7 @@ def test_the_defaults_are_the_weights_before_the_rules() -> None:
     assert (lead.submitted, lead.instructed) == (1, 5)
     assert (lead.adopted_district, lead.adopted_city) == (3, 5)
     assert (lead.adopted_province, lead.adopted_national) == (8, 10)
-    assert (lead.filed, lead.key, lead.excellent) == (2, 3, 5)
+    assert (lead.filed, lead.key, lead.excellent) == (3, 3, 5)
     assert rules.annual_minimum.of("委员") == 10 and rules.annual_minimum.of("代表") == 10
     # A co-signer earns less than the lead author for every outcome but submitting.
     co, by_lead = rules.co_signer.model_dump(), lead.model_dump()
@@ -45,12 +45,12 @@ def test_points_weigh_each_role_by_its_own_row() -> None:
     )
     counters = {
         "filed": 2,  # 2 × 4 as lead
-        "cosigned_filed": 3,  # 3 × 1 as co-signer
+        "co_filed": 3,  # 3 × 1 as co-signer
         "adopted_city": 1,  # 6
-        "cosigned_adopted_city": 1,  # 2
+        "co_adopted_city": 1,  # 2
         "key": 1,  # 3
-        "cosigned_excellent": 1,  # 7
-        "cosigned_key": 5,  # the co-signer's key bonus is 0 in these rules
+        "co_excellent": 1,  # 7
+        "co_key": 5,  # the co-signer's key bonus is 0 in these rules
         "not_an_outcome": 100,  # counters the rules do not know weigh nothing
     }
     assert rules.points(counters) == 8 + 3 + 6 + 2 + 3 + 7
@@ -68,14 +68,17 @@ def test_minimum_by_kind() -> None:
     assert partial.annual_minimum.of("委员") == 10
 
 
+LEAD, CO = PointsRules().lead.model_dump(), PointsRules().co_signer.model_dump()
+
+
 @pytest.mark.parametrize(
     ("table", "field", "code"),
     [
-        ({"lead": {**PointsRules().lead.model_dump(), "filed": -1}}, "lead.filed", "greater_than_equal"),
-        ({"co_signer": {**PointsRules().co_signer.model_dump(), "key": 10**9}}, "co_signer.key", "less_than_equal"),
-        ({"lead": {**PointsRules().lead.model_dump(), "bribe": 3}}, "lead.bribe", "extra_forbidden"),
-        ({"lead": {**PointsRules().lead.model_dump(), "instructed": True}}, "lead.instructed", "int_type"),
-        ({"lead": {**PointsRules().lead.model_dump(), "instructed": 2.5}}, "lead.instructed", "int_type"),
+        ({"lead": {**LEAD, "filed": -1}}, "lead.filed", "greater_than_equal"),
+        ({"co_signer": {**CO, "key": 10**9}}, "co_signer.key", "less_than_equal"),
+        ({"lead": {**LEAD, "bribe": 3}}, "lead.bribe", "extra_forbidden"),
+        ({"lead": {**LEAD, "instructed": True}}, "lead.instructed", "int_type"),
+        ({"lead": {**LEAD, "instructed": 2.5}}, "lead.instructed", "int_type"),
         ({"annual_minimum": {"党员": 3}}, "annual_minimum.党员", "extra_forbidden"),
         ({"annual_minimum": {"委员": -5}}, "annual_minimum.委员", "greater_than_equal"),
         ({"bonus": {}}, "bonus", "extra_forbidden"),
@@ -117,8 +120,8 @@ def test_a_mark_is_a_bonus_for_each_member_by_role_once() -> None:
     facts = member_points("e1", given)
     assert [(f.member, f.key, f.month, f.counters) for f in facts] == [
         ("lead-m", "key-op1-1", "2026-12", {"key": 1}),
-        ("co-a", "key-op1-1:co-a", "2026-12", {"cosigned_key": 1}),
-        ("co-b", "key-op1-1:co-b", "2026-12", {"cosigned_key": 1}),
+        ("co-a", "key-op1-1-co-a", "2026-12", {"co_key": 1}),
+        ("co-b", "key-op1-1-co-b", "2026-12", {"co_key": 1}),
     ]
     # A redelivery (another envelope, the same mark) makes the same keys: counted once.
     assert [f.key for f in member_points("e1-again", given)] == [f.key for f in facts]
@@ -169,7 +172,7 @@ def test_an_adoption_names_its_lead_only_unless_co_signers_come_with_it() -> Non
 
 def test_counter_labels_name_outcome_and_role() -> None:
     assert counter_label("filed") == "立案(领衔)"
-    assert counter_label("cosigned_adopted_city") == "采用 · 市级(联名)"
+    assert counter_label("co_adopted_city") == "采用 · 市级(联名)"
 
 
 def test_marked_event_rejects_a_generation_below_one() -> None:

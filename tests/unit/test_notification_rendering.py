@@ -22,21 +22,26 @@ from shared.events import (
     EventData,
     FeedbackReceived,
     FeedbackRequested,
+    KeptAs,
     Location,
     MemberEnrolled,
     OpinionAdopted,
     OpinionAssigned,
     OpinionBriefed,
     OpinionFile,
+    OpinionFiled,
     OpinionInstructed,
     OpinionReceived,
     OpinionTriage,
+    PlanDue,
     Rating,
+    ReplyGrade,
     ReplyResult,
     ReplyReviewReminded,
     ReplySentBack,
     ReplySubmitted,
     ReportAdopted,
+    SubmissionForm,
     SubmitterSummary,
 )
 
@@ -154,6 +159,40 @@ SAMPLES: list[EventData] = [
         ),
     ),
     MemberEnrolled(member_id="m1", office_id="office-a", member_name="周委员", kind="委员"),
+    OpinionFiled(
+        **COMMON,
+        tracking_no="SQ-2026-000002",
+        title="关于加快老旧小区加装电梯的提案",
+        form=SubmissionForm.PROPOSAL,
+        filed=False,
+        reason="属个案诉求，转社情民意信息办理",
+        kept_as=KeptAs.OPINION,
+        decided_by="提案委 王五",
+        filed_at=NOW,
+        member_id="m1",
+        co_signers=["m2"],
+    ),
+    AssignmentReplied(
+        **COMMON,
+        department="housing",
+        tracking_no="SQ-2026-000002",
+        result=ReplyResult.PARTLY_RESOLVED,
+        text="已完成选址，正在招标。",
+        replied_at=NOW,
+        grade=ReplyGrade.BEING_SOLVED,
+        plan="年底前完成招标并开工",
+        plan_due_at=NOW,
+        member_id="m1",
+        co_signers=["m2"],
+    ),
+    PlanDue(
+        **COMMON,
+        department="housing",
+        tracking_no="SQ-2026-000002",
+        plan="年底前完成招标并开工",
+        plan_due_at=NOW,
+        reminded_at=NOW,
+    ),
     ReplySubmitted(
         **COMMON,
         department="transport",
@@ -249,6 +288,32 @@ def test_review_notices_say_what_to_do() -> None:
     assert "请写明维修时限" in texts["reply.sent_back"].text
     assert texts["reply.review_reminded"].subject.startswith("【审核超期】")
     assert "2026-10-01 09:30" in texts["reply.review_reminded"].text
+
+
+def test_members_are_told_the_filing_decision_and_the_graded_reply() -> None:
+    texts = {
+        payload.name: rendering.render(
+            rendering.builtin_template(payload.name, RecipientRole.MEMBER),
+            CloudEvent.wrap("/test", payload),
+            RecipientRole.MEMBER,
+        )
+        for payload in SAMPLES
+        if getattr(payload, "co_signers", None)
+    }
+    filed = texts["opinion.filed"]
+    assert filed.subject.startswith("【不立案】提案“关于加快老旧小区加装电梯的提案”")
+    assert "您提出的提案" in filed.text and "2 人联名" in filed.text
+    assert "作为社情民意信息处理" in filed.text and "属个案诉求" in filed.text
+    replied = texts["assignment.replied"]
+    assert replied.subject == "【答复】SQ-2026-000002：部分解决（B类）"
+    assert "B类（正在解决）" in replied.text and "年底前完成招标并开工" in replied.text
+    assert "2026-10-01 09:30" in replied.text
+    plan_due = rendering.render(
+        rendering.builtin_template("assignment.plan_due", RecipientRole.DEPARTMENT),
+        CloudEvent.wrap("/test", next(p for p in SAMPLES if isinstance(p, PlanDue))),
+        RecipientRole.DEPARTMENT,
+    )
+    assert plan_due.subject == "【跟踪督办】请续报办理结果：SQ-2026-000002"
 
 
 def test_unknown_events_fall_back_to_the_generic_template() -> None:

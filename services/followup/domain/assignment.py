@@ -4,6 +4,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from shared.events import (
+    GRADE_LABELS,
     AssignmentExtensionApproved,
     AssignmentExtensionRefused,
     AssignmentExtensionRequested,
@@ -14,6 +15,8 @@ from shared.events import (
     AssignmentSigned,
     EventData,
     FeedbackRequested,
+    PlanDue,
+    ReplyGrade,
     ReplyResult,
     ReturnRejected,
     ReturnRequested,
@@ -22,12 +25,14 @@ from shared.files import FileRef
 
 from .policy import CaseError, Rules
 from .records import (
+    NOT_ESCALATED,
     Assignment,
     AssignmentStatus,
     Attachment,
     CaseFile,
     CaseStatus,
     Extension,
+    Grading,
     ReturnClaim,
     _local,
 )
@@ -108,10 +113,12 @@ class DepartmentWork(Deadlines):
         rules: Rules,
         feedback_url: str,
         by: str | None = None,
+        grading: Grading | None = None,
     ) -> tuple[list[EventData], list[Timer]]:
         """答复 by the lead department; asks the submitter for feedback (回访)."""
         assignment = self._working(department, "lead")
         self._check_files(department, attachments)
+        self._grade(assignment, grading or Grading(), now, rules)
         assignment.result = result
         assignment.text = text
         assignment.attachments = attachments
@@ -124,6 +131,38 @@ class DepartmentWork(Deadlines):
         if assignment.respond_due_at is None or assignment.responded_at is not None:
             return []
         return [self._responded(assignment, "答复", now, by)]
+
+    def _grade(self, assignment: Assignment, grading: Grading, now: datetime, rules: Rules) -> None:
+        """A filed (立案) submission's reply is graded A/B/C/D, a B with its plan and plan day;
+        other replies are not graded."""
+        if not self.filed:
+            if grading.grade or grading.plan or grading.plan_due:
+                raise CaseError(
+                    422, "Only a filed (立案) 提案/建议 is graded 仅立案件分级答复.", "grade"
+                )
+            return
+        if grading.grade is None:
+            raise CaseError(
+                422,
+                "A filed (立案) submission's reply needs a grade A/B/C/D 须评定答复等级.",
+                "grade",
+            )
+        due = None
+        if grading.grade == ReplyGrade.BEING_SOLVED:
+            if grading.plan is None:
+                raise CaseError(422, "A grade-B reply gives its plan B类答复须有解决计划.", "plan")
+            if grading.plan_due is None:
+                raise CaseError(
+                    422, "A grade-B reply gives the plan's day B类答复须有计划完成日期.", "plan_due"
+                )
+            due = rules.calendar.end_of(grading.plan_due)
+            if due <= now:
+                raise CaseError(
+                    422, "The plan's day must be later 计划完成日期须晚于今日.", "plan_due"
+                )
+        elif grading.plan is not None or grading.plan_due is not None:
+            raise CaseError(422, "Only a grade-B reply has a plan 仅B类答复填写计划.", "plan")
+        assignment.grade, assignment.plan, assignment.plan_due_at = grading.grade, grading.plan, due
 
     def _check_files(self, department: str, attachments: list[Attachment]) -> None:
         """Files a reply names must be ones the department uploaded to this case."""
@@ -146,16 +185,20 @@ class DepartmentWork(Deadlines):
         by: str,
     ) -> tuple[list[EventData], list[Timer]]:
         """The reply (result and text on the assignment, made at ``replied_at``) goes to the
-        submitter: the case waits for feedback."""
+        submitter: the case waits for feedback — except a grade-B one, followed up instead."""
         assert assignment.result is not None and assignment.text is not None
+        on_time = replied_at <= assignment.due_at
+        replied = self._replied(assignment, replied_at, on_time)
+        late = "" if on_time else " (超期答复)"
+        graded = f" ({GRADE_LABELS[assignment.grade]})" if assignment.grade else ""
+        summary = f"{assignment.department_name}: {assignment.result}{graded}{late}"
+        if assignment.grade == ReplyGrade.BEING_SOLVED:
+            return [replied], [self._follow_up(assignment, summary, now, by)]
         assignment.status = AssignmentStatus.REPLIED
         assignment.replied_at = replied_at
-        on_time = replied_at <= assignment.due_at
         self.status = CaseStatus.AWAITING_FEEDBACK
         self.feedback_round += 1
         self.feedback_due_at = rules.calendar.due(now, rules.policy.feedback_window)
-        late = "" if on_time else " (超期答复)"
-        summary = f"{assignment.department_name}: {assignment.result}{late}"
         self._log(now, "答复", by, summary)
         self._log(
             now,
@@ -165,23 +208,14 @@ class DepartmentWork(Deadlines):
         )
         self._refresh()
         events: list[EventData] = [
-            AssignmentReplied(
-                opinion_id=self.id,
-                office_id=self.office_id,
-                tracking_no=self.tracking_no,
-                department=assignment.department,
-                result=assignment.result,
-                text=assignment.text,
-                replied_at=replied_at,
-                due_at=assignment.due_at,
-                on_time=on_time,
-            ),
+            replied,
             FeedbackRequested(
                 opinion_id=self.id,
                 office_id=self.office_id,
                 tracking_no=self.tracking_no,
                 feedback_url=feedback_url,
                 expires_at=self.feedback_due_at,
+                member_id=self.member_id,
             ),
         ]
         timer = Timer(
@@ -192,6 +226,86 @@ class DepartmentWork(Deadlines):
             fire_at=self.feedback_due_at,
         )
         return events, [timer]
+
+    def _replied(
+        self, assignment: Assignment, replied_at: datetime, on_time: bool
+    ) -> AssignmentReplied:
+        assert assignment.result is not None and assignment.text is not None
+        return AssignmentReplied(
+            opinion_id=self.id,
+            office_id=self.office_id,
+            tracking_no=self.tracking_no,
+            department=assignment.department,
+            result=assignment.result,
+            text=assignment.text,
+            replied_at=replied_at,
+            due_at=assignment.due_at,
+            on_time=on_time,
+            grade=assignment.grade,
+            plan=assignment.plan,
+            plan_due_at=assignment.plan_due_at,
+            member_id=self.member_id,
+            co_signers=self.co_signers,
+        )
+
+    def _follow_up(self, assignment: Assignment, summary: str, now: datetime, by: str) -> Timer:
+        """A grade-B reply: the lead keeps the case, now due on the plan's day, and is reminded
+        on it (跟踪督办) until it replies again with another grade."""
+        assert assignment.plan is not None and assignment.plan_due_at is not None
+        assignment.status = AssignmentStatus.SIGNED
+        assignment.replied_at = None
+        assignment.generation += 1  # the timers of the old due date do nothing now
+        assignment.due_at = assignment.plan_due_at
+        assignment.escalation_level = NOT_ESCALATED
+        assignment.cards.pop("reply", None)
+        self._log(now, "答复", by, f"{summary}: {assignment.plan}")
+        self._log(
+            now,
+            "跟踪督办",
+            "followup",
+            f"跟踪至解决, 计划完成日期 {_local(assignment.plan_due_at)}",
+        )
+        self._refresh()
+        return Timer(
+            case_id=self.id,
+            department=assignment.department,
+            kind=TimerKind.PLAN_DUE,
+            generation=assignment.generation,
+            fire_at=assignment.plan_due_at,
+        )
+
+    def fire(self, timer: Timer, now: datetime, rules: Rules) -> list[EventData]:
+        """跟踪督办 of a grade-B reply whose plan day passed with no reply since; the rest as any
+        deadline."""
+        if timer.kind != TimerKind.PLAN_DUE:
+            return super().fire(timer, now, rules)
+        a = self.assignments.get(timer.department)
+        if (
+            self.status != CaseStatus.OPEN
+            or a is None
+            or a.generation != timer.generation
+            or not a.is_active()
+            or a.plan is None
+            or a.plan_due_at is None
+        ):
+            return []
+        self._log(
+            now,
+            "跟踪督办",
+            "followup",
+            f"{a.department_name}: 计划完成日期 {_local(a.plan_due_at)} 已到, 请续报办理结果",
+        )
+        return [
+            PlanDue(
+                opinion_id=self.id,
+                office_id=self.office_id,
+                tracking_no=self.tracking_no,
+                department=a.department,
+                plan=a.plan,
+                plan_due_at=a.plan_due_at,
+                reminded_at=now,
+            )
+        ]
 
     def give_input(
         self, department: str, text: str, now: datetime, by: str | None = None

@@ -208,6 +208,7 @@ class Case(ReplyReviews, FeedbackRounds):
                 text=text,
                 instructed_at=now,
                 member_id=self.member_id,
+                co_signers=self.co_signers,
             )
         ]
 
@@ -227,6 +228,7 @@ class Case(ReplyReviews, FeedbackRounds):
                 note=note,
                 adopted_at=now,
                 member_id=self.member_id,
+                co_signers=self.co_signers,
             )
         ]
 

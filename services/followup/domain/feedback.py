@@ -14,6 +14,7 @@ from shared.events import (
     SupervisionOrdered,
 )
 
+from ..workdays import Span
 from .policy import CaseError, Rules
 from .records import (
     NOT_ESCALATED,
@@ -67,7 +68,9 @@ class FeedbackRounds(Deadlines):
         step = "评价" if by is None else "电话回访"
         self._log(now, step, by or "submitter", f"{rating}{': ' + comment if comment else ''}")
         unsatisfied = rating == Rating.UNSATISFIED
-        review = unsatisfied and lead is not None and self.reopened < rules.policy.reopens_allowed
+        again = unsatisfied and lead is not None and self.reopened < rules.policy.reopens_allowed
+        # A filed (立案) submission's 不满意 gets a second answer at once, without 复核.
+        review = again and not self.filed
         received = FeedbackReceived(
             opinion_id=self.id,
             office_id=self.office_id,
@@ -82,6 +85,10 @@ class FeedbackRounds(Deadlines):
             self.status = CaseStatus.REVIEWING
             self._log(now, "复核", "followup", "不满意, 待平台复核: 发回重办或认定不合理诉求")
             return [received], []
+        if again and lead is not None:
+            window = rules.policy.second_answer_window
+            reopened = self._reopen(lead, comment, now, rules, window)
+            return [received, reopened], self._timers(lead, rules, sign=False)
         events: list[EventData] = [received, self._close(str(rating), now, rules)]
         if unsatisfied and lead is not None:
             events.append(self._order_supervision(lead, comment, now))
@@ -228,18 +235,27 @@ class FeedbackRounds(Deadlines):
             )
         ]
 
-    def _reopen(self, lead: Assignment, comment: str, now: datetime, rules: Rules) -> CaseReopened:
+    def _reopen(
+        self,
+        lead: Assignment,
+        comment: str,
+        now: datetime,
+        rules: Rules,
+        window: Span | None = None,
+    ) -> CaseReopened:
+        """重办 within the case's 办结 clock, or ``window`` (a filed submission's 再次答复)."""
         self.reopened += 1
         self.status = CaseStatus.OPEN
         lead.status = AssignmentStatus.SIGNED
         lead.replied_at = None
         lead.generation += 1
-        lead.due_at = rules.calendar.due(now, self.reply_span(rules))
+        lead.due_at = rules.calendar.due(now, window or self.reply_span(rules))
         lead.escalation_level = NOT_ESCALATED
         lead.cards.pop("reply", None)
         reason = f"提交人不满意{': ' + comment if comment else ''}"
+        again = "一个月内再次答复" if window else "重新办理"
         self._log(
-            now, "重办", "followup", f"{lead.department_name} 重新办理, 期限 {_local(lead.due_at)}"
+            now, "重办", "followup", f"{lead.department_name} {again}, 期限 {_local(lead.due_at)}"
         )
         return CaseReopened(
             opinion_id=self.id,

@@ -12,6 +12,7 @@ from shared.events import (
     EventData,
     MarkKind,
     OpinionAdopted,
+    OpinionFiled,
     OpinionInstructed,
     OpinionMarked,
     OpinionReceived,
@@ -23,7 +24,7 @@ from .kpis import ADOPTION_COUNTERS, month_of
 
 MemberRole = Literal["lead", "co_signer"]
 # A co-signer's counters carry this prefix; the lead's are the outcome's own name (as before).
-CO_SIGNED = "cosigned_"
+CO_SIGNED = "co_"
 
 # Points for one outcome: a whole number, none negative, none absurd.
 Points = Annotated[int, Field(ge=0, le=1000, strict=True)]
@@ -59,10 +60,11 @@ class AnnualMinimum(BaseModel):
         return {"委员": self.member, "代表": self.deputy}.get(kind or "")
 
 
-# The weights before the rules: submitted 1, 批示 5, 采用 3/5/8/10; a co-signer earns less.
+# The weights before the rules: submitted 1, 立案 3, 批示 5, 采用 3/5/8/10; a co-signer earns
+# less (submitted and 立案 1 as before).
 DEFAULT_LEAD = OutcomePoints(
     submitted=1,
-    filed=2,
+    filed=3,
     adopted_district=3,
     adopted_city=5,
     adopted_province=8,
@@ -116,7 +118,7 @@ def counter(outcome: str, role: MemberRole) -> str:
 
 
 def counter_label(name: str) -> str:
-    """A member counter in Chinese, e.g. ``cosigned_filed`` → 立案(联名)."""
+    """A member counter in Chinese, e.g. ``co_filed`` → 立案(联名)."""
     outcome = name.removeprefix(CO_SIGNED)
     field = OutcomePoints.model_fields.get(outcome)
     label = field.description if field and field.description else outcome
@@ -188,12 +190,15 @@ def _members(payload: EventData) -> list[tuple[str, MemberRole]]:
 
 
 def member_points(event_id: str, payload: EventData) -> list[MemberPoints]:
-    """Submitted (登记 or 附议), 采用 by level, 批示 and 重点/优秀 marks of an opinion, one fact
-    per member it names with their role (the lead's fact keeps the key it always had)."""
+    """Submitted (登记 or 附议), 立案, 采用 by level, 批示 and 重点/优秀 marks of an opinion:
+    one fact per member it names, the lead's (领衔) ``<counter>`` under the event's key (the key
+    it always had), each co-signer's (联名) ``co_<counter>`` under ``<key>-<member>``."""
     if isinstance(payload, OpinionReceived):
         key, at, outcome = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
     elif isinstance(payload, OpinionSupported):
         key, at, outcome = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
+    elif isinstance(payload, OpinionFiled) and payload.filed:
+        key, at, outcome = f"filed-{payload.opinion_id}", payload.filed_at, "filed"
     elif isinstance(payload, OpinionAdopted):
         key, at, outcome = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
     elif isinstance(payload, OpinionInstructed):
@@ -208,7 +213,7 @@ def member_points(event_id: str, payload: EventData) -> list[MemberPoints]:
     office = str(getattr(payload, "office_id", ""))
     return [
         MemberPoints(
-            key=key if role == "lead" else f"{key}:{member}",
+            key=key if role == "lead" else f"{key}-{member}",
             month=month_of(at),
             member=member,
             office=office,

@@ -13,11 +13,13 @@ from ..workdays import Span, WorkCalendar
 
 
 class CaseError(Exception):
-    """A request the case's state does not allow; ``status`` is the HTTP status to answer."""
+    """A request the case's state does not allow; ``status`` is the HTTP status to answer,
+    ``field`` the request field at fault, if one is."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
 
 
 def _span(amount: int, unit: Literal["minutes", "hours", "days", "working_days"]) -> Span:
@@ -87,6 +89,8 @@ class Policy(BaseModel):
     feedback_window: Span = Field(default_factory=lambda: _span(15, "working_days"))
     extensions_allowed: int = 1
     reopens_allowed: int = 1
+    # 立案 member submissions: an 不满意 gets a second answer (再次答复) within a month.
+    second_answer_window: Span = Field(default_factory=lambda: _span(30, "days"))
     # 催办 on the working day after the due date; 督办 level 1 and 2 after these many.
     urge_after_workdays: int = 1
     supervise_after_workdays: tuple[int, int] = (5, 10)

@@ -2,14 +2,22 @@
 instructions and adoptions, and the stored case itself (``CaseRecord``)."""
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from shared.clock import BEIJING
-from shared.events import AdoptionLevel, CaseClosed, OpinionFile, Rating, ReplyResult, RequestKind
+from shared.events import (
+    AdoptionLevel,
+    CaseClosed,
+    OpinionFile,
+    Rating,
+    ReplyGrade,
+    ReplyResult,
+    RequestKind,
+)
 from shared.files import FileRef
 from shared.store import Aggregate
 
@@ -57,6 +65,15 @@ class Attachment(BaseModel):
         if (self.url is None) == (self.file_id is None):
             raise ValueError("give either url or file_id 附件须为上传的文件或链接（二选一）")
         return self
+
+
+class Grading(BaseModel):
+    """The grade of a reply to a filed (立案) member submission; B (being solved) with the plan
+    and the day it should be done, when the department is reminded to report again."""
+
+    grade: ReplyGrade | None = None
+    plan: str | None = Field(default=None, min_length=1, max_length=2000)
+    plan_due: date | None = Field(default=None, description="B: the plan's day (Beijing time)")
 
 
 class CaseFile(FileRef):
@@ -137,6 +154,10 @@ class Assignment(BaseModel):
     # The card each clock has earned (黄牌/红牌), by clock.
     cards: dict[str, Card] = Field(default_factory=dict)
     return_claim: ReturnClaim | None = None
+    # A filed (立案) member submission: the grade of the latest reply; B with its plan.
+    grade: ReplyGrade | None = None
+    plan: str | None = None
+    plan_due_at: datetime | None = None
 
     def clock_due(self, clock: str) -> datetime | None:
         return {"respond": self.respond_due_at, "sign": self.sign_due_at, "reply": self.due_at}[
@@ -284,6 +305,16 @@ class CaseRecord(Aggregate):
     @property
     def member_id(self) -> str | None:
         return None if self.opinion is None else self.opinion.member_id
+
+    @property
+    def co_signers(self) -> list[str]:
+        """联名: the members who co-signed the submission."""
+        return [] if self.opinion is None else self.opinion.co_signers
+
+    @property
+    def filed(self) -> bool:
+        """A member's 提案/建议 the office filed (立案): graded replies, a month for 再次答复."""
+        return self.opinion is not None and self.opinion.form.needs_filing
 
     def assignment_of(self, department: str) -> Assignment:
         if department not in self.assignments:

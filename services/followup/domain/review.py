@@ -27,7 +27,7 @@ from shared.events import (
 from ..workdays import Span
 from .assignment import DepartmentWork
 from .policy import CaseError, Rules
-from .records import Assignment, AssignmentStatus, Attachment, Review, _local
+from .records import Assignment, AssignmentStatus, Attachment, Grading, Review, _local
 from .timers import Timer, TimerKind
 
 Reviewer = Literal["office", "supervisor"]
@@ -78,15 +78,17 @@ class ReplyReviews(DepartmentWork):
         rules: Rules,
         feedback_url: str,
         by: str | None = None,
+        grading: Grading | None = None,
         review: ReviewRule | None = None,
     ) -> tuple[list[EventData], list[Timer]]:
         """答复; where a review rule applies the reply waits for review (送审) instead."""
         if review is None:
             return super().reply(
-                department, result, text, attachments, now, rules, feedback_url, by
+                department, result, text, attachments, now, rules, feedback_url, by, grading
             )
         assignment = self._working(department, "lead")
         self._check_files(department, attachments)
+        self._grade(assignment, grading or Grading(), now, rules)
         self.review_rounds += 1
         pending = Review(
             round=self.review_rounds,

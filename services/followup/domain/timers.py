@@ -46,6 +46,7 @@ class TimerKind(StrEnum):
     REPLY_RED = "reply_red"
     REVIEW_REMINDER = "review_reminder"  # 审核 near its deadline
     REVIEW_DUE = "review_due"  # 审核 past its deadline
+    PLAN_DUE = "plan_due"  # a grade-B reply's plan day has passed: 跟踪督办
 
 
 ESCALATION_TIMERS = {TimerKind.URGE: 0, TimerKind.SUPERVISE_1: 1, TimerKind.SUPERVISE_2: 2}
