@@ -1,8 +1,9 @@
 """履职积分 as rules, through two followup replicas as real processes on the real broker and
 store: a supervisor changes the rule table and a member's points read with the new rule; a
 重点 mark earns the bonus once however often its event is delivered, and an unmark takes it
-back; the refusals (a bad rule names its field, a stale version is 409, a department may not
-change the rules, a mark needs a case with a member)."""
+back; the lead author and each co-signer (联名) earn their own role's points for 提交, 立案,
+采用 and 优秀; the refusals (a bad rule names its field, a stale version is 409, a department
+may not change the rules, a mark needs a case with a member)."""
 
 import asyncio
 from datetime import datetime
@@ -15,7 +16,9 @@ from shared.events import (
     Location,
     MemberEnrolled,
     OpinionAssigned,
+    OpinionFiled,
     OpinionReceived,
+    SubmissionForm,
     new_id,
 )
 from tools.demo import wait_for
@@ -53,8 +56,9 @@ class Members:
         return await wait_for(found, f"{member} at {points} points", within=60)
 
 
-async def _member_opinion(system: Replicas, member: str) -> str:
-    """An opinion registered for ``member`` (1 submission) with its case and brief."""
+async def _member_opinion(system: Replicas, member: str, co_signers: tuple[str, ...] = ()) -> str:
+    """An opinion registered for ``member`` (1 submission) and its ``co_signers``, with its
+    case and brief."""
     opinion_id = new_id()
     fields = assignment(opinion_id)
     await system.publish(
@@ -69,10 +73,13 @@ async def _member_opinion(system: Replicas, member: str) -> str:
             location=Location(district="示范区"),
             received_at=datetime.fromisoformat(fields["received_at"]),
             member_id=member,
+            co_signers=list(co_signers),
         )
     )
     await system.publish(OpinionAssigned.model_validate(fields))
-    await system.publish(brief(opinion_id, member))
+    briefed_with = brief(opinion_id, member)
+    signed = briefed_with.opinion.model_copy(update={"co_signers": list(co_signers)})
+    await system.publish(briefed_with.model_copy(update={"opinion": signed}))
 
     async def briefed() -> bool:
         case = await system.case(opinion_id)
@@ -214,3 +221,70 @@ async def test_marks_are_refused_where_no_member_earns_them(replicas: Replicas) 
         ) == {"reason"}
         denied = await api.call("PUT", "housing", f"/cases/{citizen}/marks/key", {})
         assert denied.status_code == 403
+
+
+async def test_the_lead_and_each_co_signer_earn_their_roles_points(replicas: Replicas) -> None:
+    system = replicas
+    lead, co = f"m-{new_id()}", f"m-{new_id()}"
+    for member, name, kind in ((lead, "吴委员", "委员"), (co, "郑代表", "代表")):
+        await system.publish(
+            MemberEnrolled(member_id=member, office_id="office-fu", member_name=name, kind=kind)
+        )
+    opinion_id = await _member_opinion(system, lead, (co,))
+    case = await system.case(opinion_id)
+    assert case is not None
+    await system.publish(
+        OpinionFiled(
+            opinion_id=opinion_id,
+            tracking_no=case["tracking_no"],
+            office_id="office-fu",
+            title=case["title"],
+            form=SubmissionForm.PROPOSAL,
+            filed=True,
+            reason="符合立案条件",
+            decided_by="提案委",
+            filed_at=utcnow(),
+            member_id=lead,
+            co_signers=[co],
+        )
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        api = Members(http, system)
+        rules = (await api.call("GET", "supervisor", "/members/points-rules")).json()
+        by_lead, by_co = rules["lead"], rules["co_signer"]
+        # 提交 and 立案, each by its role's points.
+        await api.record(lead, by_lead["submitted"] + by_lead["filed"])
+        await api.record(co, by_co["submitted"] + by_co["filed"])
+        adopted = {"level": "市", "adopted_by": "市政协", "note": ""}
+        r = await api.call("POST", "supervisor", f"/cases/{opinion_id}/adoptions", adopted)
+        assert r.status_code == 200, r.text
+        excellent = await api.call("PUT", "supervisor", f"/cases/{opinion_id}/marks/excellent", {})
+        assert excellent.json()["co_signers"] == [co]
+        for_lead = sum(by_lead[o] for o in ("submitted", "filed", "adopted_city", "excellent"))
+        for_co = sum(by_co[o] for o in ("submitted", "filed", "adopted_city", "excellent"))
+        assert for_lead != for_co  # the roles' rows differ, so the test tells them apart
+        mine = await api.record(lead, for_lead)
+        theirs = await api.record(co, for_co)
+        assert mine["totals"] == dict.fromkeys(
+            ("submitted", "filed", "adopted_city", "excellent"), 1
+        )
+        assert theirs["totals"] == {
+            "co_submitted": 1,
+            "co_filed": 1,
+            "co_adopted_city": 1,
+            "co_excellent": 1,
+        }
+        # The co-signer's row of the rules moves only the co-signer's points.
+        change = {k: rules[k] for k in ("lead", "annual_minimum")}
+        change |= {"version": rules["version"], "co_signer": {**by_co, "adopted_city": 9}}
+        saved = await api.call("PUT", "supervisor", "/members/points-rules", change)
+        assert saved.status_code == 200, saved.text
+        await api.record(co, for_co - by_co["adopted_city"] + 9)
+        await api.record(lead, for_lead)
+        report = await http.get(
+            f"{system.url(0)}/members/{co}/report",
+            headers=system.header("office"),
+            params={"year": str(beijing_year(utcnow()))},
+        )
+        header = report.content.decode("utf-8-sig").splitlines()[0].split(",")
+        assert "采用 · 市级(联名)" in header and "立案(联名)" in header
