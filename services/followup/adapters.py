@@ -442,8 +442,10 @@ class Members:
         doc = await self.collection.find_one({"_id": member_id})
         return None if doc is None else MemberOnRoster.model_validate(doc)
 
-    async def all(self, limit: int) -> list[MemberOnRoster]:
-        found = self.collection.find({}).sort("_id", 1).limit(limit)
+    async def all(self, limit: int, office: str | None = None) -> list[MemberOnRoster]:
+        """At most ``limit`` members in id order, of one office (None: every office)."""
+        query = {} if office is None else {"office_id": office}
+        found = self.collection.find(query).sort("_id", 1).limit(limit)
         return [MemberOnRoster.model_validate(doc) async for doc in found]
 
 

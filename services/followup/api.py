@@ -785,6 +785,23 @@ async def member_record(member_id: str, year: Year, p: Ports, principal: Reader)
     return await _member_record(p, principal, member_id, year)
 
 
+@router.get(
+    "/members",
+    tags=["supervision"],
+    summary="一人一档 of every member on the roster for a year (an office: its own)",
+)
+async def members_of_year(
+    year: Year, p: Ports, principal: Reader, limit: Limit = 200
+) -> list[MemberRecord]:
+    if principal.role == Role.OFFICE:
+        office = principal.subject
+    elif principal.sees_all():
+        office = None
+    else:
+        raise Problem(403, detail="Members are read by their office and supervisors 无权查看.")
+    return [_record(found) for found in await handlers.member_years(p, year, limit, office)]
+
+
 @supervision.get(
     "/members/below-minimum", summary="Members below their kind's annual 履职积分 minimum"
 )

@@ -612,15 +612,19 @@ async def member_year(
     return MemberYear(member, member_id, year, months, dict(totals), rules)
 
 
+async def member_years(
+    p: FollowupPorts, year: int, limit: int, office: str | None = None
+) -> list[MemberYear]:
+    """The year of at most ``limit`` members on the roster (of one office, or all), weighed
+    by one reading of the rules."""
+    rules = await p.points_rules.current()
+    members = await p.members.all(limit, office)
+    return [await member_year(p, m.member_id, year, rules) for m in members]
+
+
 async def below_minimum(p: FollowupPorts, year: int, limit: int) -> list[MemberYear]:
     """The members on the roster whose year's 履职积分 is below the minimum of their kind."""
-    rules = await p.points_rules.current()
-    found = []
-    for member in await p.members.all(limit):
-        record = await member_year(p, member.member_id, year, rules)
-        if record.below_minimum:
-            found.append(record)
-    return found
+    return [record for record in await member_years(p, year, limit) if record.below_minimum]
 
 
 async def set_points_rules(

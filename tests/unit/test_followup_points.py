@@ -172,7 +172,7 @@ def test_an_adoption_names_its_lead_only_unless_co_signers_come_with_it() -> Non
 
 def test_counter_labels_name_outcome_and_role() -> None:
     assert counter_label("filed") == "立案(领衔)"
-    assert counter_label("co_adopted_city") == "采用 · 市级(联名)"
+    assert counter_label("co_adopted_city") == "市级采用(联名)"
 
 
 def test_marked_event_rejects_a_generation_below_one() -> None:

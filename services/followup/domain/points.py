@@ -117,12 +117,23 @@ def counter(outcome: str, role: MemberRole) -> str:
     return outcome if role == "lead" else CO_SIGNED + outcome
 
 
+OUTCOME_LABELS = {
+    "submitted": "提交",
+    "filed": "立案",
+    "adopted_district": "区级采用",
+    "adopted_city": "市级采用",
+    "adopted_province": "省级采用",
+    "adopted_national": "全国采用",
+    "instructed": "批示",
+    "key": "重点加分",
+    "excellent": "优秀加分",
+}
+
+
 def counter_label(name: str) -> str:
     """A member counter in Chinese, e.g. ``co_filed`` → 立案(联名)."""
     outcome = name.removeprefix(CO_SIGNED)
-    field = OutcomePoints.model_fields.get(outcome)
-    label = field.description if field and field.description else outcome
-    return f"{label}({'领衔' if outcome == name else '联名'})"
+    return f"{OUTCOME_LABELS.get(outcome, outcome)}({'领衔' if outcome == name else '联名'})"
 
 
 class Mark(Aggregate):

@@ -54,3 +54,12 @@ export const adoptReport = (id, body) => post(`${base}/reports/${id}/adoptions`,
 export const instructReport = (id, body) => post(`${base}/reports/${id}/instructions`, body)
 export const reportExportUrl = (id, version) =>
   `${base}/reports/${id}/export${version ? `?version=${version}` : ''}`
+// 履职积分: the rules (points per role and outcome, annual minimums; saved over the version read),
+// the members' year (一人一档), who is below the minimum, the 履职报告 as a download link.
+export const pointsRules = () => get(`${base}/members/points-rules`)
+export const putPointsRules = (body) => request('PUT', `${base}/members/points-rules`, { body })
+export const members = (year) => get(`${base}/members`, { year })
+export const membersBelowMinimum = (year) => get(`${base}/members/below-minimum`, { year })
+export const memberRecord = (id, year) => get(`${base}/members/${id}/record`, { year })
+export const memberReportUrl = (id, year) =>
+  `${base}/members/${id}/report?${new URLSearchParams({ year, format: 'xlsx' })}`
