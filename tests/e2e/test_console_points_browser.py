@@ -69,14 +69,18 @@ async def test_supervisor_sets_the_rules_and_reads_a_members_year(
             await _walk(system, browser, people, keys, rules, active_name, idle_name, year)
         finally:
             # The rules are the session's: give the next tests the defaults again.
-            now = (await http.get(f"{followup}/members/points-rules", headers=supervisor)).json()
-            restore = {k: rules[k] for k in ("lead", "co_signer", "annual_minimum")}
-            back = await http.put(
-                f"{followup}/members/points-rules",
-                headers=supervisor,
-                json={**restore, "version": now["version"]},
-            )
-            assert back.status_code == 200, back.text
+            await _save_rules(system, keys, rules)
+
+
+async def _save_rules(system: System, keys: Keys, table: dict[str, Any]) -> None:
+    """Save ``table``'s rules over the version in force, as another supervisor would."""
+    url = f"{system.url('followup')}/members/points-rules"
+    supervisor = Keys.header(keys.supervisor)
+    async with httpx.AsyncClient(timeout=30) as http:
+        now = (await http.get(url, headers=supervisor)).json()
+        rules = {k: table[k] for k in ("lead", "co_signer", "annual_minimum")}
+        saved = await http.put(url, headers=supervisor, json={**rules, "version": now["version"]})
+        assert saved.status_code == 200, saved.text
 
 
 async def _walk(
@@ -135,18 +139,9 @@ async def _walk(
     await page.locator("[data-test=only-below]").click()
 
     # Someone else saved meanwhile: this page's version is stale, refused with the reason.
-    async with httpx.AsyncClient(timeout=30) as http:
-        supervisor = Keys.header(keys.supervisor)
-        now = (
-            await http.get(f"{system.url('followup')}/members/points-rules", headers=supervisor)
-        ).json()
-        other = {k: now[k] for k in ("lead", "co_signer", "annual_minimum")}
-        changed = await http.put(
-            f"{system.url('followup')}/members/points-rules",
-            headers=supervisor,
-            json={**other, "version": now["version"]},
-        )
-        assert changed.status_code == 200, changed.text
+    # (the same figures as this page's: only the version moves)
+    same = {"lead": {**rules["lead"], "submitted": 6}, "annual_minimum": {"委员": 6, "代表": 10}}
+    await _save_rules(system, keys, rules | same)
     await submitted.fill("7")
     await page.click("[data-test=save-rules]")
     stale = page.locator(".el-message--error", has_text="积分规则已被他人修改，请刷新后重试")
