@@ -128,30 +128,35 @@ async def drill(
     ids: dict[int, str] = {}
     async with sink.running(), httpx.AsyncClient(timeout=30) as http:
         await subscribe_departments(http, keys, sink)
-        gate = asyncio.Semaphore(concurrency)
+        try:
+            gate = asyncio.Semaphore(concurrency)
 
-        async def submit(i: int) -> None:
-            async with gate:
-                ids[i] = await _submit(http, offices[i % len(offices)], run, i)
-                progress("submitted", len(ids), count)
+            async def submit(i: int) -> None:
+                async with gate:
+                    ids[i] = await _submit(http, offices[i % len(offices)], run, i)
+                    progress("submitted", len(ids), count)
 
-        chaos_task = asyncio.create_task(chaos.run(lambda: len(ids) / count))
-        await asyncio.gather(*(submit(i) for i in range(count)))
-        chaos.stopped.set()
-        await chaos_task
+            chaos_task = asyncio.create_task(chaos.run(lambda: len(ids) / count))
+            await asyncio.gather(*(submit(i) for i in range(count)))
+            chaos.stopped.set()
+            await chaos_task
 
-        wanted = set(ids.values())
-        deadline = time.time() + 600
+            wanted = set(ids.values())
+            deadline = time.time() + 600
 
-        def notified() -> set[str]:
-            return {r.event["subject"] for r in sink.of_type("opinion.assigned")} & wanted
+            def notified() -> set[str]:
+                return {r.event["subject"] for r in sink.of_type("opinion.assigned")} & wanted
 
-        while len(notified()) < len(wanted) and time.time() < deadline:
+            while len(notified()) < len(wanted) and time.time() < deadline:
+                progress("notified", len(notified()), len(wanted))
+                await asyncio.sleep(2)
             progress("notified", len(notified()), len(wanted))
-            await asyncio.sleep(2)
-        progress("notified", len(notified()), len(wanted))
-        await asyncio.sleep(10)  # let late duplicates, if any, arrive before counting
-        await sink.unsubscribe(http)
+            await asyncio.sleep(10)  # let late duplicates, if any, arrive before counting
+        finally:
+            # Also when the drill stops half-way: deliveries to a sink that has stopped listening
+            # would be retried and parked, and the next drill would count them.
+            chaos.stopped.set()
+            await sink.unsubscribe(http)
     return await _verify(settings, run, ids, sink, chaos.log)
 
 

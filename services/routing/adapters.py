@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -30,7 +29,7 @@ log = logging.getLogger("minyi.routing")
 # Documents stay far below MongoDB's 16 MB limit.
 CHUNK_BYTES = 4_000_000
 ACTIVE_MODEL = "active_model"
-MODEL_COUNTER = "model_counter"
+MODEL_NUMBER = "model-number"
 RETRAIN_CLAIM = "retrain_claim"
 
 
@@ -96,20 +95,14 @@ class ModelStore:
 
     async def save(self, classifier: OpinionClassifier, info: dict[str, Any]) -> str:
         """Store a new model version (not yet active); returns its name, e.g. ``v3``."""
-        counter = await self.db.state.find_one_and_update(
-            {"_id": MODEL_COUNTER},
-            {"$inc": {"n": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None  # upsert=True always returns the document
-        version = f"v{counter['n']}"
+        number = await self._claim_number()
+        version = f"v{number}"
         data = await asyncio.to_thread(classifier.to_bytes)
         chunks = await self._write_chunks(f"model-{version}", data)
         await self.db.models.insert_one(
             {
                 "_id": version,
-                "number": counter["n"],
+                "number": number,
                 "labels": classifier.labels,
                 "bytes": len(data),
                 "chunks": chunks,
@@ -118,6 +111,20 @@ class ModelStore:
             }
         )
         return version
+
+    async def _claim_number(self) -> int:
+        """The next model number, taken by inserting it: a unique ``_id`` is atomic on
+        FerretDB 1.24 and ``$inc`` is not (two trainings finishing together could both get
+        the same number). Numbers claimed by a save that failed are skipped."""
+        versions = await self.versions()
+        number = versions[0]["number"] if versions else 0
+        while True:
+            number += 1
+            try:
+                await self.db.state.insert_one({"_id": f"{MODEL_NUMBER}-{number}"})
+                return number
+            except DuplicateKeyError:
+                continue
 
     async def activate(self, version: str) -> None:
         """Point every replica at ``version``; raises LookupError if it is not stored and

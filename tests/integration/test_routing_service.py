@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from pymongo import AsyncMongoClient
 
 from services.routing import handlers
-from services.routing.classifier import LabelledText
+from services.routing.classifier import LabelledText, train_classifier
 from services.routing.consumers import subscribe
 from services.routing.domain import DEMO_DIRECTORY, Category, Directory, Rule
 from services.routing.handlers import RoutingPorts
@@ -136,6 +136,17 @@ async def test_activating_an_older_version_is_picked_up_without_restart(
     assert (await ports.models.active()).version == "v2"  # type: ignore[union-attr]
     await ports.models.activate("v1")
     assert (await ports.models.active()).version == "v1"  # type: ignore[union-attr]
+
+
+async def test_models_stored_at_the_same_moment_get_versions_of_their_own(
+    routing: tuple[RoutingPorts, list[CloudEvent]],
+) -> None:
+    """Version numbers are claimed by unique inserts: FerretDB loses concurrent ``$inc``."""
+    ports, _ = routing
+    classifier = train_classifier(samples(10))
+    saved = await asyncio.gather(*(ports.models.save(classifier, {}) for _ in range(16)))
+    assert sorted(int(v[1:]) for v in saved) == list(range(1, 17))
+    assert {v["_id"] for v in await ports.models.versions()} == set(saved)
 
 
 async def test_scheduled_retraining_picks_up_corrections_once(
