@@ -45,6 +45,12 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extra = extra
 
+    @classmethod
+    def of_field(cls, status: int, field: str, message: str, code: str = "invalid") -> "Problem":
+        """A problem with one bad request field, named as the validation errors name them."""
+        error = {"field": field, "message": message, "code": code}
+        return cls(status, detail=f"Invalid fields 字段有误: {field}", errors=[error])
+
 
 def problem_response(
     request: Request, status: int, title: str, detail: str, **extra: Any

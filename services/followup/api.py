@@ -293,10 +293,7 @@ async def _checked(action: Awaitable[T]) -> T:
     except CaseError as exc:
         if exc.field is None:
             raise Problem(exc.status, detail=str(exc)) from None
-        error = {"field": exc.field, "message": str(exc), "code": "invalid"}
-        raise Problem(
-            exc.status, detail=f"Invalid fields 字段有误: {exc.field}", errors=[error]
-        ) from None
+        raise Problem.of_field(exc.status, exc.field, str(exc)) from None
 
 
 async def _run(action: Awaitable[Case]) -> CaseView:

@@ -78,10 +78,7 @@ async def _run(action: Awaitable[T]) -> T:
     except OpinionError as exc:
         if exc.field is None:
             raise Problem(exc.status, detail=str(exc)) from None
-        error = {"field": exc.field, "message": str(exc), "code": "unknown"}
-        raise Problem(
-            exc.status, detail=f"Invalid fields 字段有误: {exc.field}", errors=[error]
-        ) from None
+        raise Problem.of_field(exc.status, exc.field, str(exc), "unknown") from None
 
 
 class JoinedCase(BaseModel):

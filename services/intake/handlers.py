@@ -124,10 +124,7 @@ async def register_opinion(
     """登记: store the opinion with its tracking number. A near-duplicate of an open opinion
     of the same area is linked to it as support (opinion.supported); anything else becomes
     work for routing (opinion.received). With ``key``, a retry returns the first result."""
-    if submission.member_id is not None:
-        await member_of(p, submission.member_id, office_id)
-    for n, co_signer in enumerate(submission.co_signers):
-        await member_of(p, co_signer, office_id, f"co_signers.{n}")
+    await _check_members(p, submission, office_id)
     if key is None:
         opinion_id, tracking_no = new_id(), await _new_number(p)
     else:
@@ -271,6 +268,14 @@ async def decide_filing(
     return opinion
 
 
+async def _check_members(p: Intake, submission: OpinionSubmission, office_id: str) -> None:
+    """The member a submission names and its co-signers (联名) are on the office's roster."""
+    if submission.member_id is not None:
+        await member_of(p, submission.member_id, office_id)
+    for n, co_signer in enumerate(submission.co_signers):
+        await member_of(p, co_signer, office_id, f"co_signers.{n}")
+
+
 async def enrol_member(p: Intake, office_id: str, entry: MemberEntry) -> Member:
     """An office puts a 委员/代表 on its roster; other services learn the member's office."""
     member = Member(id=new_id(), office_id=office_id, entry=entry, enrolled_at=utcnow())
@@ -338,6 +343,8 @@ async def edit(
     p: Intake, opinion_id: str, submission: OpinionSubmission, by: str, note: str
 ) -> Opinion:
     """编辑 by an editor; the previous text is kept as a version."""
+
+    await _check_members(p, submission, (await _load(p, opinion_id)).office_id)
 
     async def change() -> Opinion:
         opinion = await _load(p, opinion_id)

@@ -1,12 +1,14 @@
 """The four services as real processes on test ports, against the real broker and store."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -14,10 +16,11 @@ from urllib.parse import quote, urlsplit
 import aio_pika
 import httpx
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import auth, topology
+from shared import auth, broker_admin, topology
 from shared.settings import SERVICES, Settings
-from shared.store import mongo_client
+from shared.store import Document, mongo_client
 from tools.demo import WebhookSink
 
 # Several test runs can share a machine: each sets its own MINYI_TEST_PORT_BASE.
@@ -79,14 +82,45 @@ class System:
         self.wait_ready((service,))
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(self.processes.values())
+
+
+def stop(processes: Iterable[subprocess.Popen[bytes]]) -> None:
+    """Terminate the processes; kill those still running after 30 s."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.asynccontextmanager
+async def own_run(
+    settings: Settings, tag: str
+) -> AsyncIterator[tuple[Settings, AsyncDatabase[Document]]]:
+    """A vhost and databases of their own (named with ``tag``) for the processes a test module
+    starts, and their auth database to make keys in; all removed afterwards."""
+    run = uuid.uuid4().hex[:6]
+    own = settings.model_copy(
+        update={
+            "amqp_vhost": f"{settings.amqp_vhost}-{tag}{run}",
+            "db_prefix": f"{settings.db_prefix}{tag}{run}",
+        }
+    )
+    broker_admin.setup(own)
+    mongo = mongo_client(own)
+    try:
+        yield own, mongo[own.database(auth.AUTH_DB)]
+    finally:
+        for name in await mongo.list_database_names():
+            if name.startswith(own.db_prefix + "_"):
+                await mongo.drop_database(name)
+        await mongo.close()
+        broker_admin.delete_vhost(own)
 
 
 @pytest.fixture(scope="session")

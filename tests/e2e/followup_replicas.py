@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,14 +16,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared import auth, broker_admin, topology
+from shared import auth, topology
 from shared.clock import beijing_year, utcnow
 from shared.events import CE_CONTENT_TYPE, CloudEvent, EventData
 from shared.settings import Settings
-from shared.store import mongo_client
 from tools.demo import wait_for
 
-from .conftest import LOGS, PORT_BASE, capture_events
+from .conftest import LOGS, PORT_BASE, capture_events, own_run, stop
 
 REPLICA_PORTS = (PORT_BASE + 101, PORT_BASE + 102)
 DEPARTMENTS = ("housing", "transport", "ecology")
@@ -153,55 +151,34 @@ class Replicas:
 
 @pytest.fixture(scope="module")
 async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
-    run = uuid.uuid4().hex[:6]
-    own = settings.model_copy(
-        update={
-            "amqp_vhost": f"{settings.amqp_vhost}-fu{run}",
-            "db_prefix": f"{settings.db_prefix}fu{run}",
+    async with own_run(settings, "fu") as (own, db):
+        keys = {
+            "admin": await auth.create_key(db, auth.Role.ADMIN, "admin", "系统管理员"),
+            "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
+            # A second supervisor, for the 终审 of a disputed 退单.
+            "chief": await auth.create_key(db, auth.Role.SUPERVISOR, "chief", "督查室主任"),
+            "office": await auth.create_key(db, auth.Role.OFFICE, "office-fu", "测试办公室"),
         }
-    )
-    broker_admin.setup(own)
-    mongo = mongo_client(own)
-    db = mongo[own.database(auth.AUTH_DB)]
-    keys = {
-        "admin": await auth.create_key(db, auth.Role.ADMIN, "admin", "系统管理员"),
-        "supervisor": await auth.create_key(db, auth.Role.SUPERVISOR, "supervisor", "督查室"),
-        # A second supervisor, for the 终审 of a disputed 退单.
-        "chief": await auth.create_key(db, auth.Role.SUPERVISOR, "chief", "督查室主任"),
-        "office": await auth.create_key(db, auth.Role.OFFICE, "office-fu", "测试办公室"),
-    }
-    for code in DEPARTMENTS:
-        keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, code)
-    captured: list[CloudEvent] = []
+        for code in DEPARTMENTS:
+            keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, code)
+        captured: list[CloudEvent] = []
 
-    def keep(body: bytes) -> None:
-        event = CloudEvent.model_validate(json.loads(body))
-        if event.source == "/minyi/followup":
-            captured.append(event)
+        def keep(body: bytes) -> None:
+            event = CloudEvent.model_validate(json.loads(body))
+            if event.source == "/minyi/followup":
+                captured.append(event)
 
-    connection, channel = await capture_events(own, keep)
-    system = Replicas(own, keys, channel, captured=captured)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    try:
-        for replica in range(len(REPLICA_PORTS)):
-            system.start(replica)
-        await asyncio.gather(*(system.wait_ready(r) for r in range(len(REPLICA_PORTS))))
-        yield system
-    finally:
-        for process in system.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in system.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        await connection.close()
-        for name in await mongo.list_database_names():
-            if name.startswith(own.db_prefix + "_"):
-                await mongo.drop_database(name)
-        await mongo.close()
-        broker_admin.delete_vhost(own)
+        connection, channel = await capture_events(own, keep)
+        system = Replicas(own, keys, channel, captured=captured)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        try:
+            for replica in range(len(REPLICA_PORTS)):
+                system.start(replica)
+            await asyncio.gather(*(system.wait_ready(r) for r in range(len(REPLICA_PORTS))))
+            yield system
+        finally:
+            stop(system.processes)
+            await connection.close()
 
 
 def assignment(

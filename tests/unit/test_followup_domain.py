@@ -2,7 +2,7 @@
 feedback link — pure domain, no I/O."""
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -335,7 +335,10 @@ def test_a_co_handler_made_lead_keeps_its_work_and_leads_the_case() -> None:
     assert case.status == CaseStatus.AWAITING_FEEDBACK
 
 
-def _brief(revision: int, title: str = "路灯不亮", member: str | None = None) -> OpinionBriefed:
+def _brief(
+    revision: int, title: str = "路灯不亮", member: str | None = None, **changes: Any
+) -> OpinionBriefed:
+    """Intake's copy of the opinion (``changes``: more of its fields)."""
     return OpinionBriefed(
         opinion_id="op1",
         department="housing",
@@ -351,6 +354,7 @@ def _brief(revision: int, title: str = "路灯不亮", member: str | None = None
             submitter=SubmitterSummary(kind="委员", name="周**"),
             member_id=member,
             received_at=NOW,
+            **changes,
         ),
     )
 

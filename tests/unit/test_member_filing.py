@@ -30,9 +30,6 @@ from shared.events import (
     FeedbackReceived,
     FeedbackRequested,
     KeptAs,
-    Location,
-    OpinionBriefed,
-    OpinionFile,
     OpinionFiled,
     OpinionReceived,
     PlanDue,
@@ -40,10 +37,9 @@ from shared.events import (
     ReplyGrade,
     ReplyResult,
     SubmissionForm,
-    SubmitterSummary,
 )
 
-from .test_followup_domain import NOW, RULES, opened
+from .test_followup_domain import NOW, RULES, _brief, opened
 
 PROPOSAL = {
     "title": "关于加快老旧小区加装电梯的提案",
@@ -130,28 +126,7 @@ def test_not_filed_needs_a_reason_and_is_kept_as_an_opinion_or_a_letter() -> Non
 
 def filed_case(form: SubmissionForm = SubmissionForm.PROPOSAL) -> Case:
     case = opened()
-    case.take_brief(
-        OpinionBriefed(
-            opinion_id="op1",
-            department="housing",
-            reason="交办",
-            opinion=OpinionFile(
-                revision=1,
-                tracking_no="SQ-2026-000001",
-                office_id="o1",
-                title="关于加快老旧小区加装电梯的提案",
-                content="建议简化审批。",
-                channel="调研",
-                location=Location(district="示范区"),
-                submitter=SubmitterSummary(kind="委员", name="周**"),
-                member_id="m1",
-                co_signers=["m2"],
-                form=form,
-                received_at=NOW,
-            ),
-        ),
-        NOW,
-    )
+    case.take_brief(_brief(1, member="m1", co_signers=["m2"], form=form), NOW)
     case.sign("housing", NOW)
     return case
 
