@@ -91,8 +91,12 @@ class PointsRuleTable(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lead: OutcomePoints = Field(default=DEFAULT_LEAD, description="领衔 (提交人)")
-    co_signer: OutcomePoints = Field(default=DEFAULT_CO_SIGNER, description="联名")
+    lead: OutcomePoints = Field(
+        default_factory=DEFAULT_LEAD.model_copy, description="领衔 (提交人)"
+    )
+    co_signer: OutcomePoints = Field(
+        default_factory=DEFAULT_CO_SIGNER.model_copy, description="联名"
+    )
     annual_minimum: AnnualMinimum = Field(default_factory=AnnualMinimum)
 
 
@@ -105,11 +109,15 @@ class PointsRules(PointsRuleTable):
 
     def points(self, counters: dict[str, int]) -> int:
         """履职积分 of counters: the lead's under the outcome's name, a co-signer's prefixed."""
-        total = 0
-        for role, name in ((self.lead, ""), (self.co_signer, CO_SIGNED)):
-            for outcome, weight in role.model_dump().items():
-                total += weight * counters.get(name + outcome, 0)
-        return total
+        rows: tuple[tuple[MemberRole, OutcomePoints], ...] = (
+            ("lead", self.lead),
+            ("co_signer", self.co_signer),
+        )
+        return sum(
+            weight * counters.get(counter(outcome, role), 0)
+            for role, row in rows
+            for outcome, weight in row.model_dump().items()
+        )
 
 
 def counter(outcome: str, role: MemberRole) -> str:
