@@ -54,6 +54,13 @@ export const adoptReport = (id, body) => post(`${base}/reports/${id}/adoptions`,
 export const instructReport = (id, body) => post(`${base}/reports/${id}/instructions`, body)
 export const reportExportUrl = (id, version) =>
   `${base}/reports/${id}/export${version ? `?version=${version}` : ''}`
+// 每月一题: themes of a month with their progress, tasks done, opinions linked.
+export const themes = (month) => get(`${base}/themes`, { month })
+export const openTheme = (body) => post(`${base}/themes`, body)
+export const completeTask = (id, task, note) => post(`${base}/themes/${id}/tasks/${task}/done`, { note })
+export const linkOpinion = (id, opinionId) => post(`${base}/themes/${id}/opinions`, { opinion_id: opinionId })
+// 更正诉求类型 (分类 staff): the 办结 deadline is counted again from 交办.
+export const correctKind = (id, kind) => post(`${base}/cases/${id}/kind`, { kind })
 // 履职积分: the rules (points per role and outcome, annual minimums; saved over the version read),
 // the members' year (一人一档), who is below the minimum, the 履职报告 as a download link.
 export const pointsRules = () => get(`${base}/members/points-rules`)
