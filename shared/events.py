@@ -601,6 +601,31 @@ class OpinionAdopted(EventData):
     co_signers: list[str] = co_signers_field()
 
 
+class MarkKind(StrEnum):
+    """A bonus mark on an opinion (履职积分)."""
+
+    KEY = "key"  # 重点: a key opinion (重点提案/重点信息)
+    EXCELLENT = "excellent"  # 优秀: an excellent submission
+
+
+class OpinionMarked(EventData):
+    """重点/优秀 — a supervisor marked the opinion (``marked``) or took the mark back; its lead
+    author and co-signers earn (or lose) their role's bonus once per ``generation``."""
+
+    name = "opinion.marked"
+    office_id: str
+    tracking_no: str
+    mark: MarkKind
+    marked: bool
+    generation: int = Field(ge=1, description="Counts the mark's changes, 1 the first mark")
+    by: str
+    reason: str
+    marked_at: datetime = Field(description="When the mark (given or taken back) was given")
+    changed_at: datetime
+    member_id: str | None = MEMBER_ID
+    co_signers: list[str] = Field(default_factory=list, description="联名 members")
+
+
 class ReplySubmitted(DepartmentEvent):
     """送审 — the lead's reply waits for review (审核) before it is released to the submitter."""
 
@@ -848,6 +873,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CaseEscalated,
         OpinionInstructed,
         OpinionAdopted,
+        OpinionMarked,
         OpinionBriefed,
         MemberEnrolled,
         ReplySubmitted,

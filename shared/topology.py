@@ -39,6 +39,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         "feedback.reviewed",
         "opinion.adopted",
         "opinion.instructed",
+        # 重点/优秀 marks: the members' bonus (履职积分).
+        "opinion.marked",
         # 审核 steps (review KPIs) and the outcome of 信息专报, credited to its source opinions.
         "reply.*.*",
         "report.adopted",
@@ -117,6 +119,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "feedback.reviewed",
         "opinion.adopted",
         "opinion.instructed",
+        "opinion.marked",
         # A merge (并案) ends the merged case's assignments; routing's 改派 sends it too.
         "opinion.withdrawn",
         # 审核 of replies, and 信息专报 (报送, 采用, 批示).

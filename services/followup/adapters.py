@@ -28,7 +28,16 @@ from shared.keys import KeyRing
 from shared.paging import after_filter
 from shared.store import Document, GroupCommit, Kept
 
-from .domain import AssignmentStatus, Case, CaseError, Report, ReviewRules, Theme, Timer
+from .domain import (
+    AssignmentStatus,
+    Case,
+    CaseError,
+    PointsRules,
+    Report,
+    ReviewRules,
+    Theme,
+    Timer,
+)
 from .workdays import CalendarSource, WorkCalendar, YearCalendar
 
 CALENDAR_ASSUMED = Gauge(
@@ -433,8 +442,10 @@ class Members:
         doc = await self.collection.find_one({"_id": member_id})
         return None if doc is None else MemberOnRoster.model_validate(doc)
 
-    async def all(self, limit: int) -> list[MemberOnRoster]:
-        found = self.collection.find({}).sort("_id", 1).limit(limit)
+    async def all(self, limit: int, office: str | None = None) -> list[MemberOnRoster]:
+        """At most ``limit`` members in id order, of one office (None: every office)."""
+        query = {} if office is None else {"office_id": office}
+        found = self.collection.find(query).sort("_id", 1).limit(limit)
         return [MemberOnRoster.model_validate(doc) async for doc in found]
 
 
@@ -487,6 +498,32 @@ class ReviewSettings:
         await self.collection.replace_one(
             {"_id": "review_rules"}, rules.model_dump(mode="json"), upsert=True
         )
+
+
+class PointsRuleStore:
+    """履职积分 rules, one document per version (``_id`` the version number), so every change
+    is kept. A new version is an insert of the next number: a unique ``_id`` is the one atomic
+    compare-and-set on FerretDB, so of two supervisors saving over the same version one wins
+    and the other gets a conflict. Read by the newest ``_id`` (a handful of documents)."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def current(self) -> PointsRules:
+        """The rules in force (version 0, the defaults, until a supervisor sets them)."""
+        async for doc in self.collection.find({}).sort("_id", -1).limit(1):
+            version = doc.pop("_id")
+            return PointsRules.model_validate({**doc, "version": version})
+        return PointsRules()
+
+    async def add(self, rules: PointsRules) -> bool:
+        """Store ``rules`` as its version; False when that version exists already."""
+        doc = rules.model_dump(by_alias=True, exclude={"version"})
+        try:
+            await self.collection.insert_one({"_id": rules.version, **doc})
+        except DuplicateKeyError:
+            return False
+        return True
 
 
 async def report_list(

@@ -4,7 +4,7 @@ administrator's holiday years."""
 
 from collections.abc import Awaitable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
@@ -14,6 +14,7 @@ from shared.events import (
     DEPARTMENT_CODE,
     AdoptionLevel,
     Location,
+    MarkKind,
     OpinionFile,
     Rating,
     ReplyResult,
@@ -50,6 +51,9 @@ from .domain import (
     Grading,
     Instruction,
     LinkedOpinion,
+    Mark,
+    PointsRules,
+    PointsRuleTable,
     Report,
     ReportStatus,
     ReturnClaim,
@@ -59,6 +63,7 @@ from .domain import (
     Theme,
     ThemeTask,
     TimelineEntry,
+    counter_label,
     rates,
 )
 from .domain.reports import ReportAdoption, ReportInstruction, ReportSource, SignOff, Submission
@@ -280,13 +285,21 @@ def _invalid(field: str, message: str, code: str) -> Problem:
     )
 
 
-async def _run(action: Awaitable[Case]) -> CaseView:
+T = TypeVar("T")
+
+
+async def _checked(action: Awaitable[T]) -> T:
+    """The action's result, or its refusal (CaseError) as problem+json."""
     try:
-        return _view(await action)
+        return await action
     except CaseError as exc:
         if exc.field is None:
             raise Problem(exc.status, detail=str(exc)) from None
         raise Problem.of_field(exc.status, exc.field, str(exc)) from None
+
+
+async def _run(action: Awaitable[Case]) -> CaseView:
+    return _view(await _checked(action))
 
 
 # -- departments ----------------------------------------------------------------------------
@@ -675,8 +688,12 @@ class MemberRecord(BaseModel):
     office_id: str | None
     year: int
     months: list[MonthRecord]
-    totals: dict[str, int]
-    points: int = Field(description="履职积分 by the configured weights")
+    totals: dict[str, int] = Field(
+        description="Counters: an outcome's name for the lead author (领衔), cosigned_<outcome> "
+        "for a co-signer (联名)"
+    )
+    points: int = Field(description="履职积分 by the rules in force when read")
+    rules_version: int = Field(description="The version of the 履职积分 rules that weighed it")
     minimum: int | None = Field(description="The year's minimum for the member's kind")
     below_minimum: bool
 
@@ -692,8 +709,9 @@ def _record(found: handlers.MemberYear) -> MemberRecord:
         months=[MonthRecord.model_validate(row) for row in found.months],
         totals=found.totals,
         points=found.points,
+        rules_version=found.rules.version,
         minimum=found.minimum,
-        below_minimum=found.minimum is not None and found.points < found.minimum,
+        below_minimum=found.below_minimum,
     )
 
 
@@ -709,11 +727,92 @@ async def _member_record(
     return _record(found)
 
 
+class PointsRulesChange(PointsRuleTable):
+    """New 履职积分 rules, over the version the supervisor read (a stale one: 409)."""
+
+    version: int = Field(ge=0, strict=True, description="The version read (GET)")
+
+
+@router.get(
+    "/members/points-rules",
+    tags=["supervision"],
+    summary="履职积分 rules in force: points per role and outcome, annual minimums by kind",
+)
+async def points_rules(p: Ports, principal: Reader) -> PointsRules:
+    return await p.points_rules.current()
+
+
+@supervision.put(
+    "/members/points-rules",
+    summary="Set the 履职积分 rules (over the version read; stale: 409)",
+)
+async def put_points_rules(body: PointsRulesChange, p: Ports, principal: Supervisor) -> PointsRules:
+    table = PointsRuleTable.model_validate(body.model_dump(by_alias=True, exclude={"version"}))
+    return await _checked(handlers.set_points_rules(p, table, body.version, principal.name))
+
+
+class MarkReason(BaseModel):
+    reason: str = Field(default="", max_length=500, description="Why (e.g. 主席会议确定)")
+
+
+class MarkView(BaseModel):
+    opinion_id: str
+    mark: MarkKind
+    marked: bool
+    generation: int
+    marked_at: datetime | None
+    marked_by: str | None
+    reason: str
+    member_id: str
+    co_signers: list[str]
+
+
+def _mark_view(mark: Mark) -> MarkView:
+    return MarkView.model_validate(mark.model_dump(include=set(MarkView.model_fields)))
+
+
+@supervision.put(
+    "/cases/{case_id}/marks/{mark}",
+    summary="Mark an opinion 重点 (key) or 优秀 (excellent): its members earn the bonus",
+)
+async def mark_opinion(
+    case_id: str, mark: MarkKind, p: Ports, principal: Supervisor, body: MarkReason | None = None
+) -> MarkView:
+    reason = body.reason if body else ""
+    found = handlers.mark_opinion(p, case_id, mark, True, reason, principal.name)
+    return _mark_view(await _checked(found))
+
+
+@supervision.delete(
+    "/cases/{case_id}/marks/{mark}", summary="Take a 重点/优秀 mark back (the bonus goes too)"
+)
+async def unmark_opinion(case_id: str, mark: MarkKind, p: Ports, principal: Supervisor) -> MarkView:
+    found = handlers.mark_opinion(p, case_id, mark, False, "", principal.name)
+    return _mark_view(await _checked(found))
+
+
 @router.get(
     "/members/{member_id}/record", tags=["supervision"], summary="一人一档 — a member's year"
 )
 async def member_record(member_id: str, year: Year, p: Ports, principal: Reader) -> MemberRecord:
     return await _member_record(p, principal, member_id, year)
+
+
+@router.get(
+    "/members",
+    tags=["supervision"],
+    summary="一人一档 of every member on the roster for a year (an office: its own)",
+)
+async def members_of_year(
+    year: Year, p: Ports, principal: Reader, limit: Limit = 200
+) -> list[MemberRecord]:
+    if principal.role == Role.OFFICE:
+        office = principal.subject
+    elif principal.sees_all():
+        office = None
+    else:
+        raise Problem(403, detail="Members are read by their office and supervisors 无权查看.")
+    return [_record(found) for found in await handlers.member_years(p, year, limit, office)]
 
 
 @supervision.get(
@@ -741,7 +840,7 @@ async def member_report(
 ) -> Response:
     record = await _member_record(p, principal, member_id, year)
     names = sorted(record.totals)
-    header = ["委员/代表", "类别", "月份", *names, "履职积分"]
+    header = ["委员/代表", "类别", "月份", *map(counter_label, names), "履职积分"]
     who = [record.name or record.member_id, record.kind or ""]
     rows: list[list[Any]] = [
         [*who, m.month, *(m.counters.get(n, 0) for n in names), m.points] for m in record.months
@@ -863,12 +962,14 @@ class KpiRow(BaseModel):
     month: str
     counters: dict[str, int]
     rates: dict[str, float | None]
-    points: int = Field(description="履职积分 by the configured weights")
+    points: int = Field(description="履职积分 by the rules in force")
 
 
 async def _kpi_rows(p: FollowupPorts, dimension: str, month: str | None) -> list[KpiRow]:
-    """Rows of a dimension; ``member`` is 履职积分, one row per 委员/代表 and month."""
+    """Rows of a dimension; ``member`` is 履职积分, one row per 委员/代表 and month (points
+    by the rules in force; case rows count as the lead's)."""
     facts = p.member_kpis if dimension == "member" else p.kpis
+    rules = await p.points_rules.current()
     return [
         KpiRow(
             dimension=dimension,
@@ -876,7 +977,7 @@ async def _kpi_rows(p: FollowupPorts, dimension: str, month: str | None) -> list
             month=row["month"],
             counters=row["counters"],
             rates=rates(row["counters"]),
-            points=p.points.points(row["counters"]),
+            points=rules.points(row["counters"]),
         )
         for row in await facts.table(dimension, month)
     ]

@@ -1,22 +1,19 @@
 """Follow-up configuration from environment variables (prefix ``MINYI_FOLLOWUP_``): the SLA
-norms, points weights and timer cadence. JSON values, e.g.
-``MINYI_FOLLOWUP_POLICY='{"extensions_allowed": 2}'``."""
+norms and timer cadence. JSON values, e.g. ``MINYI_FOLLOWUP_POLICY='{"extensions_allowed": 2}'``.
+(履职积分 rules are not configuration: supervisors set them, stored, through the API.)"""
 
 from datetime import time
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .domain import PointWeights, Policy
+from .domain import Policy
 
 
 class FollowupSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MINYI_FOLLOWUP_")
 
     policy: Policy = Field(default_factory=Policy)
-    points: PointWeights = Field(default_factory=PointWeights)
-    # 履职积分 a member should reach in a year, by kind (委员/代表); the district sets it.
-    annual_minimum: dict[str, int] = Field(default_factory=lambda: {"委员": 10, "代表": 10})
     office_opens: time = time(9)
     # How often each replica looks for due timers, and how long a claim holds before another
     # replica may take over a timer whose claimant died. Looking is a scan of the pending

@@ -17,6 +17,7 @@ from shared.events import (
     AdoptionLevel,
     CloudEvent,
     EventData,
+    MarkKind,
     MemberEnrolled,
     OpinionAssigned,
     OpinionBriefed,
@@ -41,6 +42,7 @@ from .adapters import (
     Kpis,
     MemberOnRoster,
     Members,
+    PointsRuleStore,
     ReviewSettings,
     Timers,
 )
@@ -52,7 +54,9 @@ from .domain import (
     Draft,
     Grading,
     LinkedOpinion,
-    PointWeights,
+    Mark,
+    PointsRules,
+    PointsRuleTable,
     Policy,
     Report,
     ReportSource,
@@ -84,12 +88,13 @@ class FollowupPorts:
     files: ChunkStore
     tokens: FeedbackTokens
     policy: Policy
-    points: PointWeights
     # 每月一题.
     themes: Repository[Theme]
-    # The members' roster and their annual minimum 履职积分 by kind.
+    # The members' roster; the 履职积分 rules (points by role and outcome, annual minimums by
+    # kind) and the 重点/优秀 marks that earn a bonus.
     members: Members
-    annual_minimum: dict[str, int]
+    points_rules: PointsRuleStore
+    marks: Repository[Mark]
     # 审核: which replies wait for review; 信息专报.
     reviews: ReviewSettings
     reports: Repository[Report]
@@ -575,19 +580,35 @@ async def enrol(enrolled: MemberEnrolled, p: FollowupPorts) -> None:
 
 @dataclass
 class MemberYear:
-    """一人一档 for a year: the member, the counters of each month and the year's points."""
+    """一人一档 for a year: the member, the counters of each month and the year's points, by
+    the rules in force (``rules``)."""
 
     member: MemberOnRoster | None
     member_id: str
     year: int
     months: list[dict[str, Any]]
     totals: dict[str, int]
-    points: int
-    minimum: int | None
+    rules: PointsRules
+
+    @property
+    def points(self) -> int:
+        return self.rules.points(self.totals)
+
+    @property
+    def minimum(self) -> int | None:
+        return self.rules.annual_minimum.of(self.member.kind) if self.member else None
+
+    @property
+    def below_minimum(self) -> bool:
+        return self.minimum is not None and self.points < self.minimum
 
 
-async def member_year(p: FollowupPorts, member_id: str, year: int) -> MemberYear:
-    """A member's 履职 record of a year, from the member facts month by month."""
+async def member_year(
+    p: FollowupPorts, member_id: str, year: int, rules: PointsRules | None = None
+) -> MemberYear:
+    """A member's 履职 record of a year, from the member facts month by month, weighed by the
+    rules in force now (or ``rules``, read once for many members)."""
+    rules = rules or await p.points_rules.current()
     member = await p.members.get(member_id)
     months, totals = [], Counter[str]()
     for n in range(1, 13):
@@ -595,24 +616,84 @@ async def member_year(p: FollowupPorts, member_id: str, year: int) -> MemberYear
         for row in await p.member_kpis.table("member", month):
             if row["value"] == member_id:
                 counters = row["counters"]
-                months.append(
-                    {"month": month, "counters": counters, "points": p.points.points(counters)}
-                )
+                points = rules.points(counters)
+                months.append({"month": month, "counters": counters, "points": points})
                 totals.update(counters)
-    minimum = p.annual_minimum.get(member.kind) if member else None
-    return MemberYear(
-        member, member_id, year, months, dict(totals), p.points.points(totals), minimum
-    )
+    return MemberYear(member, member_id, year, months, dict(totals), rules)
+
+
+async def member_years(
+    p: FollowupPorts, year: int, limit: int, office: str | None = None
+) -> list[MemberYear]:
+    """The year of at most ``limit`` members on the roster (of one office, or all), weighed
+    by one reading of the rules."""
+    rules = await p.points_rules.current()
+    members = await p.members.all(limit, office)
+    return [await member_year(p, m.member_id, year, rules) for m in members]
 
 
 async def below_minimum(p: FollowupPorts, year: int, limit: int) -> list[MemberYear]:
     """The members on the roster whose year's 履职积分 is below the minimum of their kind."""
-    found = []
-    for member in await p.members.all(limit):
-        record = await member_year(p, member.member_id, year)
-        if record.minimum is not None and record.points < record.minimum:
-            found.append(record)
-    return found
+    return [record for record in await member_years(p, year, limit) if record.below_minimum]
+
+
+async def set_points_rules(
+    p: FollowupPorts, table: PointsRuleTable, version: int, by: str
+) -> PointsRules:
+    """New 履职积分 rules over ``version`` (the one the supervisor read): 409 when it is not
+    the one in force any more."""
+    current = await p.points_rules.current()
+    stale = (
+        f"The rules are at version {current.version}, not {version}: "
+        "积分规则已被他人修改，请刷新后重试."
+    )
+    if version != current.version:
+        raise CaseError(409, stale)
+    rules = PointsRules(
+        **table.model_dump(by_alias=True),
+        version=version + 1,
+        updated_by=by,
+        updated_at=await p.clock.now(),
+    )
+    if not await p.points_rules.add(rules):
+        raise CaseError(409, stale)
+    log.info("履职积分 rules version %d set by %s", rules.version, by)
+    return rules
+
+
+async def mark_opinion(
+    p: FollowupPorts, case_id: str, mark: MarkKind, marked: bool, reason: str, by: str
+) -> Mark:
+    """重点/优秀 on an opinion submitted by a member (``marked`` False: taken back); marking
+    what is marked already changes nothing."""
+    case = await _load(p.cases, case_id)
+    if case.member_id is None:
+        raise CaseError(409, f"Case {case_id} names no 委员/代表 该意见无委员/代表，不计履职积分.")
+
+    async def change() -> Mark:
+        now = await p.clock.now()
+        found = await p.marks.get(Mark.key(case_id, mark))
+        stored = found is not None
+        found = found or Mark(
+            id=Mark.key(case_id, mark),
+            opinion_id=case_id,
+            mark=mark,
+            office_id=case.office_id,
+            tracking_no=case.tracking_no,
+            member_id=case.member_id,
+            co_signers=case.co_signers,
+        )
+        event = found.set(marked, by, reason, now)
+        if event is None:
+            return found
+        if not stored:
+            if not await p.marks.add(found, _wrap([event])):
+                raise VersionConflict(f"mark {found.id} was made concurrently")
+        else:
+            await p.marks.save(found, _wrap([event]))
+        return found
+
+    return await retry_on_conflict(change)
 
 
 async def open_theme(

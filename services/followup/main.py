@@ -26,12 +26,13 @@ from .adapters import (
     Kpis,
     Members,
     MovableClock,
+    PointsRuleStore,
     ReviewSettings,
     SystemClock,
     Timers,
 )
 from .config import FollowupSettings
-from .domain import Case, Report, Theme
+from .domain import Case, Mark, Report, Theme
 from .handlers import FollowupPorts
 
 log = logging.getLogger("minyi.followup")
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
     cases = Repository(db.cases, Case, bus)
     themes = Repository(db.themes, Theme, bus)
     reports = Repository(db.reports, Report, bus)
+    marks = Repository(db.marks, Mark, bus)
     clock: Clock = MovableClock(db.settings) if own.test_clock else SystemClock()
     lease = timedelta(seconds=own.timer_lease_seconds)
     ports = FollowupPorts(
@@ -64,10 +66,10 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         files=ChunkStore(db.reply_file_chunks),
         tokens=FeedbackTokens(settings.feedback_keys(), settings.followup_public_url),
         policy=own.policy,
-        points=own.points,
         themes=themes,
         members=Members(db.members),
-        annual_minimum=own.annual_minimum,
+        points_rules=PointsRuleStore(db.points_rules),
+        marks=marks,
         reviews=ReviewSettings(db.settings),
         reports=reports,
     )
@@ -92,7 +94,7 @@ def create_app(settings: Settings | None = None, own: FollowupSettings | None = 
         bus,
         mongo,
         routers,
-        [cases, reports, themes],
+        [cases, reports, themes, marks],
         upload_limits={"/files": own.file_max_bytes},
         on_start=[warn_of_assumed_calendar],
         ready_notes=calendar_notes,

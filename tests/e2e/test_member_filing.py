@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.followup.domain import PointWeights
+from services.followup.domain import PointsRules
 from services.followup.workdays import WorkCalendar
 from services.routing.domain import DEPARTMENTS
 from shared import auth
@@ -324,9 +324,12 @@ async def test_cosigned_proposal_is_filed_answered_b_followed_up_answered_a_and_
             assert delivered["minyi.opinion.filed.v1"] == 1
             assert delivered["minyi.assignment.replied.v1"] == 2
 
-        # 履职积分: the lead earns submitted + filed, the co-signer the co-signer's points.
+        # 履职积分: the lead earns submitted + filed, the co-signer the co-signer's points, by
+        # the rules in force.
         year = str(beijing_year(utcnow()))
-        weights = PointWeights()
+        rules = await http.get(f"{followup}/members/points-rules", headers=office)
+        assert rules.status_code == 200, rules.text
+        weights = PointsRules.model_validate(rules.json())
         expected = {
             members[0]: {"submitted": 1, "filed": 1},
             members[1]: {"co_submitted": 1, "co_filed": 1},

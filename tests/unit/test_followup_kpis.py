@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Literal
 
-from services.followup.domain import PointWeights, kpi_change, rates
+from services.followup.domain import PointsRules, kpi_change, rates
 from shared.events import (
     AdoptionLevel,
     AssignmentReplied,
@@ -93,7 +93,7 @@ def test_rates_match_the_hand_computed_month() -> None:
         "review_on_time_rate": None,  # nothing reviewed
         "review_hours": None,
     }
-    assert PointWeights().points({**totals, "submitted": 4}) == 4 * 1 + 5
+    assert PointsRules().points({**totals, "submitted": 4}) == 4 * 1 + 5
 
 
 def test_month_is_the_month_the_deadline_falls_due_in_beijing() -> None:

@@ -12,7 +12,7 @@ from services.followup.domain import (
     CaseError,
     CaseStatus,
     Grading,
-    PointWeights,
+    PointsRules,
     Timer,
     TimerKind,
     member_points,
@@ -230,6 +230,6 @@ def test_co_signers_earn_the_co_signers_points() -> None:
     ]
     not_filed = filed.model_copy(update={"filed": False, "kept_as": KeptAs.LETTER})
     assert member_points("e2", not_filed) == []
-    weights = PointWeights()
+    weights = PointsRules()
     assert weights.points({"submitted": 1, "filed": 1}) == 4
     assert weights.points({"co_submitted": 1, "co_filed": 1}) == 2

@@ -4,21 +4,23 @@ timeline. No I/O: methods change the case and return the events to publish.
 
 policy: the configurable norms; records: what a case holds; timers: deadlines, 超期, 催办/督办;
 assignment: a department's work (签收, 答复, 延期, 退回); review: 审核 of replies; feedback: 评价
-and 重办; case: the aggregate (交办, 改派, 并案/拆分, 批示, 采用); kpis: 统计 and 履职积分;
-reports: 信息专报 (a report of its own, crediting its source opinions); themes: 每月一题."""
+and 重办; case: the aggregate (交办, 改派, 并案/拆分, 批示, 采用); kpis: 统计; points: 履职积分
+(rules, 重点/优秀 marks, member facts); reports: 信息专报 (a report of its own, crediting its
+source opinions); themes: 每月一题."""
 
 from .assignment import DepartmentWork
 from .case import Case
 from .feedback import FeedbackRounds
-from .kpis import (
-    ADOPTION_COUNTERS,
-    KpiChange,
+from .kpis import ADOPTION_COUNTERS, KpiChange, kpi_change, month_of, rates
+from .points import (
+    Mark,
     MemberPoints,
-    PointWeights,
-    kpi_change,
+    MemberRole,
+    OutcomePoints,
+    PointsRules,
+    PointsRuleTable,
+    counter_label,
     member_points,
-    month_of,
-    rates,
 )
 from .policy import KIND_REPLY_DAYS, RETURN_CODES, CaseError, Policy, Rules, SlaProfile
 from .records import (
@@ -90,8 +92,12 @@ __all__ = [
     "Instruction",
     "KpiChange",
     "LinkedOpinion",
+    "Mark",
     "MemberPoints",
-    "PointWeights",
+    "MemberRole",
+    "OutcomePoints",
+    "PointsRuleTable",
+    "PointsRules",
     "Policy",
     "ReplyReviews",
     "Report",
@@ -110,6 +116,7 @@ __all__ = [
     "Timer",
     "TimerKind",
     "card_times",
+    "counter_label",
     "kpi_change",
     "member_points",
     "month_of",

@@ -1,9 +1,7 @@
-"""KPI projections (统计) and members' 履职积分."""
+"""KPI projections (统计)."""
 
 from dataclasses import dataclass
 from datetime import datetime
-
-from pydantic import BaseModel
 
 from shared.clock import BEIJING
 from shared.events import (
@@ -22,10 +20,7 @@ from shared.events import (
     FeedbackReceived,
     FeedbackReviewed,
     OpinionAdopted,
-    OpinionFiled,
     OpinionInstructed,
-    OpinionReceived,
-    OpinionSupported,
     Rating,
     ReplyResult,
     ReplyReviewed,
@@ -172,52 +167,6 @@ def _review_change(payload: EventData) -> KpiChange | None:
     return None
 
 
-class MemberPoints(BaseModel):
-    """What one event adds to a member's 履职积分, once per ``key``, in the month of the
-    business time the event carries."""
-
-    key: str
-    month: str
-    member: str
-    office: str
-    counters: dict[str, int]
-
-
-def member_points(event_id: str, payload: EventData) -> list[MemberPoints]:
-    """Submitted (登记 or 附议), 立案, 采用 by level and 批示 of an opinion that names its
-    member: the lead member (领衔) earns ``<counter>``, each co-signer (联名) ``co_<counter>``."""
-    member = getattr(payload, "member_id", None)
-    if member is None:
-        return []
-    if isinstance(payload, OpinionReceived):
-        key, at, counter = f"submitted-{payload.opinion_id}", payload.received_at, "submitted"
-    elif isinstance(payload, OpinionSupported):
-        key, at, counter = f"submitted-{payload.supporter_id}", payload.supported_at, "submitted"
-    elif isinstance(payload, OpinionFiled) and payload.filed:
-        key, at, counter = f"filed-{payload.opinion_id}", payload.filed_at, "filed"
-    elif isinstance(payload, OpinionAdopted):
-        key, at, counter = event_id, payload.adopted_at, ADOPTION_COUNTERS[payload.level]
-    elif isinstance(payload, OpinionInstructed):
-        key, at, counter = event_id, payload.instructed_at, "instructed"
-    else:
-        return []
-    office, month = str(getattr(payload, "office_id", "")), month_of(at)
-    lead = MemberPoints(key=key, month=month, member=member, office=office, counters={counter: 1})
-    return [
-        lead,
-        *(
-            MemberPoints(
-                key=f"{key}-{co}",
-                month=month,
-                member=co,
-                office=office,
-                counters={f"co_{counter}": 1},
-            )
-            for co in getattr(payload, "co_signers", [])
-        ),
-    ]
-
-
 def _ratio(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -250,21 +199,3 @@ def rates(counters: dict[str, int]) -> dict[str, float | None]:
         # 平均审核时长 (hours), from submission (送审) to decision
         "review_hours": _ratio(c("review_seconds", 0), c("reviewed", 0) * 3600),
     }
-
-
-class PointWeights(BaseModel):
-    """履职积分 per action (configurable)."""
-
-    submitted: int = 1
-    filed: int = 3  # 立案 of a 提案/建议, to its lead member
-    # 联名: what a co-signer earns (co_adopted_*, co_instructed count, weighing nothing yet).
-    co_submitted: int = 1
-    co_filed: int = 1
-    instructed: int = 5
-    adopted_district: int = 3
-    adopted_city: int = 5
-    adopted_province: int = 8
-    adopted_national: int = 10
-
-    def points(self, counters: dict[str, int]) -> int:
-        return sum(weight * counters.get(name, 0) for name, weight in self.model_dump().items())

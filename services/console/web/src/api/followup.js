@@ -61,3 +61,12 @@ export const completeTask = (id, task, note) => post(`${base}/themes/${id}/tasks
 export const linkOpinion = (id, opinionId) => post(`${base}/themes/${id}/opinions`, { opinion_id: opinionId })
 // 更正诉求类型 (分类 staff): the 办结 deadline is counted again from 交办.
 export const correctKind = (id, kind) => post(`${base}/cases/${id}/kind`, { kind })
+// 履职积分: the rules (points per role and outcome, annual minimums; saved over the version read),
+// the members' year (一人一档), who is below the minimum, the 履职报告 as a download link.
+export const pointsRules = () => get(`${base}/members/points-rules`)
+export const putPointsRules = (body) => request('PUT', `${base}/members/points-rules`, { body })
+export const members = (year) => get(`${base}/members`, { year })
+export const membersBelowMinimum = (year) => get(`${base}/members/below-minimum`, { year })
+export const memberRecord = (id, year) => get(`${base}/members/${id}/record`, { year })
+export const memberReportUrl = (id, year) =>
+  `${base}/members/${id}/report?${new URLSearchParams({ year, format: 'xlsx' })}`

@@ -14,6 +14,7 @@ export const pages = [
   { path: 'supervisor/dashboard', title: '督查督办', roles: ['supervisor', 'admin'], icon: 'DataLine', component: () => import('../views/supervisor/DashboardView.vue') },
   { path: 'themes', title: '每月一题', roles: ['supervisor', 'admin', 'department'], icon: 'Flag', component: () => import('../views/supervisor/ThemesView.vue') },
   { path: 'supervisor/supervision', title: '督办事项', roles: ['supervisor', 'admin'], icon: 'Bell', component: () => import('../views/supervisor/SupervisionView.vue') },
+  { path: 'supervisor/points', title: '履职积分', roles: ['supervisor', 'admin'], icon: 'Trophy', component: () => import('../views/supervisor/MembersPointsView.vue') },
   { path: 'subscriptions', title: '通知订阅', roles: ['office', 'department', 'supervisor', 'admin'], icon: 'Message', component: () => import('../views/common/SubscriptionsView.vue') },
   { path: 'editorial/reviews', title: '答复审核', roles: ['office', 'supervisor'], icon: 'DocumentChecked', component: () => import('../views/editorial/ReviewView.vue') },
   { path: 'editorial/reports', title: '信息专报', roles: ['editor', 'supervisor'], icon: 'Memo', component: () => import('../views/editorial/ReportsView.vue') },
