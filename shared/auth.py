@@ -64,8 +64,11 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "topics:curate",
         }
     ),
+    # Editors (分类交办) read cases and correct their kind of request (更正诉求类型).
     Role.EDITOR: frozenset(
         {
+            "cases:read",
+            "cases:classify",
             "opinions:read",
             "opinions:edit",
             "routing:read",

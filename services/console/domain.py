@@ -143,6 +143,10 @@ ACTIONS: list[tuple[str, str, str, str]] = [
     ("followup", "POST", "feedback-review", "复核"),
     ("followup", "POST", "supervision-order", "督办单办结"),
     ("followup", "POST", "audit-callback", "抽查回访"),
+    ("followup", "POST", "themes+done", "每月一题任务完成"),
+    ("followup", "POST", "themes+opinions", "每月一题关联意见"),
+    ("followup", "POST", "themes", "每月一题选题"),
+    ("followup", "POST", "kind", "更正诉求类型"),
     ("followup", "POST", "reports+adoptions", "专报采用"),
     ("followup", "POST", "reports+instructions", "专报批示"),
     ("followup", "POST", "sign-off", "专报签发"),
@@ -200,10 +204,10 @@ def action_of(service: str, method: str, path: str) -> str:
 
 
 def target_of(path: str) -> str | None:
-    """The case, opinion, report or topic an API path acts on: the segment after ``cases``,
-    ``opinions``, ``reports``, ``topics`` …"""
+    """The case, opinion, report, topic or theme an API path acts on: the segment after
+    ``cases``, ``opinions``, ``reports``, ``topics``, ``themes`` …"""
     parts = [p for p in path.split("/") if p]
     for i, part in enumerate(parts[:-1]):
-        if part in ("cases", "opinions", "decisions", "triage", "reports", "topics"):
+        if part in ("cases", "opinions", "decisions", "triage", "reports", "topics", "themes"):
             return parts[i + 1]
     return None

@@ -83,6 +83,8 @@ Worker = Annotated[Principal, Depends(require("cases:work"))]
 Reader = Annotated[Principal, Depends(require("cases:read"))]
 Supervisor = Annotated[Principal, Depends(require("cases:supervise"))]
 Admin = Annotated[Principal, Depends(require("*"))]
+# 分类 staff (editors, admins): 更正诉求类型.
+Classifier = Annotated[Principal, Depends(require("cases:classify"))]
 # 审核: supervisors and the registering offices review replies.
 Reviewer = Annotated[Principal, Depends(require("replies:review"))]
 # 信息专报: editors compile, revise and submit; supervisors sign off; both record the outcome.
@@ -418,6 +420,20 @@ async def respond_case(
     return await _run(handlers.respond(p, case_id, principal.subject, body.how, principal.name))
 
 
+class KindCorrection(BaseModel):
+    kind: RequestKind = Field(description="诉求类型: 咨询 / 求助 / 建议 / 投诉 / 举报")
+
+
+@router.post(
+    "/cases/{case_id}/kind",
+    summary="更正诉求类型 — staff correct the kind; 办结 counted again from 交办",
+)
+async def correct_kind(
+    case_id: str, body: KindCorrection, p: Ports, principal: Classifier
+) -> CaseView:
+    return await _run(handlers.correct_kind(p, case_id, body.kind, principal.name))
+
+
 @router.get("/returns/codes", summary="退单理由代码 — the reason codes a return may give")
 async def return_codes(p: Ports, principal: Reader) -> dict[str, str]:
     return p.policy.return_codes
@@ -746,6 +762,8 @@ MonthValue = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", descriptio
 
 
 class ThemeRequest(BaseModel):
+    model_config = {"str_strip_whitespace": True}  # a blank title or task is no title or task
+
     month: MonthValue
     title: str = Field(min_length=1, max_length=100)
     source: Literal["hot_topic", "kpi"] = Field(description="热点话题 or 指标")
@@ -824,7 +842,7 @@ async def list_themes(
 async def complete_task(
     theme_id: str, task: str, body: TaskDone, p: Ports, principal: Reader
 ) -> ThemeView:
-    if principal.role != Role.DEPARTMENT and not principal.sees_all():
+    if principal.role != Role.DEPARTMENT and not principal.can("cases:supervise"):
         raise Problem(403, detail="Only the owning department or a supervisor 仅牵头单位或督查室.")
     department = principal.subject if principal.role == Role.DEPARTMENT else None
     return await _theme_run(

@@ -27,6 +27,7 @@ from shared.events import (
     ReplyResult,
     ReportAdopted,
     ReportInstructed,
+    RequestKind,
     new_id,
 )
 from shared.files import REFUSED_KIND, ChunkStore, FileRef, media_type_of
@@ -49,7 +50,11 @@ from .domain import (
     CaseError,
     CaseFile,
     Draft,
+<<<<<<< HEAD
     Grading,
+=======
+    LinkedOpinion,
+>>>>>>> main
     PointWeights,
     Policy,
     Report,
@@ -341,6 +346,13 @@ async def decide_extension(
         p,
         case_id,
         lambda c, now, rules: c.decide_extension(department, approve, reason, actor, now, rules),
+    )
+
+
+async def correct_kind(p: FollowupPorts, case_id: str, kind: RequestKind, by: str) -> Case:
+    """更正诉求类型 by 分类 staff: the 办结 deadline counted again from 交办 with the new kind."""
+    return await _act(
+        p, case_id, lambda c, now, rules: ([], c.correct_kind(kind, by, now, rules)), record=True
     )
 
 
@@ -653,12 +665,19 @@ async def complete_task(
 
 async def link_to_theme(p: FollowupPorts, theme_id: str, opinion_id: str, by: str) -> Theme:
     """An opinion on the theme, linked to it."""
-    if await p.cases.get(opinion_id) is None:
+    case = await p.cases.get(opinion_id)
+    if case is None:
         raise CaseError(404, f"No case {opinion_id}.")
 
     async def change() -> Theme:
         theme = await _theme(p, theme_id)
-        if theme.link(opinion_id, by, await p.clock.now()):
+        linked = LinkedOpinion(
+            linked_at=await p.clock.now(),
+            linked_by=by,
+            tracking_no=case.tracking_no,
+            title=case.title,
+        )
+        if theme.link(opinion_id, linked):
             await p.themes.save(theme, [])
         return theme
 

@@ -158,6 +158,7 @@ async def replicas(settings: Settings) -> AsyncIterator[Replicas]:
             # A second supervisor, for the 终审 of a disputed 退单.
             "chief": await auth.create_key(db, auth.Role.SUPERVISOR, "chief", "督查室主任"),
             "office": await auth.create_key(db, auth.Role.OFFICE, "office-fu", "测试办公室"),
+            "editor": await auth.create_key(db, auth.Role.EDITOR, "editor", "分类编辑"),
         }
         for code in DEPARTMENTS:
             keys[code] = await auth.create_key(db, auth.Role.DEPARTMENT, code, code)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from services.followup.domain import month_of
+from services.followup.workdays import Span, WorkCalendar
 from shared.clock import beijing_year, utcnow
 from shared.events import Location, MemberEnrolled, OpinionAssigned, OpinionReceived, new_id
 from tools.demo import wait_for
@@ -24,6 +25,7 @@ EVIDENCE = {
     "evidence": "该路段路灯由交通局随道路工程移交管养",
 }
 REPLY = {"result": "已解决", "text": "已更换路灯。", "attachments": []}
+CALENDAR = WorkCalendar()
 
 
 class Api:
@@ -278,6 +280,11 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
         bad = await api.post("supervisor", "/themes", theme | {"month": "2026-13", "tasks": []})
         assert bad.status_code == 422
         assert {e["field"] for e in bad.json()["errors"]} == {"month", "tasks"}
+        blank = await api.post(
+            "supervisor", "/themes", theme | {"title": "  ", "tasks": ["a", " "]}
+        )
+        assert blank.status_code == 422
+        assert {e["field"] for e in blank.json()["errors"]} == {"title", "tasks.1"}
         assert (await api.post("ecology", "/themes", theme)).status_code == 403
         made = await api.post("supervisor", "/themes", theme)
         assert made.status_code == 201, made.text
@@ -286,6 +293,11 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
 
         other = await api.post("housing", f"/themes/{theme_id}/tasks/1/done", {})
         assert other.status_code == 403
+        # Editors read cases but do not work on themes.
+        editor = await api.post("editor", f"/themes/{theme_id}/tasks/1/done", {})
+        assert editor.status_code == 403
+        long = await api.post("ecology", f"/themes/{theme_id}/tasks/1/done", {"note": "x" * 501})
+        assert long.status_code == 422 and long.json()["errors"][0]["field"] == "note"
         done = await api.post("ecology", f"/themes/{theme_id}/tasks/1/done", {"note": "排查 58 家"})
         assert done.status_code == 200, done.text
         assert done.json()["progress"] == 0.3333
@@ -296,6 +308,7 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
             "supervisor", f"/themes/{theme_id}/opinions", {"opinion_id": opinion_id}
         )
         assert linked.status_code == 200 and opinion_id in linked.json()["opinions"]
+        assert linked.json()["opinions"][opinion_id]["title"] == "和平路路灯不亮"
         unknown = await api.post("supervisor", f"/themes/{theme_id}/opinions", {"opinion_id": "x"})
         assert unknown.status_code == 404
 
@@ -305,6 +318,52 @@ async def test_monthly_theme_with_tasks_progress_and_linked_opinions(replicas: R
         assert (await api.get("housing", "/themes", month=month)).json() == []
         listed = await api.get("supervisor", "/themes", month=month)
         assert theme_id in [t["id"] for t in listed.json()]
+
+
+async def test_a_corrected_kind_moves_the_reply_deadline_counted_from_assignment(
+    replicas: Replicas,
+) -> None:
+    system = replicas
+    async with httpx.AsyncClient(timeout=10) as http:
+        api = Api(http, system)
+        opinion_id = new_id()
+        payload = assignment(opinion_id) | {"kind": "投诉"}  # routing's word match: 15 days
+        await system.publish(OpinionAssigned.model_validate(payload))
+        case = await wait_for(lambda: system.case(opinion_id), f"case {opinion_id}")
+        lead = case["assignments"]["housing"]
+        assigned_at = datetime.fromisoformat(lead["assigned_at"])
+        complaint = CALENDAR.due(assigned_at, Span(amount=15, unit="working_days"))
+        assert datetime.fromisoformat(lead["due_at"]) == complaint
+
+        path = f"/cases/{opinion_id}/kind"
+        unknown = await api.post("editor", path, {"kind": "表扬"})
+        assert unknown.status_code == 422
+        assert [e["field"] for e in unknown.json()["errors"]] == ["kind"]
+        assert (await api.post("housing", path, {"kind": "咨询"})).status_code == 403
+        assert (await api.post("supervisor", path, {"kind": "咨询"})).status_code == 403
+        missing = await api.post("editor", f"/cases/{new_id()}/kind", {"kind": "咨询"})
+        assert missing.status_code == 404
+
+        corrected = await api.post("editor", path, {"kind": "咨询"})
+        assert corrected.status_code == 200, corrected.text
+        # 咨询: 2 working days from 交办 — not from the correction.
+        consult = CALENDAR.due(assigned_at, Span(amount=2, unit="working_days"))
+        moved = corrected.json()["assignments"]["housing"]
+        assert corrected.json()["kind"] == "咨询"
+        assert datetime.fromisoformat(moved["due_at"]) == consult
+        assert moved["assigned_at"] == lead["assigned_at"]
+        assert moved["sign_due_at"] == lead["sign_due_at"]
+        step = corrected.json()["timeline"][-1]
+        assert (step["step"], step["actor"]) == ("更正诉求类型", "分类编辑")
+        # Every replica serves the moved deadline, in the department's inbox too.
+        inbox = await api.get("housing", "/inbox")
+        mine = next(i for i in inbox.json() if i["id"] == opinion_id)
+        assert datetime.fromisoformat(mine["due_at"]) == consult
+        # The kind of a replied case is settled.
+        await api.post("housing", f"/cases/{opinion_id}/sign")
+        replied = await api.post("housing", f"/cases/{opinion_id}/reply", REPLY)
+        assert replied.status_code == 200, replied.text
+        assert (await api.post("editor", path, {"kind": "投诉"})).status_code == 409
 
 
 async def test_member_record_minimums_and_yearly_report(replicas: Replicas) -> None:

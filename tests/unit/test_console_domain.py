@@ -84,6 +84,7 @@ def test_audit_target_is_the_case_or_opinion_in_the_path() -> None:
     assert target_of("triage/01JZ") == "01JZ"
     assert target_of("reports/01R/sign-off") == "01R"
     assert target_of("kpis/export") is None
+    assert target_of("themes/01T/tasks/1/done") == "01T"
 
 
 @pytest.mark.parametrize(
@@ -108,6 +109,10 @@ def test_audit_target_is_the_case_or_opinion_in_the_path() -> None:
         ("followup", "POST", "reports/01R/adoptions", "专报采用"),
         ("followup", "POST", "reports/01R/instructions", "专报批示"),
         ("followup", "GET", "reports/01R/export", "导出专报"),
+        ("followup", "POST", "themes", "每月一题选题"),
+        ("followup", "POST", "themes/01T/tasks/1/done", "每月一题任务完成"),
+        ("followup", "POST", "themes/01T/opinions", "每月一题关联意见"),
+        ("followup", "POST", "cases/01JX/kind", "更正诉求类型"),
     ],
 )
 def test_audit_names_what_a_request_does_in_chinese(

@@ -12,6 +12,7 @@ from services.followup.domain import (
     Case,
     CaseError,
     CaseStatus,
+    LinkedOpinion,
     Policy,
     Rules,
     Theme,
@@ -315,5 +316,73 @@ def test_a_theme_progresses_by_its_tasks_and_links_opinions_once() -> None:
     with pytest.raises(CaseError) as unknown:
         theme.complete("9", "", "区住建局", TUESDAY)
     assert unknown.value.status == 404
-    assert theme.link("op1", "督查室", TUESDAY) and not theme.link("op1", "督查室", TUESDAY)
-    assert list(theme.opinions) == ["op1"]
+    linked = LinkedOpinion(linked_at=TUESDAY, linked_by="督查室", tracking_no="SQ-1", title="电梯")
+    assert theme.link("op1", linked) and not theme.link("op1", linked)
+    assert list(theme.opinions) == ["op1"] and theme.opinions["op1"].title == "电梯"
+
+
+# -- 更正诉求类型 ---------------------------------------------------------------------------------
+
+
+def test_a_corrected_kind_counts_the_reply_deadline_again_from_assignment() -> None:
+    case, first = opened(RequestKind.COMPLAINT)  # 投诉: 15 working days → end of 10-26
+    lead = case.assignments["housing"]
+    sign_red = next(t for t in first if t.kind == TimerKind.SIGN_RED)
+    case.mark_handled(sign_red.id)  # that check already acted: it is not repeated
+    now = bj(9, 30, 15)
+    timers = case.correct_kind(RequestKind.CONSULT, "编辑 王五", now, RULES)
+    # 咨询 is 2 working days from 交办 on 09-29 (not from now): end of 10-08, as if it had
+    # been a 咨询 from the start; 响应 and 签收 do not depend on the kind.
+    consult = opened(RequestKind.CONSULT)[0].assignments["housing"]
+    assert lead.due_at == bj(10, 9) == consult.due_at
+    assert (lead.assigned_at, lead.sign_due_at, lead.respond_due_at) == (
+        TUESDAY,
+        bj(10, 1),
+        bj(10, 1),
+    )
+    assert case.kind == RequestKind.CONSULT and case.kind_set_by == "编辑 王五"
+    step = case.timeline[-1]
+    assert (step.step, step.actor) == ("更正诉求类型", "编辑 王五")
+    assert "投诉 → 咨询" in step.summary and "→ 2026-10-09 00:00" in step.summary
+    # A new generation: the old deadline's timers do nothing, the new ones follow the new due.
+    assert lead.generation == 2 and {t.generation for t in timers} == {2}
+    old_due = next(t for t in first if t.kind == TimerKind.REPLY_DUE)
+    assert case.fire(old_due, bj(10, 27), RULES) == []
+    due = {t.kind: t.fire_at for t in timers}
+    assert due[TimerKind.REPLY_DUE] == bj(10, 9) and due[TimerKind.REMINDER] == bj(9, 30, 9)
+    assert TimerKind.SIGN_DUE in due and TimerKind.SIGN_RED not in due
+    # The same kind again changes nothing.
+    assert case.correct_kind(RequestKind.CONSULT, "编辑 王五", now, RULES) == []
+    assert lead.generation == 2
+    # Routing's word match on a later 交办 does not undo the person's correction (a co-handler
+    # assigned on 09-30: 2 working days, 10-08 and 10-09).
+    co = assigned("ecology", "co").model_copy(update={"kind": RequestKind.COMPLAINT})
+    case.assign(co, now, RULES)
+    assert case.kind == RequestKind.CONSULT and case.assignments["ecology"].due_at == bj(10, 10)
+
+
+def test_a_corrected_kind_whose_deadline_already_passed_is_breached_at_once() -> None:
+    case, _ = opened(RequestKind.COMPLAINT)
+    timers = case.correct_kind(RequestKind.CONSULT, "编辑", bj(10, 9, 10), RULES)
+    due = {t.kind: t for t in timers}
+    assert TimerKind.REMINDER not in due  # the deadline is gone: no reminder before it
+    breached = case.fire(due[TimerKind.REPLY_DUE], bj(10, 9, 10), RULES)
+    assert isinstance(breached[0], DeadlineBreached) and breached[0].due_at == bj(10, 9)
+
+
+def test_a_kind_is_not_corrected_once_the_reply_deadline_is_settled() -> None:
+    def refused(case: Case, now: datetime = TUESDAY + timedelta(days=1)) -> int:
+        with pytest.raises(CaseError) as error:
+            case.correct_kind(RequestKind.HELP, "编辑", now, RULES)
+        return error.value.status
+
+    assert refused(opened(RequestKind.CONSULT)[0], bj(10, 9, 1)) == 409  # past its due date
+    signed, _ = opened(RequestKind.CONSULT)
+    signed.sign("housing", bj(9, 30))
+    signed.reply("housing", ReplyResult.RESOLVED, "已答复", [], bj(9, 30), RULES, "http://x/f")
+    assert refused(signed) == 409  # replied
+    extended, _ = opened(RequestKind.CONSULT)
+    extended.sign("housing", bj(9, 30))
+    extended.request_extension("housing", "需要现场核实", bj(10, 20).date(), bj(9, 30), RULES)
+    extended.decide_extension("housing", True, "同意", "督查室", bj(9, 30), RULES)
+    assert refused(extended) == 409  # the deadline is the approved extension's

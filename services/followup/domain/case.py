@@ -84,7 +84,8 @@ class Case(ReplyReviews, FeedbackRounds):
                 role = "主办" if assigned.role == "lead" else "协办"
                 self._log(now, "改派", "routing", f"{assigned.department_name} 改为{role}")
             return []
-        self.kind = assigned.kind or self.kind
+        if self.kind_set_by is None:
+            self.kind = assigned.kind or self.kind
         assignment = self._fresh(
             assigned.department,
             assigned.department_name,

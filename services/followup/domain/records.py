@@ -288,6 +288,9 @@ class CaseRecord(Aggregate):
     opinion: OpinionFile | None = None
     merged_into: str | None = None
     kind: RequestKind | None = None  # 诉求类型 (办结 clock)
+    # Who corrected the kind (更正诉求类型); routing's word match on a later 交办 no longer
+    # overrides a person's correction.
+    kind_set_by: str | None = None
     callbacks: list[Callback] = Field(default_factory=list)
     supervision_orders: list[SupervisionOrder] = Field(default_factory=list)
     # 抽查回访 of the closed case: "due" when picked, "done" once called.

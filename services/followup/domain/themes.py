@@ -22,6 +22,8 @@ class ThemeTask(BaseModel):
 class LinkedOpinion(BaseModel):
     linked_at: datetime
     linked_by: str
+    tracking_no: str = ""
+    title: str = ""
 
 
 class Theme(Aggregate):
@@ -52,9 +54,9 @@ class Theme(Aggregate):
         found.done_at, found.done_by, found.note = now, by, note
         return True
 
-    def link(self, opinion_id: str, by: str, now: datetime) -> bool:
+    def link(self, opinion_id: str, opinion: LinkedOpinion) -> bool:
         """An opinion on the theme; False when it is linked already."""
         if opinion_id in self.opinions:
             return False
-        self.opinions[opinion_id] = LinkedOpinion(linked_at=now, linked_by=by)
+        self.opinions[opinion_id] = opinion
         return True

@@ -11,6 +11,7 @@ from shared.events import (
     DeadlineCarded,
     DeadlineWarning,
     EventData,
+    RequestKind,
 )
 
 from ..workdays import Span, WorkCalendar
@@ -50,6 +51,10 @@ class TimerKind(StrEnum):
 
 
 ESCALATION_TIMERS = {TimerKind.URGE: 0, TimerKind.SUPERVISE_1: 1, TimerKind.SUPERVISE_2: 2}
+# The timers that follow the 办结 deadline (they move with it).
+REPLY_TIMERS = frozenset(
+    {TimerKind.REMINDER, TimerKind.REPLY_DUE, TimerKind.REPLY_RED, *ESCALATION_TIMERS}
+)
 
 
 CARD_TIMERS: dict[TimerKind, tuple[Clock, Card]] = {
@@ -138,6 +143,50 @@ class Deadlines(CaseRecord):
     def reply_span(self, rules: Rules) -> Span:
         """The 办结 clock of this case: by urgency class and kind of request."""
         return rules.policy.profile(self.urgency).reply_for(self.kind)
+
+    def correct_kind(self, kind: RequestKind, by: str, now: datetime, rules: Rules) -> list[Timer]:
+        """更正诉求类型 by staff: the 办结 deadline of every department still working on the
+        case is counted again from its 交办 with the new kind's span (not restarted from now);
+        响应 and 签收 do not depend on the kind and keep their deadlines. Only while the lead's
+        办结 clock runs as 交办 set it: not once replied, past due, extended or reopened.
+        Returns the lead's timers for the new deadline (a new generation); the 签收/响应 checks
+        still to come are carried over, those already acted on are not repeated."""
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED):
+            raise CaseError(409, f"Case {self.id} is {self.status.value}; its kind is final.")
+        if kind == self.kind:
+            return []
+        lead = self.lead()
+        if lead is None or not lead.is_active():
+            raise CaseError(409, "No department is working on the case (未在办理中).")
+        if lead.overdue or lead.due_at <= now:
+            raise CaseError(409, f"The 办结 deadline {_local(lead.due_at)} has passed (已超期).")
+        if lead.extensions_used or self.reopened:
+            raise CaseError(409, "The 办结 deadline was set by 延期 or 重办, not by the kind.")
+        previous, before = self.kind, lead.due_at
+        self.kind, self.kind_set_by = kind, by
+        span = self.reply_span(rules)
+        for a in self.assignments.values():
+            if a.is_active():
+                a.due_at = rules.calendar.due(a.assigned_at, span)
+        lead.cards.pop("reply", None)
+        lead.generation += 1
+        self._log(
+            now,
+            "更正诉求类型",
+            by,
+            f"诉求类型 {previous or '未定'} → {kind}; 办理期限 {_local(before)} → "
+            f"{_local(lead.due_at)} (自交办 {_local(lead.assigned_at)} 起算)",
+        )
+
+        def still_due(timer: Timer) -> bool:
+            if timer.kind == TimerKind.REMINDER:
+                return lead.due_at > now  # a reminder after the deadline says nothing
+            if timer.kind in REPLY_TIMERS:
+                return True
+            earlier = timer.model_copy(update={"generation": lead.generation - 1})
+            return not self.has_handled(earlier.id)
+
+        return [t for t in self._timers(lead, rules, sign=True) if still_due(t)]
 
     def fire(self, timer: Timer, now: datetime, rules: Rules) -> list[EventData]:
         """What a due timer does; nothing when the work it watched is done or its deadline moved."""

@@ -22,6 +22,13 @@ export function dueTag(dueAt, now = serverNow()) {
   return { type: 'success', text: `剩余 ${Math.floor(hours / 24)} 天` }
 }
 
+// "YYYY-MM" of the Beijing month ``offset`` months from now, by the services' clock.
+export function beijingMonth(offset = 0) {
+  const now = new Date(serverNow() + 8 * 3600000)
+  const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1))
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`
+}
+
 export const formatTime = (at) => (at ? new Date(at).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false }) : '')
 
 // Events people can subscribe to; a name missing here is shown as it is.

@@ -54,3 +54,10 @@ export const adoptReport = (id, body) => post(`${base}/reports/${id}/adoptions`,
 export const instructReport = (id, body) => post(`${base}/reports/${id}/instructions`, body)
 export const reportExportUrl = (id, version) =>
   `${base}/reports/${id}/export${version ? `?version=${version}` : ''}`
+// 每月一题: themes of a month with their progress, tasks done, opinions linked.
+export const themes = (month) => get(`${base}/themes`, { month })
+export const openTheme = (body) => post(`${base}/themes`, body)
+export const completeTask = (id, task, note) => post(`${base}/themes/${id}/tasks/${task}/done`, { note })
+export const linkOpinion = (id, opinionId) => post(`${base}/themes/${id}/opinions`, { opinion_id: opinionId })
+// 更正诉求类型 (分类 staff): the 办结 deadline is counted again from 交办.
+export const correctKind = (id, kind) => post(`${base}/cases/${id}/kind`, { kind })

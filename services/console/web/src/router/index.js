@@ -12,6 +12,7 @@ export const pages = [
   { path: 'office/members', title: '委员/代表名册', roles: ['office'], icon: 'UserFilled', component: () => import('../views/office/MembersView.vue') },
   { path: 'department/inbox', title: '承办待办', roles: ['department'], icon: 'Tickets', component: () => import('../views/department/InboxView.vue') },
   { path: 'supervisor/dashboard', title: '督查督办', roles: ['supervisor', 'admin'], icon: 'DataLine', component: () => import('../views/supervisor/DashboardView.vue') },
+  { path: 'themes', title: '每月一题', roles: ['supervisor', 'admin', 'department'], icon: 'Flag', component: () => import('../views/supervisor/ThemesView.vue') },
   { path: 'supervisor/supervision', title: '督办事项', roles: ['supervisor', 'admin'], icon: 'Bell', component: () => import('../views/supervisor/SupervisionView.vue') },
   { path: 'subscriptions', title: '通知订阅', roles: ['office', 'department', 'supervisor', 'admin'], icon: 'Message', component: () => import('../views/common/SubscriptionsView.vue') },
   { path: 'editorial/reviews', title: '答复审核', roles: ['office', 'supervisor'], icon: 'DocumentChecked', component: () => import('../views/editorial/ReviewView.vue') },
