@@ -50,11 +50,8 @@ from .domain import (
     CaseError,
     CaseFile,
     Draft,
-<<<<<<< HEAD
     Grading,
-=======
     LinkedOpinion,
->>>>>>> main
     PointWeights,
     Policy,
     Report,
