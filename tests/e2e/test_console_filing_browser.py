@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from shared.clock import BEIJING, utcnow
 from shared.settings import Settings
-from tools.demo import seed_people
+from tools.demo import seed_people, wait_for
 
 from .conftest import System
 from .console_client import Person
@@ -81,13 +81,18 @@ async def test_a_cosigned_proposal_filed_and_answered_with_grade_b(
     await expect(page.locator("[data-test=opinion-status]")).to_have_text("已受理")
     await shoot(page, "25-立案")
     opinion_id = page.url.rsplit("/", 1)[1]
-    await log_out(page)
 
     async with httpx.AsyncClient(timeout=20) as http:
         admin = Person(http, base)
         assert (await admin.login("admin", people["admin"])).status_code == 200
         case = await _case(admin, opinion_id)
         lead = next(c for c, a in case["assignments"].items() if a["role"] == "lead")
+
+        async def briefed() -> bool:
+            r = await admin.call("GET", f"/api/followup/cases/{opinion_id}")
+            return r.json()["opinion"] is not None
+
+        await wait_for(briefed, "intake's copy of the opinion at followup", within=60)
         made = await admin.call(
             "POST",
             "/console/people",
@@ -100,6 +105,13 @@ async def test_a_cosigned_proposal_filed_and_answered_with_grade_b(
             },
         )
         assert made.status_code == 201, made.text
+
+    # Once filed it is a case; the office gets back to the decision from there.
+    await page.click("text=查看办理过程")
+    await expect(page.locator("[data-test=form]")).to_contain_text("提案（已立案）")
+    await page.click("[data-test=to-opinion]")
+    await expect(page.locator("[data-test=filing-decision]")).to_have_text("立案")
+    await log_out(page)
 
     # -- 承办单位: a filed case's reply is graded; a B carries its plan and day -------------
     await log_in(page, base, "fl.handler", "Minyi-2026f")
