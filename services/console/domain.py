@@ -177,6 +177,7 @@ ACTIONS: list[tuple[str, str, str, str]] = [
     ("intake", "POST", "split", "拆分"),
     ("intake", "POST", "imports", "批量导入"),
     ("intake", "POST", "attachments", "上传附件"),
+    ("intake", "POST", "filing", "立案决定"),
     ("intake", "POST", "opinions", "意见登记"),
     ("intake", "PUT", "opinions", "编辑意见"),
     ("routing", "POST", "reassign", "改派"),

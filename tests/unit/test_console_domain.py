@@ -97,6 +97,7 @@ def test_audit_target_is_the_case_or_opinion_in_the_path() -> None:
         ("intake", "POST", "opinions/similar", "相近意见查询"),
         ("intake", "GET", "opinions/export", "导出"),
         ("intake", "POST", "opinions/01JY/contact", "查看联系方式"),
+        ("intake", "POST", "opinions/01JY/filing", "立案决定"),
         ("routing", "POST", "triage/01JZ", "分类交办"),
         ("followup", "GET", "inbox", "GET /followup/inbox"),
         ("followup", "POST", "cases/01JX/review", "答复审核"),

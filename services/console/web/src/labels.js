@@ -12,6 +12,16 @@ export const statusLabel = (s) => STATUS_LABELS[s] || s
 // A case's own status where it reads differently from an assignment's (复核 of an 不满意).
 export const caseStatusLabel = (s) => ({ reviewing: '复核中' })[s] || statusLabel(s)
 
+// An opinion's status at intake (我的意见): 待立案 and 来信 for members' 提案/建议.
+export const OPINION_STATUS_LABELS = {
+  filing: '待立案', letter: '来信', open: '已受理', supporting: '已附议', merged: '已并案', closed: '已办结',
+}
+
+// 立案: what a member's submission is, and the grade of a department's reply to a filed one.
+export const FORMS = ['社情民意', '提案', '建议']
+export const isFiled = (form) => form === '提案' || form === '建议'
+export const GRADE_LABELS = { A: 'A 已解决', B: 'B 正在解决', C: 'C 说明解释', D: 'D 留作参考' }
+
 export const URGENCY_LABELS = { emergency: '紧急', timeliness: '时效', general: '一般', complex: '复杂' }
 
 // How soon a deadline is: colour for the countdown tags.
@@ -39,6 +49,6 @@ export const EVENT_LABELS = {
   'assignment.extension_requested': '申请延期', 'assignment.extension_approved': '延期获批', 'assignment.extension_refused': '延期未获批',
   'deadline.warning': '到期提醒', 'deadline.breached': '超期', 'case.escalated': '催办/督办', 'case.reopened': '重办', 'case.closed': '办结',
   'feedback.requested': '邀请评价', 'feedback.received': '收到评价', 'opinion.adopted': '采用', 'opinion.instructed': '批示',
-  'member.enrolled': '委员/代表入册',
+  'member.enrolled': '委员/代表入册', 'opinion.filed': '立案决定', 'assignment.plan_due': '跟踪督办',
 }
 export const eventLabel = (name) => EVENT_LABELS[name] || name

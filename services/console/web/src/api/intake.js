@@ -13,6 +13,8 @@ export const track = (trackingNo, code) => get(`${base}/track/${encodeURICompone
 export const checkSimilar = (opinion) => post(`${base}/opinions/similar`, opinion)
 // 查看联系方式: the lead department sees the submitter's contact in full (recorded).
 export const revealContact = (id) => post(`${base}/opinions/${id}/contact`)
+// 立案 of a member's 提案/建议: { decision: 立案|不立案, reason, kept_as: 社情民意信息|来信 }.
+export const decideFiling = (id, body) => post(`${base}/opinions/${id}/filing`, body)
 export const opinions = (query) => get(`${base}/opinions`, query)
 export const members = () => get(`${base}/members`)
 export const addMember = (member) => post(`${base}/members`, member)

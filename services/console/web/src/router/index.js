@@ -27,6 +27,7 @@ export const pages = [
 
 const hidden = [
   { path: 'cases/:id', title: '案件详情', roles: ['department', 'supervisor', 'office', 'editor', 'admin'], component: () => import('../views/department/CaseView.vue') },
+  { path: 'opinions/:id', title: '意见详情', roles: ['office', 'editor'], component: () => import('../views/office/OpinionView.vue') },
   { path: 'password', title: '修改密码', roles: null, component: () => import('../views/login/PasswordView.vue') },
   { path: 'forbidden', title: '无权访问', roles: null, component: () => import('../views/ForbiddenView.vue') },
 ]
