@@ -6,7 +6,7 @@ service and the tests get the same offset, so they agree on "now" whatever today
 it is never set in production. Followup's movable test clock builds on this one."""
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 OFFSET_ENV = "MINYI_CLOCK_OFFSET_SECONDS"
@@ -30,3 +30,8 @@ def offset() -> timedelta:
 def beijing_year(at: datetime) -> int:
     """The calendar year of an instant in Beijing (2026-12-31 16:30 UTC is already 2027)."""
     return at.astimezone(BEIJING).year
+
+
+def closing_day(deadline: datetime) -> date:
+    """The day a deadline stored as 24:00 Beijing time closes: "by 12-22" is 12-23 00:00."""
+    return (deadline.astimezone(BEIJING) - timedelta(microseconds=1)).date()

@@ -155,8 +155,7 @@ async def register_opinion(
         submission=submission,
     )
     sig = signature(submission.text())
-    # A member's 提案/建议 waits for 立案: it joins nothing and nothing joins it before.
-    found = None if submission.form.needs_filing else await similar_open(p, submission, now, sig)
+    found = await similar_open(p, submission, now, sig)
     if found is not None:
         events = opinion.support(*found, now)
     else:
@@ -179,7 +178,10 @@ async def similar_open(
     p: Intake, submission: OpinionSubmission, now: datetime, sig: Signature | None = None
 ) -> tuple[Opinion, float] | None:
     """The open opinion ``submission`` would join as 附议, and how similar it is; None when it
-    would be new work. Stores nothing: the console asks before submitting."""
+    would be new work. Stores nothing: the console asks before submitting. A member's
+    提案/建议 waits for 立案 and joins nothing."""
+    if submission.form.needs_filing:
+        return None
     location = submission.location
     match = p.index.find(submission.text(), location.district, location.street, now, sig)
     target = None if match is None else await p.opinions.get(match.opinion_id)

@@ -14,6 +14,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
+from shared.clock import closing_day
 from shared.events import EVENT_TYPES, CloudEvent
 from shared.privacy import mask_strings
 
@@ -52,6 +53,9 @@ def _environment() -> SandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.filters["local"] = _local
+    env.filters["day"] = lambda value: closing_day(
+        datetime.fromisoformat(value) if isinstance(value, str) else value
+    )
     return env
 
 

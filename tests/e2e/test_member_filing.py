@@ -384,9 +384,18 @@ async def test_refusals_and_a_not_filed_proposal_reaching_both_members(stack: St
             url, headers=office, json={**body, "member_id": None, "co_signers": []}
         )
         assert fields(no_member) == ["form"]
+        # A 提案/建议 joins nothing as 附议, not even an open opinion in the same words.
+        plain = {k: v for k, v in body.items() if k not in ("form", "member_id", "co_signers")}
+        plain["submitter"] = {"kind": "群众", "name": "周先生"}
+        assert (await http.post(url, headers=office, json=plain)).status_code == 201
+        asked = await http.post(f"{url}/similar", headers=office, json=plain)
+        assert asked.status_code == 200 and asked.json()["similar"] is not None, asked.text
+        proposal_asked = await http.post(f"{url}/similar", headers=office, json=body)
+        assert proposal_asked.status_code == 200 and proposal_asked.json()["similar"] is None
 
         registered = await http.post(url, headers=office, json=body)
         assert registered.status_code == 201, registered.text
+        assert registered.json()["status"] == "filing"
         opinion_id = registered.json()["id"]
         filing = f"{url}/{opinion_id}/filing"
         not_filed = {"decision": "不立案", "kept_as": "来信"}

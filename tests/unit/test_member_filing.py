@@ -183,6 +183,9 @@ def test_a_b_is_followed_up_once_on_its_plan_day_until_answered_a() -> None:
     [reminded] = case.fire(timer, timer.fire_at, RULES)
     assert isinstance(reminded, PlanDue) and reminded.plan == "年底前完成招标"
     assert [t.step for t in case.timeline][-3:] == ["答复", "跟踪督办", "跟踪督办"]
+    # The plan's own day, not the 24:00 it ends at (which reads as the next day's 00:00).
+    assert "计划完成日期 2026-12-15" in case.timeline[-2].summary
+    assert "计划完成日期 2026-12-15 已到" in case.timeline[-1].summary
     # Answered A: the member is asked to rate it; the old plan's timer does nothing now.
     events, _ = reply(case, Grading(grade=ReplyGrade.SOLVED), timer.fire_at)
     assert [type(e) for e in events] == [AssignmentReplied, FeedbackRequested]

@@ -46,6 +46,7 @@ from shared.events import (
 )
 
 NOW = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)  # 09:30 in Beijing
+PLAN_DUE = datetime(2026, 12, 22, 16, 0, tzinfo=UTC)  # by 2026-12-22: 24:00 in Beijing
 COMMON = {"opinion_id": "op1", "office_id": "office-a"}
 SAMPLES: list[EventData] = [
     OpinionReceived(
@@ -181,7 +182,7 @@ SAMPLES: list[EventData] = [
         replied_at=NOW,
         grade=ReplyGrade.BEING_SOLVED,
         plan="年底前完成招标并开工",
-        plan_due_at=NOW,
+        plan_due_at=PLAN_DUE,
         member_id="m1",
         co_signers=["m2"],
     ),
@@ -190,7 +191,7 @@ SAMPLES: list[EventData] = [
         department="housing",
         tracking_no="SQ-2026-000002",
         plan="年底前完成招标并开工",
-        plan_due_at=NOW,
+        plan_due_at=PLAN_DUE,
         reminded_at=NOW,
     ),
     ReplySubmitted(
@@ -307,13 +308,14 @@ def test_members_are_told_the_filing_decision_and_the_graded_reply() -> None:
     replied = texts["assignment.replied"]
     assert replied.subject == "【答复】SQ-2026-000002：部分解决（B类）"
     assert "B类（正在解决）" in replied.text and "年底前完成招标并开工" in replied.text
-    assert "2026-10-01 09:30" in replied.text
+    assert "计划完成日期 2026-12-22）" in replied.text  # the day itself, not 12-23 00:00
     plan_due = rendering.render(
         rendering.builtin_template("assignment.plan_due", RecipientRole.DEPARTMENT),
         CloudEvent.wrap("/test", next(p for p in SAMPLES if isinstance(p, PlanDue))),
         RecipientRole.DEPARTMENT,
     )
     assert plan_due.subject == "【跟踪督办】请续报办理结果：SQ-2026-000002"
+    assert "计划完成日期为 2026-12-22，" in plan_due.text
 
 
 def test_unknown_events_fall_back_to_the_generic_template() -> None:

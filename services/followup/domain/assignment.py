@@ -21,6 +21,7 @@ from shared.events import (
     ReturnRejected,
     ReturnRequested,
 )
+from shared.clock import closing_day
 from shared.files import FileRef
 
 from .policy import CaseError, Rules
@@ -263,7 +264,7 @@ class DepartmentWork(Deadlines):
             now,
             "跟踪督办",
             "followup",
-            f"跟踪至解决, 计划完成日期 {_local(assignment.plan_due_at)}",
+            f"跟踪至解决, 计划完成日期 {closing_day(assignment.plan_due_at)}",
         )
         self._refresh()
         return Timer(
@@ -293,7 +294,7 @@ class DepartmentWork(Deadlines):
             now,
             "跟踪督办",
             "followup",
-            f"{a.department_name}: 计划完成日期 {_local(a.plan_due_at)} 已到, 请续报办理结果",
+            f"{a.department_name}: 计划完成日期 {closing_day(a.plan_due_at)} 已到, 请续报办理结果",
         )
         return [
             PlanDue(
