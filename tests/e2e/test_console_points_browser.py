@@ -126,7 +126,7 @@ async def _walk(
     await expect(points).to_have_text("6")
     idle_row = members.locator("tr", has_text=idle_name)
     await expect(idle_row).to_contain_text("低于最低积分")
-    await shoot(page, "25-履职积分")
+    await shoot(page, "26-履职积分")
 
     # Only those below their minimum: with 6 for a 委员, the idle 代表 stays, the active goes.
     minimum = card.locator("input[name='annual_minimum.委员']")

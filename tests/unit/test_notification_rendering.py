@@ -308,7 +308,7 @@ def test_members_are_told_the_filing_decision_and_the_graded_reply() -> None:
     replied = texts["assignment.replied"]
     assert replied.subject == "【答复】SQ-2026-000002：部分解决（B类）"
     assert "B类（正在解决）" in replied.text and "年底前完成招标并开工" in replied.text
-    assert "计划完成日期 2026-12-22）" in replied.text  # the day itself, not 12-23 00:00
+    assert "计划完成日期 2026-12-22，" in replied.text  # the day itself, not 12-23 00:00
     plan_due = rendering.render(
         rendering.builtin_template("assignment.plan_due", RecipientRole.DEPARTMENT),
         CloudEvent.wrap("/test", next(p for p in SAMPLES if isinstance(p, PlanDue))),

@@ -3,6 +3,7 @@
 from datetime import date, datetime
 from typing import Literal
 
+from shared.clock import closing_day
 from shared.events import (
     GRADE_LABELS,
     AssignmentExtensionApproved,
@@ -21,7 +22,6 @@ from shared.events import (
     ReturnRejected,
     ReturnRequested,
 )
-from shared.clock import closing_day
 from shared.files import FileRef
 
 from .policy import CaseError, Rules
