@@ -39,10 +39,19 @@ class Rendered(BaseModel):
     text: str
 
 
+def _instant(value: str | datetime) -> datetime:
+    """An event's time as the template sees it: ISO text (from JSON) or a datetime."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _local(value: str | datetime) -> str:
     """``2026-10-01T01:30:00Z`` → ``2026-10-01 09:30`` (Beijing time)."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M")
+    return _instant(value).astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def _day(value: str | datetime) -> str:
+    """A deadline stored as 24:00 Beijing time → the day it closes (``2026-12-22``)."""
+    return closing_day(_instant(value)).isoformat()
 
 
 def _environment() -> SandboxedEnvironment:
@@ -53,9 +62,7 @@ def _environment() -> SandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.filters["local"] = _local
-    env.filters["day"] = lambda value: closing_day(
-        datetime.fromisoformat(value) if isinstance(value, str) else value
-    )
+    env.filters["day"] = _day
     return env
 
 
