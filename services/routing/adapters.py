@@ -17,11 +17,10 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.events import utcnow
+from shared.events import new_id, utcnow
 from shared.store import (
     Document,
     GroupCommit,
-    Kept,
     Repository,
     VersionConflict,
     retry_on_conflict,
@@ -29,12 +28,14 @@ from shared.store import (
 
 from .classifier import LabelledText, ModelFormatError, OpinionClassifier
 from .domain import Decision
-from .topics.domain import Entry, Topic, TopicDay, board_row
+from .topics.domain import DAY_PART, Topic, TopicDay, TopicIndex, board_row
 
 log = logging.getLogger("minyi.routing")
 
 # Documents stay far below MongoDB's 16 MB limit.
 CHUNK_BYTES = 4_000_000
+# How often the live topic index asks whether staff moved opinions in another process.
+MOVES_CHECKED_EVERY = timedelta(seconds=10)
 ACTIVE_MODEL = "active_model"
 MODEL_NUMBER = "model-number"
 RETRAIN_CLAIM = "retrain_claim"
@@ -290,76 +291,155 @@ class RoutingViews:
 
 class TopicWindow:
     """专题 storage besides the topics themselves: the opinions of each day as grouping sees
-    them (``topic_days``, ``_id`` = the UTC date; the window is read by ``_id``, day by day),
-    which day each opinion is on (``topic_entries``), and the board (``topic_board``, one small
-    row per topic, listed hottest first)."""
+    them, in parts of ``DAY_PART`` (``topic_days``, read by ``_id``), which part each opinion is
+    on (``topic_entries``), the board (``topic_board``, one small row per topic, listed hottest
+    first) and a mark that every staff move changes (``topic_moves``).
+
+    Grouping works on a live index of the window kept in this process: built from the stored
+    parts once, then grown by each batch, which writes only its day's last part. Another
+    writer's opinions of that day make the save a VersionConflict, and the retry reads that part
+    (and any after it) into the index first. A staff move by another process changes the mark,
+    seen within ``MOVES_CHECKED_EVERY``: the index is built again."""
 
     def __init__(self, db: AsyncDatabase[Document], days: Repository[TopicDay]) -> None:
         self.days = days
         self.entries = GroupCommit(db.topic_entries)
         self.lookups = db.topic_entries
         self.board = db.topic_board
-        # The day this process grouped last, as it stored it: the next batch starts from it
-        # instead of reading (and validating) the whole day again. Another writer's change
-        # since makes the save a VersionConflict, and the retry reads the stored day.
-        self.today: TopicDay | None = None
-        # The days before today change only by 附议 and staff moves: read again every 10 s
-        # (30 days a batch read each time was the most of routing's round trips).
-        self.earlier: Kept[str, TopicDay | None] = Kept(timedelta(seconds=10))
+        self.moves = db.topic_moves
+        self.index: TopicIndex | None = None
+        # The last stored part of each day in the index, as this process knows it.
+        self.tails: dict[str, TopicDay] = {}
+        # Days whose last part another writer may have changed: read again before use.
+        self.stale: set[str] = set()
+        self.mark: str | None = None
+        self.checked: datetime | None = None
 
     @staticmethod
     def day_of(at: datetime) -> str:
         return at.astimezone(UTC).date().isoformat()
 
-    async def day(self, at: datetime) -> TopicDay:
-        """The day of ``at`` as stored (empty and unsaved when it has no opinion yet)."""
-        day_id = self.day_of(at)
-        if self.today is not None and self.today.id == day_id:
-            kept, self.today = self.today, None  # given out: kept again once saved
-            return kept
-        return await self.days.get(day_id) or TopicDay(id=day_id)
+    @staticmethod
+    def _day_of_part(part_id: str) -> str:
+        return part_id.partition(":")[0]
 
-    async def window(self, until: datetime, span: timedelta) -> list[tuple[Entry, str]]:
-        """The stored opinions of the days from ``until - span`` to the day before ``until``'s,
-        with their topic (or loose group) ids."""
-        first = (until - span).astimezone(UTC).date()
-        last = until.astimezone(UTC).date()
-        days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days)]
-        found = await asyncio.gather(*(self.earlier.get(day, self.days.get) for day in days))
-        return [(d.counted(), d.topic) for day in found if day for d in day.entries.values()]
+    @staticmethod
+    def _next_part(part_id: str) -> str:
+        day, _, n = part_id.partition(":")
+        return f"{day}:{int(n or 0) + 1}"
 
-    async def save(self, day: TopicDay, opinion_ids: list[str]) -> None:
-        """Store the day (VersionConflict if another writer stored it since it was read) and
-        note that these opinions are on it. Only the entries of ``opinion_ids`` are sent."""
-        self.earlier.forget(day.id)
-        if day.version == 0:
-            if not await self.days.add(day, []):
-                raise VersionConflict(f"topic day {day.id} was made concurrently")
-        else:
-            added = {f"entries.{o}": day.entries[o].model_dump() for o in opinion_ids}
-            await self.days.save(day, [], added if opinion_ids else None)
-        if self.today is None or self.today.id <= day.id:
-            self.today = day
+    async def _parts_from(self, part_id: str) -> list[TopicDay]:
+        """The stored parts of a day from ``part_id`` up to the first missing one."""
+        parts = []
+        while (part := await self.days.get(part_id)) is not None:
+            parts.append(part)
+            part_id = self._next_part(part_id)
+        return parts
+
+    @staticmethod
+    def _absorb(index: TopicIndex, parts: list[TopicDay]) -> None:
+        """Put the stored opinions the index does not hold (or holds in another group) into it,
+        in time order."""
+        new = [
+            (d.counted(), d.topic)
+            for part in parts
+            for d in part.entries.values()
+            if index.group_of.get(d.entry.opinion_id) != d.topic
+        ]
+        for entry, group in sorted(new, key=lambda pair: (pair[0].at, pair[0].opinion_id)):
+            index.remove(entry.opinion_id)
+            index.add(entry, group)
+
+    async def _build(self, at: datetime, span: timedelta, threshold: float) -> TopicIndex:
+        """The index of the stored opinions of the days from ``at - span`` to ``at``'s."""
+        first, last = (at - span).astimezone(UTC).date(), at.astimezone(UTC).date()
+        days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+        found = await asyncio.gather(*(self._parts_from(day) for day in days))
+        index = TopicIndex(window=span, threshold=threshold)
+        self.tails, self.stale = {}, set()
+        for day, parts in zip(days, found, strict=True):
+            self._absorb(index, parts)
+            if parts:
+                self.tails[day] = parts[-1]
+        self.index = index
+        return index
+
+    async def open(
+        self, at: datetime, span: timedelta, threshold: float
+    ) -> tuple[TopicIndex, TopicDay]:
+        """The live index (built first if there is none or staff moved opinions elsewhere) and
+        the part of ``at``'s day that new opinions go to."""
+        now = utcnow()
+        if self.index is None or self.checked is None or now - self.checked >= MOVES_CHECKED_EVERY:
+            found = await self.moves.find_one({"_id": "moves"})
+            mark = None if found is None else found["mark"]
+            self.checked = now
+            if self.index is None or mark != self.mark:
+                self.mark = mark
+                await self._build(at, span, threshold)
+        assert self.index is not None
+        day = self.day_of(at)
+        tail = self.tails.get(day)
+        if tail is None or day in self.stale:
+            parts = await self._parts_from(day if tail is None else tail.id)
+            self._absorb(self.index, parts)
+            self.stale.discard(day)
+            tail = parts[-1] if parts else TopicDay(id=day if tail is None else tail.id)
+        if len(tail.entries) >= DAY_PART:
+            tail = TopicDay(id=self._next_part(tail.id))
+        self.tails[day] = tail
+        # Days that left the window are not kept.
+        first = self.day_of(at - span)
+        for gone in [d for d in self.tails if d < first]:
+            del self.tails[gone]
+        return self.index, tail
+
+    def undo(self, part: TopicDay, opinion_ids: list[str]) -> None:
+        """A batch that could not be saved: its opinions leave the index, and the part is read
+        again before its day takes the next batch."""
+        if self.index is not None:
+            for opinion_id in opinion_ids:
+                self.index.remove(opinion_id)
+        self.stale.add(self._day_of_part(part.id))
+
+    async def save(self, part: TopicDay, opinion_ids: list[str]) -> None:
+        """Note that these opinions are on the part, then store it (VersionConflict if another
+        writer stored it since it was read). Only the entries of ``opinion_ids`` are sent. The
+        notes go first: a part stored without them would leave its opinions unfound by 附议
+        and staff moves, since a redelivery finds them stored and changes nothing."""
         await asyncio.gather(
-            *(self.entries.update(o, {"$set": {"day": day.id}}, upsert=True) for o in opinion_ids)
+            *(self.entries.update(o, {"$set": {"day": part.id}}, upsert=True) for o in opinion_ids)
         )
+        if part.version == 0:
+            if not await self.days.add(part, []):
+                raise VersionConflict(f"topic day part {part.id} was made concurrently")
+        else:
+            added = {f"entries.{o}": part.entries[o].model_dump() for o in opinion_ids}
+            await self.days.save(part, [], added if opinion_ids else None)
+        day = self._day_of_part(part.id)
+        if day in self.tails and self.tails[day].id == part.id:
+            self.tails[day] = part
 
     async def day_holding(self, opinion_id: str) -> TopicDay | None:
-        """The day an opinion is stored on."""
+        """The part of a day an opinion is stored on."""
         pointer = await self.lookups.find_one({"_id": opinion_id})
         return None if pointer is None else await self.days.get(pointer["day"])
 
     async def move(self, opinion_ids: list[str], topic_id: str) -> None:
-        """Staff moved these opinions to ``topic_id`` (merge, split)."""
+        """Staff moved these opinions to ``topic_id`` (merge, split): in the stored parts, in
+        this process's index at once, and in the other processes' once they see the new mark."""
         for opinion_id in opinion_ids:
 
             async def change(opinion_id: str = opinion_id) -> None:
-                day = await self.day_holding(opinion_id)
-                if day is not None and opinion_id in day.entries:
-                    day.entries[opinion_id].topic = topic_id
-                    await self.days.save(day, [])
+                part = await self.day_holding(opinion_id)
+                if part is not None and opinion_id in part.entries:
+                    part.entries[opinion_id].topic = topic_id
+                    await self.save(part, [])
 
             await retry_on_conflict(change)
+            if self.index is not None:
+                self.index.regroup(opinion_id, topic_id)
+        await self.moves.replace_one({"_id": "moves"}, {"mark": new_id()}, upsert=True)
 
     async def show(self, topic: Topic) -> None:
         """Bring the topic's board row in line with it (a merged-away topic leaves)."""

@@ -98,3 +98,21 @@ def test_csv_rows_are_checked() -> None:
         entries_from_csv(rows, ["id", "title", "content", "time", "likes"])
     [ok] = entries_from_csv(rows[:1], ["id", "title", "content", "time", "likes"])
     assert ok.likes == 3 and ok.at == datetime(2019, 2, 28, 11, 25, 5)
+
+
+def test_a_regrouped_entry_moves_with_its_place_and_still_leaves_the_window_once() -> None:
+    index = TopicIndex(window=timedelta(days=30))
+    index.assign(entry_of("a", *LAMP, T0, district="示范区"), "Ta")
+    index.assign(entry_of("b", *LAMP, T0 + timedelta(days=1), district="示范区"), "Tb")
+    index.assign(entry_of("c", *BUS, T0 + timedelta(days=2), district="示范区"), "Tc")
+    assert sorted(e.opinion_id for e in index.members("Ta")) == ["a", "b"]
+    # 合并: staff moved the bus opinion into the lamp topic.
+    index.regroup("c", "Ta")
+    assert sorted(e.opinion_id for e in index.members("Ta")) == ["a", "b", "c"]
+    assert index.members("Tc") == [] and "Tc" not in index.places
+    # Thirty days after the first: only it leaves, once, though "c" was indexed twice.
+    late = entry_of("d", *BUS, T0 + timedelta(days=30, hours=1), district="示范区")
+    assert index.expire(late.at) == ["a"]
+    assert index.expire(late.at) == []
+    assert sorted(index.entries) == ["b", "c"]
+    assert index.expire(T0 + timedelta(days=40)) == ["b", "c"] and not index.groups

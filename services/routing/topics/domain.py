@@ -10,6 +10,7 @@ otherwise the entry starts a group of its own. A group of two or more is a topic
 The service and ``minyi topics detect`` both feed entries through the same index in time order.
 """
 
+import heapq
 import itertools
 import math
 import re
@@ -226,7 +227,10 @@ class TopicIndex:
     df: Counter[str] = field(default_factory=Counter)
     # The districts each group's members name, with how many members name each.
     places: dict[str, Counter[str]] = field(default_factory=dict)
-    sizes: Counter[str] = field(default_factory=Counter)
+    # Each group's members.
+    groups: dict[str, set[str]] = field(default_factory=dict)
+    # (time, id) of the entries, oldest first: expiring looks only at the oldest, not at all.
+    by_time: list[tuple[datetime, str]] = field(default_factory=list)
 
     def idf(self, term: str) -> float:
         return math.log((len(self.entries) + 1) / (self.df[term] + 1)) + 1
@@ -253,9 +257,14 @@ class TopicIndex:
     def expire(self, now: datetime) -> list[str]:
         """Drop the entries older than the window before ``now``; returns their ids."""
         since = now - self.window
-        gone = [eid for eid, e in self.entries.items() if e.at < since]
-        for eid in gone:
-            self.remove(eid)
+        gone = []
+        while self.by_time and self.by_time[0][0] < since:
+            at, eid = heapq.heappop(self.by_time)
+            # An entry removed, or added again, since it was pushed is not this item's to drop.
+            entry = self.entries.get(eid)
+            if entry is not None and entry.at == at:
+                self.remove(eid)
+                gone.append(eid)
         return gone
 
     def remove(self, opinion_id: str) -> None:
@@ -264,7 +273,9 @@ class TopicIndex:
             return
         group = self.group_of.pop(opinion_id)
         self.places[group].subtract(entry.districts)
-        self.sizes[group] -= 1
+        self.groups[group].discard(opinion_id)
+        if not self.groups[group]:
+            del self.groups[group], self.places[group]
         del self.vectors[opinion_id]
         for term in entry.terms:
             self.df[term] -= 1
@@ -283,7 +294,18 @@ class TopicIndex:
             self.postings.setdefault(term, set()).add(entry.opinion_id)
         self.vectors[entry.opinion_id] = self.vector(entry)
         self.places.setdefault(group, Counter()).update(entry.districts)
-        self.sizes[group] += 1
+        self.groups.setdefault(group, set()).add(entry.opinion_id)
+        heapq.heappush(self.by_time, (entry.at, entry.opinion_id))
+
+    def regroup(self, opinion_id: str, group: str) -> None:
+        """Staff moved the entry to ``group`` (merge, split); an unknown one is left alone."""
+        entry = self.entries.get(opinion_id)
+        if entry is not None and self.group_of[opinion_id] != group:
+            self.remove(opinion_id)
+            self.add(entry, group)
+
+    def members(self, group: str) -> list[Entry]:
+        return [self.entries[o] for o in self.groups.get(group, ())]
 
     def fits_place(self, entry: Entry, group: str) -> bool:
         """The group names no district, the entry names none, or they share one."""
@@ -301,7 +323,7 @@ class TopicIndex:
                 by_group.setdefault(self.group_of[other_id], []).append(score)
         best: tuple[str, float] | None = None
         for group, scores in by_group.items():
-            links = min(LINKS, self.sizes[group])
+            links = min(LINKS, len(self.groups[group]))
             closeness = sum(sorted(scores, reverse=True)[:links]) / links
             closer = best is None or closeness > best[1]
             if closeness >= self.threshold and closer and self.fits_place(entry, group):
@@ -387,6 +409,9 @@ def summarise(members: list[Entry]) -> Summary:
 
 
 MIN_MEMBERS = 2
+# Opinions per stored part of a day. The store rewrites a whole document for each change, and a
+# batch changes only the last part of its day: its cost no longer grows with the day.
+DAY_PART = 100
 TIME_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M")
 
 
@@ -547,8 +572,10 @@ class DayEntry(BaseModel):
 
 
 class TopicDay(Aggregate):
-    """One UTC day of the window (``_id`` = the date): its opinions as grouping sees them.
-    Saved with a version, so two opinions of one day are grouped one after the other."""
+    """A part of one UTC day of the window: up to ``DAY_PART`` of its opinions as grouping sees
+    them (``_id`` = the date for a day's first part, ``<date>:<n>`` for the next). New opinions
+    go to a day's last part, saved with a version, so two batches of one day are grouped one
+    after the other."""
 
     entries: dict[str, DayEntry] = Field(default_factory=dict)
 

@@ -74,34 +74,35 @@ async def take_opinions(opinions: Sequence[OpinionReceived], ports: TopicPorts) 
 
 
 async def _take_day(entries: list[Entry], ports: TopicPorts) -> None:
-    earlier = await ports.window.window(entries[0].at, ports.span)
+    fresh: list[str] = []
 
     async def place() -> TopicIndex:
-        day = await ports.window.day(entries[0].at)
-        index = TopicIndex(window=ports.span, threshold=ports.threshold)
-        known = earlier + [(d.counted(), d.topic) for d in day.entries.values()]
-        for other, group in sorted(known, key=lambda pair: (pair[0].at, pair[0].opinion_id)):
-            index.add(other, group)
-        fresh = []
-        for entry in entries:
-            # Stored already (a redelivery): it keeps its group.
-            group = index.assign(entry, new_group=f"T{entry.opinion_id}")
-            if entry.opinion_id not in day.entries:
-                day.entries[entry.opinion_id] = DayEntry(entry=entry, topic=group)
-                fresh.append(entry.opinion_id)
-        if fresh:
-            await ports.window.save(day, fresh)
+        index, part = await ports.window.open(entries[0].at, ports.span, ports.threshold)
+        fresh.clear()
+        try:
+            for entry in entries:
+                # In the index means stored already (a redelivery): it keeps its group.
+                stored = entry.opinion_id in index.entries
+                group = index.assign(entry, new_group=f"T{entry.opinion_id}")
+                if not stored:
+                    part.entries[entry.opinion_id] = DayEntry(entry=entry, topic=group)
+                    fresh.append(entry.opinion_id)
+            if fresh:
+                await ports.window.save(part, fresh)
+        except BaseException:
+            ports.window.undo(part, fresh)
+            raise
         return index
 
     index = await retry_on_conflict(place)
     # Each group the batch touched, once, named after its latest opinion of the batch.
     touched = {index.group_of[e.opinion_id]: e.opinion_id for e in entries}
-    members: dict[str, list[Entry]] = {}
-    for opinion_id, group in index.group_of.items():
-        if group in touched:
-            members.setdefault(group, []).append(index.entries[opinion_id])
     for group, latest in touched.items():
-        await _join(group, members[group], latest, ports)
+        members = index.members(group)
+        # A group this batch began that is still alone has no topic to read.
+        if len(members) < MIN_MEMBERS and index.groups[group] <= set(fresh):
+            continue
+        await _join(group, members, latest, ports)
 
 
 class TopicIntake:
