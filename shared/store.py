@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -127,6 +128,37 @@ class Batched(Generic[T, R]):
 
 Write = InsertOne[Document] | UpdateOne | DeleteOne
 DUPLICATE_KEY = 11000
+# FerretDB 1.24 on SQLite keeps the row each update statement matched open until its command
+# ends, and has 100 connections per database: updates of 100 stored documents in one command,
+# or in commands sent at the same moment, wait for a connection forever and wedge that database
+# (measured: 99 in one command pass, 101 hang; three commands of 60 at once hang too). So a
+# command carries at most UPDATES_PER_COMMAND updates, and a process has at most UPDATE_COMMANDS
+# of them on their way to one database: 3 × 16 leaves room for a second replica's.
+UPDATES_PER_COMMAND = 16
+UPDATE_COMMANDS = 3
+_update_slots: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _update_slot(collection: AsyncCollection[Document]) -> asyncio.Semaphore:
+    """This process's slots for update commands to the collection's database."""
+    per_database = _update_slots.setdefault(collection.database.client, {})
+    return per_database.setdefault(collection.database.name, asyncio.Semaphore(UPDATE_COMMANDS))
+
+
+def _commands(writes: list[Write]) -> list[list[int]]:
+    """The writes (by index) split into commands of at most UPDATES_PER_COMMAND updates; the
+    inserts and deletes go with the first."""
+    updates = [i for i, w in enumerate(writes) if isinstance(w, UpdateOne)]
+    first = [i for i, w in enumerate(writes) if not isinstance(w, UpdateOne)]
+    first += updates[:UPDATES_PER_COMMAND]
+    rest = updates[UPDATES_PER_COMMAND:]
+    return [first] + [
+        rest[n : n + UPDATES_PER_COMMAND] for n in range(0, len(rest), UPDATES_PER_COMMAND)
+    ]
+
+
 # The longest a deferred write (GroupCommit.later) waits for a batch to ride with, unless the
 # outbox sweeper sets it (a fifth of its interval: 1 s of 5 s, 0.2 s in the tests), so that
 # the sweeper seldom finds a cleanup still on its way.
@@ -192,21 +224,37 @@ class GroupCommit:
         results: list[Exception | None] = [None] * len(writes)
         if not writes and not riders:
             return results
+        everything = [*writes, *riders]
+        for command in _commands(everything):
+            await self._command(everything, command, results)
+        return results
+
+    async def _command(
+        self, everything: list[Write], command: list[int], results: list[Exception | None]
+    ) -> None:
+        """Send the writes of ``command`` (indexes into ``everything``) as one bulk write; each
+        failure goes to its caller's result (a deferred write's is logged)."""
+        ops = [everything[i] for i in command]
+        updates = any(isinstance(op, UpdateOne) for op in ops)
         try:
-            await self.collection.bulk_write([*writes, *riders], ordered=False)
+            async with _update_slot(self.collection) if updates else contextlib.nullcontext():
+                await self.collection.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
                 kind = DuplicateKeyError if error.get("code") == DUPLICATE_KEY else OperationFailure
                 failure = kind(error.get("errmsg", ""), error.get("code"), error)
-                if error["index"] < len(writes):
-                    results[error["index"]] = failure
+                index = command[error["index"]]
+                if index < len(results):
+                    results[index] = failure
                 else:
                     log.warning("a deferred write failed: %s", failure)
-        except Exception:
-            if riders:
-                log.warning("%d deferred writes failed", len(riders), exc_info=True)
-            raise
-        return results
+        except Exception as exc:
+            deferred = sum(1 for i in command if i >= len(results))
+            if deferred:
+                log.warning("%d deferred writes failed", deferred, exc_info=True)
+            for i in command:
+                if i < len(results):
+                    results[i] = exc
 
 
 class Repository(Generic[A]):

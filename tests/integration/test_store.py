@@ -332,6 +332,30 @@ async def test_concurrent_writes_go_out_together_and_each_gets_its_own_outcome(
     assert stored == {"a": 2, "b": 3, "new": 4}
 
 
+async def test_hundreds_of_concurrent_updates_of_stored_documents_do_not_wedge_the_store(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    """FerretDB 1.24 hangs a database on one command updating 101 stored documents, or three
+    commands of 60 at once (shared.store.UPDATES_PER_COMMAND says why): group commits of that
+    many updates, on three collections of one database at once, all land."""
+    db = mongo[isolated.database("intake")]
+    groups = [GroupCommit(db[f"wedge_{n}_{uuid.uuid4().hex[:6]}"]) for n in range(3)]
+    for group in groups:
+        await group.collection.insert_many([{"_id": f"d{i}", "n": 0} for i in range(150)])
+    before = [_round_trips("update", group.collection.name) for group in groups]
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(group.update(f"d{i}", {"$set": {"n": i}}) for group in groups for i in range(150))
+        ),
+        timeout=120,
+    )
+    for group, sent in zip(groups, before, strict=True):
+        stored = {doc["_id"]: doc["n"] async for doc in group.collection.find()}
+        assert stored == {f"d{i}": i for i in range(150)}
+        # Still group commits: ten commands of 15-16 updates, not 150 round trips.
+        assert _round_trips("update", group.collection.name) - sent <= 150 // 16 + 2
+
+
 async def test_a_change_starts_from_what_this_process_stored_and_a_stale_copy_conflicts(
     isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
 ) -> None:
