@@ -346,11 +346,21 @@ class Repository(Generic[A]):
         return True
 
     async def save(
-        self, aggregate: A, events: list[CloudEvent], changed: Document | None = None
+        self,
+        aggregate: A,
+        events: list[CloudEvent],
+        changed: Document | None = None,
+        held_message: bool = False,
     ) -> None:
         """Store the changed aggregate if nobody changed it meanwhile, then publish its events.
         ``changed``: only these fields (dotted paths, stored values) changed, and only they are
-        sent, instead of the whole aggregate (a large one that grows by a part at a time)."""
+        sent, instead of the whole aggregate (a large one that grows by a part at a time).
+
+        ``held_message``: the caller handles a message it acknowledges only after this returns,
+        and calls ``republish`` when a redelivered message finds its change stored. No outbox
+        marker is written before the events are stored then (one round trip less): until they
+        are published, the unacknowledged message stands for it (a crash sends it again); if
+        publishing fails, the marker is written after all, for the sweeper."""
         version = aggregate.version + 1
         self._stored(aggregate.id, None)
         await self._claim(aggregate.id, version)
@@ -367,7 +377,7 @@ class Repository(Generic[A]):
             }
         }
         try:
-            marker = await self._mark(aggregate.id, events)
+            marker = None if held_message else await self._mark(aggregate.id, events)
             await self.writes.update(aggregate.id, update)
         except Exception:
             await self._release(aggregate.id, version)
@@ -375,7 +385,18 @@ class Repository(Generic[A]):
         aggregate.version = version
         if changed is None:
             self._stored(aggregate.id, {**fields, "_id": aggregate.id, "version": version})
-        await self._flush(aggregate.id, events, marker)
+        if not await self._flush(aggregate.id, events, marker) and held_message:
+            await self._mark(aggregate.id, events)
+
+    async def republish(self, aggregate_id: str) -> None:
+        """Publish what the aggregate's outbox still holds: called by a handler whose
+        redelivered message finds its change stored by a ``save(..., held_message=True)`` that
+        a crash may have stopped before publishing. If publishing fails, the sweeper is left
+        to it (marked)."""
+        doc = await self.collection.find_one({"_id": aggregate_id}, {"outbox": 1})
+        events = _outbox_events(doc)
+        if events and not await self._flush(aggregate_id, events, None):
+            await self._mark(aggregate_id, events)
 
     async def _release(self, aggregate_id: str, version: int) -> None:
         """A write that failed after its claim (the store busy, say): free the version now if
@@ -458,10 +479,7 @@ class Repository(Generic[A]):
         count = 0
         async for marker in self.pending.find({"collection": self.collection.name}):
             doc = await self.collection.find_one({"_id": marker["aggregate_id"]}, {"outbox": 1})
-            outbox = doc.get("outbox", {}) if doc else {}
-            events = sorted(
-                (CloudEvent.model_validate(e) for e in outbox.values()), key=lambda e: e.id
-            )
+            events = _outbox_events(doc)
             # Newer events may still be on their way out with a living writer.
             stale = [e for e in events if e.time < cutoff]
             if stale:
@@ -472,6 +490,12 @@ class Repository(Generic[A]):
                 # Its events are out, or its writer stopped before storing them.
                 await self.markers.delete(marker["_id"])
         return count
+
+
+def _outbox_events(doc: Document | None) -> list[CloudEvent]:
+    """The events in a stored aggregate's outbox, oldest first."""
+    outbox = doc.get("outbox", {}) if doc else {}
+    return sorted((CloudEvent.model_validate(e) for e in outbox.values()), key=lambda e: e.id)
 
 
 K = TypeVar("K")
@@ -533,14 +557,18 @@ class KeptRepository(Repository[A]):
             self.kept.forget(aggregate.id)
 
     async def save(
-        self, aggregate: A, events: list[CloudEvent], changed: Document | None = None
+        self,
+        aggregate: A,
+        events: list[CloudEvent],
+        changed: Document | None = None,
+        held_message: bool = False,
     ) -> None:
         # Forgotten before saving, so a retry after a VersionConflict reads the stored version,
         # and after, so that a read another task made meanwhile (of the old document) is not
         # kept: this process sees its own writes at once.
         self.kept.forget(aggregate.id)
         try:
-            await super().save(aggregate, events, changed)
+            await super().save(aggregate, events, changed, held_message)
         finally:
             self.kept.forget(aggregate.id)
 

@@ -225,10 +225,14 @@ async def follow_case(p: Intake, event: CloudEvent) -> None:
         # Usually right after this process registered it: no read (a stale copy only makes the
         # save a VersionConflict, and the retry reads the store).
         opinion = await p.opinions.get_to_change(payload.opinion_id)
-        if opinion is None or opinion.has_handled(event.id):
+        if opinion is None:
+            return
+        if opinion.has_handled(event.id):
+            # Redelivered: a crash may have come between storing the briefs and sending them.
+            await p.opinions.republish(opinion.id)
             return
         briefs = opinion.follow(event.id, payload, event.time)
-        await p.opinions.save(opinion, _wrap(briefs))
+        await p.opinions.save(opinion, _wrap(briefs), held_message=True)
 
     await retry_on_conflict(change)
     if isinstance(payload, CaseClosed):

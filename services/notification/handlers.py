@@ -178,6 +178,7 @@ async def _deliver(
         if not await ports.deliveries.add(held, []):
             existing = await ports.deliveries.get(did)
             if existing is not None and existing.status == DeliveryStatus.DELIVERED:
+                await ports.deliveries.republish(did)
                 return
         outcome.held = True
         return
@@ -282,6 +283,8 @@ async def _claim(
     if delivery is None:
         return DeliveryStatus.SENDING
     if delivery.status == DeliveryStatus.DELIVERED:
+        # notification.delivered may not be out yet: a crash came after storing it, say.
+        await ports.deliveries.republish(did)
         return DeliveryStatus.DELIVERED
     exhausted = delivery.attempts >= ports.max_attempts
     if holding and delivery.status == DeliveryStatus.FAILED and exhausted:
@@ -334,8 +337,11 @@ async def _finish(
         news.append(NotificationDelivered(**facts))
     elif status == DeliveryStatus.FAILED:
         news.append(NotificationFailed(**facts, reason=error or ""))
-    # We hold the claim, so nobody else writes this delivery meanwhile.
-    await ports.deliveries.save(delivery, [CloudEvent.wrap(SOURCE, e) for e in news])
+    # We hold the claim, so nobody else writes this delivery meanwhile. A delivered one is
+    # found so by the event's next round (_claim), which sends what its outbox still holds.
+    delivered = status == DeliveryStatus.DELIVERED
+    events = [CloudEvent.wrap(SOURCE, e) for e in news]
+    await ports.deliveries.save(delivery, events, held_message=delivered)
 
 
 async def _count_permanent_failure(

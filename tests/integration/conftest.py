@@ -1,6 +1,7 @@
 """In-process tests against the real RabbitMQ and document store, in a vhost of their own so
 they never compete with the end-to-end tests' service processes."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -10,6 +11,7 @@ from shared import broker_admin, topology
 from shared.events import CloudEvent
 from shared.messaging import EventBus
 from shared.settings import Settings
+from shared.store import drop_databases
 
 
 @pytest.fixture
@@ -25,6 +27,8 @@ def isolated(settings: Settings) -> Iterator[Settings]:
     broker_admin.setup(own)
     yield own
     broker_admin.delete_vhost(own)
+    # Its databases are not the run's (``<run prefix><hex>_…``): the run's cleanup misses them.
+    asyncio.run(drop_databases(own))
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """Intake's consumers on the real broker and store: a crash between storing a 附议 item and
 counting it on the case is repaired by intake's own opinion.supported event, once however often
-it is delivered; case.closed takes the opinion out of the duplicate index."""
+it is delivered; case.closed takes the opinion out of the duplicate index; a brief a crash kept
+from going out is sent by the redelivered assignment."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
@@ -17,7 +20,7 @@ from services.intake.adapters import (
 )
 from services.intake.domain import Member, Opinion, OpinionStatus, OpinionSubmission
 from services.intake.duplicates import DuplicateIndex
-from shared.events import CaseClosed, CloudEvent, utcnow
+from shared.events import CaseClosed, CloudEvent, OpinionAssigned, utcnow
 from shared.files import ChunkStore
 from shared.keys import KeyRing
 from shared.messaging import EventBus
@@ -143,3 +146,67 @@ async def test_a_restart_reads_the_duplicate_entries_made_once_from_a_store_with
     assert await handlers.load_index(second, timedelta(days=30)) == 1
     match = second.index.find(SUBMISSION.text(), "示范区", "东湖街道", utcnow())
     assert match is not None and match.opinion_id == case.id and match.similarity == 1.0
+
+
+class Crash(BaseException):
+    """The process dying right where it was (not an error that any handler catches)."""
+
+
+class DyingBus(EventBus):
+    """A bus whose process dies as it publishes."""
+
+    async def publish(self, event: CloudEvent) -> None:
+        raise Crash
+
+
+async def test_a_redelivered_assignment_sends_the_brief_a_crash_kept_from_going_out(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    """The brief (交办材料) is stored without an outbox marker (the unacknowledged
+    opinion.assigned stands for it): after a crash between storing and publishing it, the
+    redelivered event publishes it, and changes nothing twice."""
+    briefs: list[CloudEvent] = []
+
+    async def record(event: CloudEvent) -> None:
+        if event.type == "minyi.opinion.briefed.v1":
+            briefs.append(event)
+
+    followup = make_bus("followup")  # routes opinion.briefed.<department>
+    followup.consume(record)
+    await followup.start()
+    intake = await intake_of(isolated, mongo, make_bus)
+    opinion = (await handlers.register_opinion(intake, SUBMISSION, "office-a")).opinion
+    s = opinion.submission
+    assigned = CloudEvent.wrap(
+        "/test",
+        OpinionAssigned(
+            opinion_id=opinion.id,
+            department="water",
+            tracking_no=opinion.tracking_no,
+            office_id=opinion.office_id,
+            title=s.title,
+            department_name="水务局",
+            role="lead",
+            category="供水",
+            urgency="timeliness",
+            explanation="测试",
+            received_at=opinion.received_at,
+        ),
+    )
+    dying = replace(
+        intake,
+        opinions=Repository(intake.opinions.collection, Opinion, DyingBus("intake", isolated)),
+    )
+    with pytest.raises(Crash):
+        await handlers.follow_case(dying, assigned)
+    stored = await intake.opinions.collection.find_one({"_id": opinion.id})
+    assert stored is not None and assigned.id in stored["handled"]
+    # (opinion.received may still be there too: its cleanup rides with a later write.)
+    [left] = [e for e in stored["outbox"].values() if e["type"] == "minyi.opinion.briefed.v1"]
+    marker = f"opinions:{opinion.id}:{left['id']}"
+    assert await intake.opinions.pending.find_one({"_id": marker}) is None
+
+    await handlers.follow_case(intake, assigned)  # the redelivery
+    await wait_for(lambda: [b.id for b in briefs] == [left["id"]], "the brief")
+    again = await intake.opinions.collection.find_one({"_id": opinion.id})
+    assert again is not None and again["version"] == stored["version"]

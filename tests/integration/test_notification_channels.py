@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
+from services.notification import handlers
 from services.notification.adapters import GONE
 from services.notification.config import ChannelSettings
 from services.notification.domain import signature
@@ -25,6 +26,7 @@ from shared.events import (
     AssignmentSigned,
     CloudEvent,
     Location,
+    NotificationDelivered,
     OpinionAssigned,
     OpinionReceived,
 )
@@ -465,3 +467,37 @@ async def test_template_syntax_errors_and_foreign_recipients_are_refused(
     assert [r.status_code for r in twice] == [201, 409]
     assert twice[0].json()["address"] == "138****1234"
     assert json.loads(twice[1].text)["title"]
+
+
+async def test_a_delivery_a_crash_kept_from_being_announced_is_announced_by_the_next_round(
+    notifier: Notifier,
+) -> None:
+    """notification.delivered is stored without an outbox marker (the unacknowledged event
+    stands for it): after a crash between storing and publishing it, the event's next round
+    publishes it and sends nothing again."""
+    async with Receiver(free_port()).running() as hook:
+        await notifier.subscribe(channel="webhook", address=hook.url)
+        event = received()
+        await handlers.deliver_event(event, notifier.ports)
+        [row] = await notifier.deliveries(event.subject)
+        assert row["status"] == "delivered"
+        deliveries = notifier.ports.deliveries
+        assert await deliveries.pending.count_documents({}) == 0  # no marker, not even for a while
+
+        # As a crash would leave it: stored delivered, its announcement still in the outbox.
+        facts = {
+            "opinion_id": event.subject,
+            "office_id": "office-a",
+            "recipient": row["recipient"],
+            "channel": "webhook",
+            "source_event_id": event.id,
+            "source_event_type": event.type,
+            "delivery_id": row["_id"],
+        }
+        announced = CloudEvent.wrap("/test", NotificationDelivered(**facts))
+        left = {f"outbox.{announced.id}": announced.model_dump(mode="json")}
+        await deliveries.collection.update_one({"_id": row["_id"]}, {"$set": left})
+        before = handled(announced)
+        await handlers.deliver_event(event, notifier.ports)  # the redelivery
+        await wait_for(lambda: handled(announced) > before, "notification.delivered")
+        assert len(hook.calls) == 1

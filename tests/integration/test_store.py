@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.routing.domain import DEMO_DIRECTORY, Decision, decide
 from services.routing.handlers import route_opinion
 from services.routing.main import routing_ports
-from shared.events import CloudEvent, OpinionReceived, utcnow
+from shared.events import CloudEvent, EventData, OpinionReceived, utcnow
 from shared.messaging import EventBus
 from shared.settings import Settings
 from shared.store import (
@@ -96,21 +97,29 @@ async def test_sweeper_publishes_events_a_crash_left_in_the_outbox(
     assert await repo.pending.count_documents({}) == 0
 
 
+async def two_writers(
+    collection: AsyncCollection[Document], make_bus: Callable[[str], EventBus], text: str
+) -> tuple[Repository[Decision], Repository[Decision], Decision, list[EventData]]:
+    """A routing decision stored by ``live``; ``stranded`` writes it too, but cannot publish."""
+    routing = make_bus("routing")
+    await routing.start()
+    live = Repository(collection, Decision, routing)
+    stranded = Repository(collection, Decision, make_bus("routing"))
+    opinion = OpinionReceived.model_validate(received(text).data)
+    opinion = opinion.model_copy(update={"category_hint": "交通运输"})
+    decision, events = decide(opinion, DEMO_DIRECTORY, None, "—", utcnow())
+    assert await live.add(decision, [])
+    return live, stranded, decision, events
+
+
 async def test_a_writer_that_could_not_publish_keeps_its_events_for_the_sweeper(
     isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
 ) -> None:
     """Two writers of one aggregate: the second one's flush must not take away what the sweeper
     needs to find the first one's unpublished events."""
     got = await collecting(make_bus)
-    routing = make_bus("routing")
-    await routing.start()
     collection = mongo[isolated.database("routing")].decisions
-    live = Repository(collection, Decision, routing)
-    stranded = Repository(collection, Decision, make_bus("routing"))  # publishing fails
-    opinion = OpinionReceived.model_validate(received("两次写入").data)
-    opinion = opinion.model_copy(update={"category_hint": "交通运输"})
-    decision, events = decide(opinion, DEMO_DIRECTORY, None, "—", utcnow())
-    assert await live.add(decision, [])
+    live, stranded, decision, events = await two_writers(collection, make_bus, "两次写入")
 
     first = CloudEvent.wrap("/test", events[0])
     first.time = utcnow() - timedelta(minutes=1)
@@ -129,6 +138,46 @@ async def test_a_writer_that_could_not_publish_keeps_its_events_for_the_sweeper(
     await wait_for(lambda: [e.id for e in got] == [second.id, first.id], "the stranded event")
     stored = await collection.find_one({"_id": decision.id})
     assert stored is not None and stored["outbox"] == {}
+    assert await live.pending.count_documents({}) == 0
+
+
+async def test_a_held_message_stands_for_the_outbox_marker(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    """A consumer's save (held_message) writes no marker: its redelivery republishes what a
+    crash left in the outbox; if publishing fails, the marker is written for the sweeper."""
+    got = await collecting(make_bus)
+    collection = mongo[isolated.database("routing")].decisions
+    live, stranded, decision, events = await two_writers(collection, make_bus, "消费者保存")
+
+    sent = CloudEvent.wrap("/test", events[0])
+    await live.save(decision, [sent], held_message=True)
+    assert await live.pending.count_documents({}) == 0  # no marker, not even for a while
+    await wait_for(lambda: [e.id for e in got] == [sent.id], "the saved event")
+
+    async def outbox_empty() -> bool:
+        stored = await collection.find_one({"_id": decision.id})
+        return stored is not None and stored["outbox"] == {}
+
+    await wait_for(outbox_empty, "the cleanup")
+    # A crash after storing, before publishing: the redelivered message's handler republishes.
+    left = CloudEvent.wrap("/test", events[0])
+    await collection.update_one(
+        {"_id": decision.id}, {"$set": {f"outbox.{left.id}": left.model_dump(mode="json")}}
+    )
+    await live.republish(decision.id)
+    await wait_for(lambda: [e.id for e in got] == [sent.id, left.id], "the republished event")
+    await wait_for(outbox_empty, "the republished event's cleanup")
+    # Publishing fails: marked after all, and the sweeper sends it.
+    failed = CloudEvent.wrap("/test", events[0])
+    failed.time = utcnow() - timedelta(minutes=1)
+    current = await stranded.get(decision.id)
+    assert current is not None
+    await stranded.save(current, [failed], held_message=True)
+    assert await live.pending.count_documents({}) == 1
+    assert await live.sweep(timedelta(seconds=5)) == 1
+    await wait_for(lambda: [e.id for e in got][-1:] == [failed.id], "the swept event")
+    assert len(got) == 3
     assert await live.pending.count_documents({}) == 0
 
 
