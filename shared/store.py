@@ -342,7 +342,7 @@ class Repository(Generic[A]):
                 await self.markers.delete(marker)
             return False
         self._stored(aggregate.id, doc)
-        await self._flush(aggregate.id, events, marker)
+        aggregate.version = await self._flush(aggregate.id, events, marker, 1) or 1
         return True
 
     async def save(
@@ -385,8 +385,10 @@ class Repository(Generic[A]):
         aggregate.version = version
         if changed is None:
             self._stored(aggregate.id, {**fields, "_id": aggregate.id, "version": version})
-        if not await self._flush(aggregate.id, events, marker) and held_message:
+        after = await self._flush(aggregate.id, events, marker, version)
+        if after is None and held_message:
             await self._mark(aggregate.id, events)
+        aggregate.version = after or version
 
     async def republish(self, aggregate_id: str) -> None:
         """Publish what the aggregate's outbox still holds: called by a handler whose
@@ -395,7 +397,7 @@ class Repository(Generic[A]):
         to it (marked)."""
         doc = await self.collection.find_one({"_id": aggregate_id}, {"outbox": 1})
         events = _outbox_events(doc)
-        if events and not await self._flush(aggregate_id, events, None):
+        if events and await self._flush(aggregate_id, events, None) is None:
             await self._mark(aggregate_id, events)
 
     async def _release(self, aggregate_id: str, version: int) -> None:
@@ -434,15 +436,13 @@ class Repository(Generic[A]):
         raise VersionConflict(f"{self.model.__name__} {aggregate_id} changed concurrently")
 
     async def _flush(
-        self, aggregate_id: str, events: list[CloudEvent], marker: str | None, at_once: bool = False
-    ) -> bool:
-        """Publish ``events``, then remove them from the outbox and remove ``marker``; False
-        (and everything left for the sweeper) if publishing failed. The removals are not
-        awaited (``at_once``: they are): they ride with the next writes of this repository, one
-        round trip less each, and if they never land the sweeper publishes the events again
-        (at least once; consumers ignore what they handled)."""
+        self, aggregate_id: str, events: list[CloudEvent], marker: str | None, version: int = 0
+    ) -> int | None:
+        """Publish ``events`` (stored with ``version`` of the aggregate; 0: read it), then remove
+        them from the outbox and remove ``marker``. Returns the aggregate's version after that,
+        or None (and everything left for the sweeper) if publishing failed."""
         if not events:
-            return True
+            return version
         try:
             # The confirms are awaited together, not one after another.
             await asyncio.gather(*(self.bus.publish(event) for event in events))
@@ -453,19 +453,42 @@ class Repository(Generic[A]):
                 exc_info=True,
                 extra={"opinion_id": aggregate_id},
             )
-            return False
-        # Writers never rewrite the outbox map wholesale, so this needs no version claim.
-        sent = {f"outbox.{e.id}": "" for e in events}
-        cleared = UpdateOne({"_id": aggregate_id}, {"$unset": sent})
-        if at_once:
-            await self.writes.batched(cleared)
-            if marker is not None:
-                await self.markers.delete(marker)
-            return True
-        self.writes.later(cleared)
+            return None
+        cleared = await self._clear(aggregate_id, events, version)
+        if cleared is None:
+            return version
         if marker is not None:
             self.markers.later(DeleteOne({"_id": marker}))
-        return True
+        return cleared
+
+    async def _clear(self, aggregate_id: str, events: list[CloudEvent], version: int) -> int | None:
+        """Remove published events from the outbox as the next version of the aggregate, under
+        its claim: FerretDB 1.24 runs an update as a read and a write of the whole document, so
+        an unclaimed one could undo another writer's save of the same document. The version
+        stored, or None when another writer has the next one (the events stay, and their marker
+        for the sweeper, which publishes them again and clears them)."""
+        if not version:
+            doc = await self.collection.find_one({"_id": aggregate_id}, {"version": 1})
+            if doc is None:
+                return None
+            version = int(doc["version"])
+        try:
+            await self._claim(aggregate_id, version + 1)
+        except VersionConflict:
+            return None
+        sent = {f"outbox.{e.id}": "" for e in events}
+        try:
+            await self.writes.update(
+                aggregate_id, {"$unset": sent, "$set": {"version": version + 1}}
+            )
+        except Exception:
+            await self._release(aggregate_id, version + 1)
+            log.warning("outbox cleanup failed; the sweeper will retry", exc_info=True)
+            return None
+        recent = self.recent.get(aggregate_id)
+        if recent is not None and recent[1].get("version") == version:
+            self.recent[aggregate_id] = (recent[0], {**recent[1], "version": version + 1})
+        return version + 1
 
     async def settle(self) -> None:
         """Send the outbox cleanups that wait for a ride now (a process stopping)."""
@@ -483,7 +506,7 @@ class Repository(Generic[A]):
             # Newer events may still be on their way out with a living writer.
             stale = [e for e in events if e.time < cutoff]
             if stale:
-                if not await self._flush(marker["aggregate_id"], stale, None, at_once=True):
+                if await self._flush(marker["aggregate_id"], stale, None) is None:
                     continue
                 count += len(stale)
             if len(stale) == len(events) and (stale or marker["at"] < cutoff):
