@@ -201,7 +201,6 @@ async def test_a_redelivered_assignment_sends_the_brief_a_crash_kept_from_going_
         await handlers.follow_case(dying, assigned)
     stored = await intake.opinions.collection.find_one({"_id": opinion.id})
     assert stored is not None and assigned.id in stored["handled"]
-    # (opinion.received may still be there too: its cleanup rides with a later write.)
     [left] = [e for e in stored["outbox"].values() if e["type"] == "minyi.opinion.briefed.v1"]
     marker = f"opinions:{opinion.id}:{left['id']}"
     assert await intake.opinions.pending.find_one({"_id": marker}) is None
@@ -209,4 +208,6 @@ async def test_a_redelivered_assignment_sends_the_brief_a_crash_kept_from_going_
     await handlers.follow_case(intake, assigned)  # the redelivery
     await wait_for(lambda: [b.id for b in briefs] == [left["id"]], "the brief")
     again = await intake.opinions.collection.find_one({"_id": opinion.id})
-    assert again is not None and again["version"] == stored["version"]
+    # Nothing applied twice: only the outbox cleanup wrote (as the next version).
+    assert again is not None and again["handled"] == stored["handled"]
+    assert left["id"] not in again["outbox"] and again["version"] == stored["version"] + 1
