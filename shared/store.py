@@ -170,8 +170,8 @@ class GroupCommit:
     unordered ``Collection.bulk_write`` (client-level bulk_write needs MongoDB 8 and does not
     work on FerretDB). Each caller gets its own outcome: DuplicateKeyError for its own insert.
 
-    Writes that nobody waits for (``later``: an outbox's cleanup after publishing) ride along
-    with the next batch of writes of their kind to the collection, or go together within
+    Writes that nobody waits for (``later``: an outbox marker's delete after publishing) ride
+    along with the next batch of writes of their kind to the collection, or go together within
     ``later_within`` s."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
@@ -183,7 +183,8 @@ class GroupCommit:
         self.flushing: set[asyncio.Task[list[Exception | None]]] = set()
         # One command of this group at a time: FerretDB 1.24 runs an update as a read, then a
         # write of the whole document, so two commands changing one document at once lose one
-        # change (measured: 267 of 300 pairs). A timer's deferred cleanup waits for the batch.
+        # change (measured: 267 of 300 pairs). Deferred writes sent by their timer (or settle)
+        # wait for the batch on its way.
         self.sending = asyncio.Lock()
 
     async def insert(self, doc: Document) -> None:
