@@ -3,7 +3,8 @@ needs, saves state and events together (outbox), and retries when another writer
 case meanwhile.
 
 Timers are stored before the case is saved: a timer whose case change was lost finds nothing
-to do when it fires (its generation does not match), while the reverse order could lose it."""
+to do when it fires (its generation does not match), while the reverse order could lose it.
+A new case is the exception (open_case): its timers follow its insert."""
 
 import logging
 from collections import Counter
@@ -120,20 +121,31 @@ async def _load(cases: Repository[Case], case_id: str) -> Case:
 
 
 async def open_case(event_id: str, assigned: OpinionAssigned, p: FollowupPorts) -> None:
-    """A department was assigned: open the case or add the assignment, once per event."""
+    """A department was assigned: open the case or add the assignment, once per event.
+
+    A brand-new opinion (the usual case) is inserted at once, without reading the store for a
+    case that is not there; only when one exists is it read. Its timers are stored after the
+    insert: stored before it, the timers of a fresh case would stay under the ids of an
+    existing case's (their fire times computed from this event instead of that case). A crash
+    between the insert and the timers leaves the event unacknowledged: its redelivery finds
+    the event handled and stores the assignment's timers again (those stored are kept, those
+    that acted are left out)."""
+    now = await p.clock.now()
+    rules = await p.rules(now)
+    case, timers = Case.open(assigned, now, rules)
+    case.mark_handled(event_id)
+    if await p.cases.add(case, []):
+        await p.timers.schedule(timers)
+        return
 
     async def change() -> None:
         now = await p.clock.now()
         rules = await p.rules(now)
         case = await p.cases.get_to_change(assigned.opinion_id)
         if case is None:
-            case, timers = Case.open(assigned, now, rules)
-            case.mark_handled(event_id)
-            await p.timers.schedule(timers)
-            if not await p.cases.add(case, []):
-                raise VersionConflict(f"case {case.id} was opened concurrently")
-            return
+            raise VersionConflict(f"case {assigned.opinion_id} is being opened")
         if case.has_handled(event_id):
+            await p.timers.schedule(case.timers_of(assigned.department, rules))
             return
         await p.timers.schedule(case.assign(assigned, now, rules))
         case.mark_handled(event_id)

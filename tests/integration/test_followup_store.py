@@ -1,14 +1,19 @@
-"""Followup's storage adapters on the real document store: timers stored once however often
-they are scheduled, and loaded holiday years that the next read sees."""
+"""Followup's storage on the real document store: timers stored once however often they are
+scheduled, loaded holiday years that the next read sees, and a case opened once however
+often its assignment comes."""
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Literal
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.followup.adapters import HOT_WINDOW, Calendars, SystemClock, Timers
 from services.followup.domain import Timer, TimerKind
+from services.followup.handlers import FollowupPorts, open_case
+from services.followup.main import create_app
 from services.followup.workdays import YearCalendar
-from shared.events import utcnow
+from shared.events import OpinionAssigned, utcnow
 from shared.settings import Settings
 from shared.store import Document
 
@@ -41,3 +46,67 @@ async def test_a_loaded_year_is_read_back_at_once_by_the_replica_that_loaded_it(
     year = YearCalendar(year=2099, holidays=[date(2099, 1, 1)], workdays=[date(2099, 1, 3)])
     await calendars.put(year)
     assert await calendars.get(2099) == year
+
+
+def _assigned(department: str, role: Literal["lead", "co"]) -> OpinionAssigned:
+    return OpinionAssigned(
+        opinion_id="op-open",
+        department=department,
+        tracking_no="SQ-2026-000001",
+        office_id="office-a",
+        title="小区供水压力不足",
+        department_name=department,
+        role=role,
+        category="供水",
+        urgency="timeliness",
+        explanation="测试",
+        received_at=utcnow(),
+    )
+
+
+async def _timers(db: AsyncDatabase[Document]) -> dict[str, datetime]:
+    """Every stored timer (hot set and agenda): id → fire time."""
+    found: dict[str, datetime] = {}
+    for collection in (db.timers, db.timer_agenda):
+        found |= {d["_id"]: d["fire_at"] async for d in collection.find({})}
+    return found
+
+
+async def test_an_assignment_opens_its_case_once_however_often_it_comes(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    """open_case inserts a new case without reading first; a redelivered 交办 changes nothing
+    twice, and stores again the timers a crash between the case and its timers lost."""
+    db = mongo[isolated.database("followup")]
+    p: FollowupPorts = create_app(isolated).state.ports
+    lead = _assigned("water", "lead")
+    await open_case("ev-1", lead, p)
+    stored = await db.cases.find_one({"_id": "op-open"})
+    assert stored is not None and stored["version"] == 1
+    timers = await _timers(db)
+    assert timers and all(t.startswith("op-open:water:") for t in timers)
+
+    await open_case("ev-1", lead, p)  # redelivered
+    again = await db.cases.find_one({"_id": "op-open"})
+    assert again is not None and again["version"] == 1
+    assert again["timeline"] == stored["timeline"]
+    assert await _timers(db) == timers
+
+    # A crash after the insert lost the timers, and one of them had acted: the redelivery
+    # stores the others again, with the fire times the case's assignment has.
+    acted = sorted(timers)[0]
+    await db.cases.update_one({"_id": "op-open"}, {"$set": {f"handled.{acted}": True}})
+    await db.timers.delete_many({})
+    await db.timer_agenda.delete_many({})
+    p = create_app(isolated).state.ports  # the restarted process
+    await open_case("ev-1", lead, p)
+    assert await _timers(db) == {t: at for t, at in timers.items() if t != acted}
+
+    # A co-handler's 交办 on the existing case: read, assigned once, its own timers.
+    co = _assigned("housing", "co")
+    await open_case("ev-2", co, p)
+    await open_case("ev-2", co, p)
+    case = await db.cases.find_one({"_id": "op-open"})
+    assert case is not None and case["version"] == 2
+    assert set(case["assignments"]) == {"water", "housing"}
+    assert any(t.startswith("op-open:housing:") for t in await _timers(db))

@@ -140,6 +140,14 @@ class Deadlines(CaseRecord):
         ]
         return [t for t in found if t.fire_at > assignment.assigned_at]
 
+    def timers_of(self, department: str, rules: Rules) -> list[Timer]:
+        """The timers the department's assignment needs, but those that acted already: what a
+        redelivered 交办 stores again, in case a crash came between the case and its timers."""
+        a = self.assignments.get(department)
+        if self.status in (CaseStatus.CLOSED, CaseStatus.MERGED) or a is None or a.has_ended():
+            return []
+        return [t for t in self._timers(a, rules, sign=True) if not self.has_handled(t.id)]
+
     def reply_span(self, rules: Rules) -> Span:
         """The 办结 clock of this case: by urgency class and kind of request."""
         return rules.policy.profile(self.urgency).reply_for(self.kind)
