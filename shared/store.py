@@ -361,10 +361,12 @@ class Repository(Generic[A]):
         and calls ``republish`` when a redelivered message finds its change stored. No outbox
         marker is written before the events are stored then (one round trip less): until they
         are published, the unacknowledged message stands for it (a crash sends it again); if
-        publishing fails, the marker is written after all, for the sweeper."""
+        publishing or the outbox cleanup fails, the marker is written after all, for the
+        sweeper."""
         version = aggregate.version + 1
         self._stored(aggregate.id, None)
-        await self._claim(aggregate.id, version)
+        # The outbox cleanup's version is claimed with this one, in the same command.
+        cleanup_claimed = await self._claim(aggregate.id, version, ahead=bool(events))
         fields = (
             aggregate.model_dump(by_alias=True, exclude=aggregate.stored_apart)
             if changed is None
@@ -382,24 +384,22 @@ class Repository(Generic[A]):
             await self.writes.update(aggregate.id, update)
         except Exception:
             await self._release(aggregate.id, version)
+            if cleanup_claimed:
+                await self._release(aggregate.id, version + 1)
             raise
         aggregate.version = version
         if changed is None:
             self._stored(aggregate.id, {**fields, "_id": aggregate.id, "version": version})
-        after = await self._flush(aggregate.id, events, marker, version)
-        if after is None and held_message:
-            await self._mark(aggregate.id, events)
+        after = await self._flush(aggregate.id, events, marker, version, cleanup_claimed)
         aggregate.version = after or version
 
     async def republish(self, aggregate_id: str) -> None:
         """Publish what the aggregate's outbox still holds: called by a handler whose
         redelivered message finds its change stored by a ``save(..., held_message=True)`` that
-        a crash may have stopped before publishing. If publishing fails, the sweeper is left
-        to it (marked)."""
+        a crash may have stopped before publishing. What cannot be published or cleared now
+        is left to the sweeper (marked)."""
         doc = await self.collection.find_one({"_id": aggregate_id}, {"outbox": 1})
-        events = _outbox_events(doc)
-        if events and await self._flush(aggregate_id, events, None) is None:
-            await self._mark(aggregate_id, events)
+        await self._flush(aggregate_id, _outbox_events(doc), None)
 
     async def _release(self, aggregate_id: str, version: int) -> None:
         """A write that failed after its claim (the store busy, say): free the version now if
@@ -412,18 +412,34 @@ class Repository(Generic[A]):
     def _claim_id(self, aggregate_id: str, version: int) -> str:
         return f"{self.collection.name}:{aggregate_id}:{version}"
 
-    async def _claim(self, aggregate_id: str, version: int) -> None:
+    async def _claim(self, aggregate_id: str, version: int, ahead: bool = False) -> bool:
         """Win the right to write ``version`` of the aggregate, or raise VersionConflict.
+        ``ahead``: claim the next version too, in the same command (for the outbox cleanup that
+        follows the write); returns whether that one was won as well.
 
         A conditional update ({_id, version}) is not atomic on FerretDB 1.24: it reads, then
         writes, and two writers can both match. A unique _id on insert is atomic on both stores,
         so each version is claimed by inserting ``<collection>:<id>:<version>`` exactly once."""
-        claim = self._claim_id(aggregate_id, version)
-        try:
-            await self.claims.insert({"_id": claim, "at": utcnow()})
-            return
-        except DuplicateKeyError:
-            pass
+        claim, following = (
+            self._claim_id(aggregate_id, version),
+            self._claim_id(aggregate_id, version + 1),
+        )
+        wanted = [claim, following] if ahead else [claim]
+        won = await asyncio.gather(
+            *(self.claims.insert({"_id": c, "at": utcnow()}) for c in wanted),
+            return_exceptions=True,
+        )
+        failed = [
+            e for e in won if isinstance(e, Exception) and not isinstance(e, DuplicateKeyError)
+        ]
+        if won[0] is None and not failed:
+            return ahead and won[1] is None
+        # Without this version, the next is not this writer's to hold either.
+        for c, outcome in zip(wanted, won, strict=True):
+            if outcome is None:
+                await self.versions.delete_one({"_id": c})
+        if failed:
+            raise failed[0]
         held = await self.versions.find_one({"_id": claim})
         current = await self._find(aggregate_id)
         if (
@@ -432,16 +448,24 @@ class Repository(Generic[A]):
             and current["version"] < version
             and held["at"] < utcnow() - CLAIM_LEASE
         ):
-            # Its writer died between claiming and storing: free the version for the next try.
+            # Its writer died between claiming and storing: free the version for the next try,
+            # and the next one it may have claimed for its outbox cleanup.
             await self.versions.delete_one({"_id": claim})
+            await self.versions.delete_one({"_id": following})
         raise VersionConflict(f"{self.model.__name__} {aggregate_id} changed concurrently")
 
     async def _flush(
-        self, aggregate_id: str, events: list[CloudEvent], marker: str | None, version: int = 0
+        self,
+        aggregate_id: str,
+        events: list[CloudEvent],
+        marker: str | None,
+        version: int = 0,
+        cleanup_claimed: bool = False,
     ) -> int | None:
         """Publish ``events`` (stored with ``version`` of the aggregate; 0: read it), then remove
-        them from the outbox and remove ``marker``. Returns the aggregate's version after that,
-        or None (and everything left for the sweeper) if publishing failed."""
+        them from the outbox (``cleanup_claimed``: as the next version, already claimed) and
+        remove ``marker``. Returns the aggregate's version after that, or None if they could not
+        be published or cleared: then they stay in the outbox, marked for the sweeper."""
         if not events:
             return version
         try:
@@ -454,29 +478,38 @@ class Repository(Generic[A]):
                 exc_info=True,
                 extra={"opinion_id": aggregate_id},
             )
-            return None
-        cleared = await self._clear(aggregate_id, events, version)
+            if cleanup_claimed:  # the next writer may have the next version
+                await self._release(aggregate_id, version + 1)
+            cleared = None
+        else:
+            cleared = await self._clear(aggregate_id, events, version, cleanup_claimed)
         if cleared is None:
-            return version
+            if marker is None:
+                await self._mark(aggregate_id, events)
+            return None
         if marker is not None:
             self.markers.later(DeleteOne({"_id": marker}))
         return cleared
 
-    async def _clear(self, aggregate_id: str, events: list[CloudEvent], version: int) -> int | None:
+    async def _clear(
+        self, aggregate_id: str, events: list[CloudEvent], version: int, claimed: bool
+    ) -> int | None:
         """Remove published events from the outbox as the next version of the aggregate, under
-        its claim: FerretDB 1.24 runs an update as a read and a write of the whole document, so
-        an unclaimed one could undo another writer's save of the same document. The version
-        stored, or None when another writer has the next one (the events stay, and their marker
-        for the sweeper, which publishes them again and clears them)."""
+        its claim (``claimed``: won already): FerretDB 1.24 runs an update as a read and a write
+        of the whole document, so an unclaimed one could undo another writer's save of the same
+        document. The version stored, or None when another writer (or a dead writer's claim,
+        until its lease ends) has the next one: the sweeper publishes them again and clears
+        them."""
         if not version:
             doc = await self.collection.find_one({"_id": aggregate_id}, {"version": 1})
             if doc is None:
                 return None
             version = int(doc["version"])
-        try:
-            await self._claim(aggregate_id, version + 1)
-        except VersionConflict:
-            return None
+        if not claimed:
+            try:
+                await self._claim(aggregate_id, version + 1)
+            except VersionConflict:
+                return None
         sent = {f"outbox.{e.id}": "" for e in events}
         try:
             await self.writes.update(

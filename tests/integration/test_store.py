@@ -7,6 +7,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,47 @@ async def test_a_held_message_stands_for_the_outbox_marker(
     await wait_for(lambda: [e.id for e in got][-1:] == [failed.id], "the swept event")
     assert len(got) == 3
     assert await live.pending.count_documents({}) == 0
+
+
+async def test_a_save_that_publishes_claims_the_cleanup_version_with_its_own(
+    isolated: Settings, mongo: AsyncMongoClient[Document], make_bus: Callable[[str], EventBus]
+) -> None:
+    """A save with events claims its version and its outbox cleanup's in one command; writers
+    that publish at once lose no update and leave nothing in the outbox; a writer whose
+    publishing failed frees the cleanup's version at once, not after the claim's lease."""
+    got = await collecting(make_bus)
+    collection = mongo[isolated.database("routing")].decisions
+    live, stranded, decision, events = await two_writers(collection, make_bus, "预先认领")
+
+    before = _round_trips("insert", "version_claims")
+    await live.save(decision, [CloudEvent.wrap("/test", events[0])])
+    assert _round_trips("insert", "version_claims") == before + 1
+    stored = await collection.find_one({"_id": decision.id})
+    assert stored is not None and (stored["version"], stored["outbox"]) == (3, {})
+
+    async def relabel(n: int) -> None:
+        current = await live.get(decision.id)
+        assert current is not None
+        current.explanation = f"第{n}次"
+        await live.save(current, [CloudEvent.wrap("/test", events[0])])
+
+    await asyncio.gather(*(retry_on_conflict(partial(relabel, n), 30) for n in range(8)))
+    await wait_for(lambda: len(got) == 9, "every writer's event")
+    stored = await collection.find_one({"_id": decision.id})
+    assert stored is not None and (stored["version"], stored["outbox"]) == (3 + 2 * 8, {})
+    assert len({e.id for e in got}) == 9
+
+    failed = CloudEvent.wrap("/test", events[0])
+    current = await stranded.get(decision.id)
+    assert current is not None
+    await stranded.save(current, [failed])  # stored, not published
+    stored = await collection.find_one({"_id": decision.id})
+    assert stored is not None and (stored["version"], list(stored["outbox"])) == (20, [failed.id])
+    after = await live.get(decision.id)
+    assert after is not None
+    after.explanation = "发布失败之后"
+    await live.save(after, [])  # no VersionConflict: the cleanup's version 21 is free
+    assert (await live.get(decision.id) or after).version == 21
 
 
 async def test_redelivered_opinion_is_routed_once(
