@@ -3,7 +3,7 @@ docs/security.md): two intake replicas in this process on the real broker and st
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from pymongo import AsyncMongoClient
@@ -12,6 +12,8 @@ from services.intake.main import create_app
 from shared import auth
 from shared.settings import Settings
 from shared.store import Document
+
+from .test_store import _round_trips
 
 
 async def test_hole_12_rate_limits_per_key_across_replicas(
@@ -61,3 +63,23 @@ async def test_replicas_starting_a_minute_together_both_count(
     # FerretDB 1.24 applies concurrent $inc as read-then-write and loses some (measured: 128
     # of 160 from 8 clients); MongoDB counts every one. Either way none of them failed.
     assert counter is not None and 1 <= counter["n"] <= 8
+
+
+async def test_a_replica_takes_numbers_ahead_and_the_limit_still_holds(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    """A limit of 600 a minute: each round trip takes 6 numbers (1 %), so a key's 600 requests
+    cost 100 round trips, not 600, and the 601st is refused. Two replicas taking turns let
+    through the limit, less at most the 5 numbers one of them took and did not use."""
+    collection = mongo[isolated.database(auth.AUTH_DB)]["rate_limit_lease"]
+    one, two = auth.RateLimits(collection, 600), auth.RateLimits(collection, 600)
+    now = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
+    before = _round_trips("findAndModify", collection.name)
+    assert [await one.hit("k" * 40, now) for _ in range(600)] == [0] * 600
+    assert _round_trips("findAndModify", collection.name) - before == 100
+    assert await one.hit("k" * 40, now) == 51  # seconds to the next minute
+
+    later = now + timedelta(minutes=1)
+    waits = [await (one, two)[i % 2].hit("k" * 40, later) for i in range(700)]
+    assert 595 <= waits.count(0) <= 600
+    assert waits[-1] > 0
