@@ -43,8 +43,8 @@ class PermanentFailure(Exception):
 
 
 class Busy(Exception):
-    """Another consumer is doing this same work right now: look again shortly. Not a failure,
-    so it does not use up an attempt; the other consumer's claim lease bounds the wait."""
+    """Another consumer or writer holds this work right now: look again shortly. Not a
+    failure, so it does not use up an attempt; the holder's claim lease bounds the wait."""
 
 
 async def raw_body(message: StreamMessage[Any]) -> bytes:

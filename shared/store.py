@@ -20,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from shared.events import CloudEvent, utcnow
-from shared.messaging import EventBus
+from shared.messaging import Busy, EventBus
 from shared.observability import StoreCommandTimer
 from shared.settings import Settings
 
@@ -34,8 +34,11 @@ RECENT_FOR = timedelta(seconds=5)
 Document = dict[str, Any]
 
 
-class VersionConflict(Exception):
-    """Someone else changed the aggregate since it was read."""
+class VersionConflict(Busy):
+    """Someone else changed the aggregate since it was read, or holds the claim of its next
+    version. A consumer looks at its message again later without using up an attempt: a claim
+    that a killed process left holds for CLAIM_LEASE, and a message that failed on it each
+    time was parked (seen for a 专题 day after a SIGKILL of routing)."""
 
 
 class Aggregate(BaseModel):

@@ -13,6 +13,7 @@ from shared import broker_admin
 from shared.events import CloudEvent, Location, OpinionReceived
 from shared.messaging import Busy, EventBus, PermanentFailure
 from shared.settings import Settings
+from shared.store import VersionConflict
 from tools.demo import wait_for
 
 
@@ -85,8 +86,13 @@ async def test_failing_handler_is_retried_with_backoff_until_it_succeeds(
     assert await broker_admin.parked("routing", isolated, 10) == []
 
 
+@pytest.mark.parametrize(
+    "held",
+    [Busy("being sent by another consumer"), VersionConflict("a claim a killed writer left")],
+    ids=["busy", "version-conflict"],
+)
 async def test_busy_is_looked_at_again_without_using_up_attempts(
-    isolated: Settings, make_bus: Callable[[str], EventBus]
+    isolated: Settings, make_bus: Callable[[str], EventBus], held: Exception
 ) -> None:
     calls: list[float] = []
     busy_rounds = isolated.max_attempts + 2
@@ -94,7 +100,7 @@ async def test_busy_is_looked_at_again_without_using_up_attempts(
     async def waits_for_another_consumer(event: CloudEvent) -> None:
         calls.append(asyncio.get_running_loop().time())
         if len(calls) <= busy_rounds:
-            raise Busy("being sent by another consumer")
+            raise held
 
     routing = make_bus("routing")
     routing.consume(waits_for_another_consumer)
