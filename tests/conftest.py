@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,11 +14,13 @@ from shared import broker_admin
 from shared.settings import SERVICES, Settings
 from shared.store import Document, drop_databases, mongo_client
 
+from .runs import new_run, remove_stale_runs
+
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
     """Settings of this test run: its own vhost and databases, short retry delays."""
-    run = uuid.uuid4().hex[:8]
+    run = new_run()
     port_base = int(os.environ.get("MINYI_TEST_PORT_BASE", "18000"))
     env = {
         "MINYI_DB_PREFIX": f"test{run}",
@@ -45,6 +46,7 @@ def settings() -> Iterator[Settings]:
     os.environ.update(env)
     test_settings = Settings()
     try:
+        asyncio.run(remove_stale_runs(test_settings))
         broker_admin.setup(test_settings)
     except Exception as exc:
         pytest.fail(f"RabbitMQ management API unreachable ({exc}); start the stack: make stack")
