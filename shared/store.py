@@ -386,9 +386,7 @@ class Repository(Generic[A]):
             marker = None if held_message else await self._mark(aggregate.id, events)
             await self.writes.update(aggregate.id, update)
         except Exception:
-            await self._release(aggregate.id, version)
-            if cleanup_claimed:
-                await self._release(aggregate.id, version + 1)
+            await self._release(aggregate.id, version, *([version + 1] if cleanup_claimed else []))
             raise
         aggregate.version = version
         if changed is None:
@@ -404,13 +402,14 @@ class Repository(Generic[A]):
         doc = await self.collection.find_one({"_id": aggregate_id}, {"outbox": 1})
         await self._flush(aggregate_id, _outbox_events(doc), None)
 
-    async def _release(self, aggregate_id: str, version: int) -> None:
-        """A write that failed after its claim (the store busy, say): free the version now if
-        it was not stored, instead of blocking every writer of the aggregate for the lease."""
+    async def _release(self, aggregate_id: str, *versions: int) -> None:
+        """A write that failed after its claims (the store busy, say): free those versions
+        not stored now, instead of blocking every writer of the aggregate for the lease."""
         with contextlib.suppress(Exception):  # the original error is the one to report
             current = await self._find(aggregate_id)
-            if current is not None and current["version"] < version:
-                await self.versions.delete_one({"_id": self._claim_id(aggregate_id, version)})
+            for version in versions:
+                if current is not None and current["version"] < version:
+                    await self.versions.delete_one({"_id": self._claim_id(aggregate_id, version)})
 
     def _claim_id(self, aggregate_id: str, version: int) -> str:
         return f"{self.collection.name}:{aggregate_id}:{version}"

@@ -9,7 +9,6 @@ gone it passed). Times are the machine's real clock, never the tests' moved one.
 import re
 import secrets
 import time
-from urllib.parse import quote
 
 from shared import broker_admin
 from shared.settings import Settings
@@ -33,21 +32,15 @@ async def remove_stale_runs(settings: Settings) -> list[str]:
     oldest = time.time() - STALE_AFTER_SECONDS
     with broker_admin._client(settings) as http:
         vhosts = [v["name"] for v in http.get("/api/vhosts").raise_for_status().json()]
-        stale = {
-            m["run"]: [v for v in vhosts if v.startswith(f"minyi-test-{m['run']}")]
-            for v in vhosts
-            if (m := _VHOST.fullmatch(v)) and int(m["started"], 16) < oldest
-        }
-        if not stale:
-            return []
-        users = [u["name"] for u in http.get("/api/users").raise_for_status().json()]
-        for run, own in stale.items():
-            gone = own + [u for u in users if u.startswith(f"minyi-test-{run}")]
-            for name in gone:
-                kind = "vhosts" if name in own else "users"
-                response = http.delete(f"/api/{kind}/{quote(name, safe='')}")
-                if response.status_code not in (204, 404):
-                    response.raise_for_status()
+    stale: dict[str, list[str]] = {}
+    for vhost in vhosts:
+        if (found := _VHOST.fullmatch(vhost)) and int(found["started"], 16) < oldest:
+            stale.setdefault(found["run"], []).append(vhost)
+    for own in stale.values():
+        for vhost in own:  # with its service users
+            broker_admin.delete_vhost(settings.model_copy(update={"amqp_vhost": vhost}))
+    if not stale:
+        return []
     client = mongo_client(settings)
     try:
         for name in await client.list_database_names():
