@@ -181,8 +181,8 @@ async def test_a_bus_that_loses_its_node_reconnects_to_the_next_one(
     isolated: Settings, make_bus: Callable[[str], EventBus]
 ) -> None:
     """Two addresses of the real broker stand for two nodes; the broker closes the bus's
-    connection (as a stopping node does): the bus comes back on the other address and
-    publishes there."""
+    connection (as a stopping node does): the bus comes back on the other address, and a
+    publish made while it does so goes out there."""
     await make_bus("routing").start()
     nodes = [f"127.0.0.1:{isolated.amqp_port}", f"localhost:{isolated.amqp_port}"]
     cluster = isolated.model_copy(update={"amqp_nodes": nodes})
@@ -202,7 +202,8 @@ async def test_a_bus_that_loses_its_node_reconnects_to_the_next_one(
         with broker_admin._client(isolated) as http:
             http.delete(f"/api/connections/{name}").raise_for_status()
         await wait_for(lambda: connection.url.host == "localhost", "a reconnect", within=30)
-        await wait_for(bus.ping, "the bus to be connected again", within=30)
+        # At once, while the channel is still being reopened there: the publish waits for it.
         await bus.publish(received("节点停了"))
+        assert await bus.ping()
     finally:
         await bus.stop()
