@@ -15,11 +15,10 @@ from pydantic import BaseModel, Field
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from shared.events import utcnow
 from shared.problems import Problem
-from shared.store import Batched, Document
+from shared.store import Batched, Document, upsert_by_id
 
 AUTH_DB = "auth"
 
@@ -247,10 +246,10 @@ class RateLimits:
         return 60 - int(now.timestamp()) % 60
 
     async def _inc(self, counter_id: str, hits: int) -> Document | None:
-        return await self.collection.find_one_and_update(
+        return await upsert_by_id(
+            self.collection.find_one_and_update,
             {"_id": counter_id},
             {"$inc": {"n": hits}},
-            upsert=True,
             return_document=ReturnDocument.AFTER,
         )
 
@@ -264,11 +263,7 @@ class RateLimits:
             self.leased[counter_id] = held[hits:]
             return numbers
         take = need + self.lease - 1
-        try:
-            counter = await self._inc(counter_id, take)
-        except DuplicateKeyError:
-            # Another replica created this minute's counter at the same moment: it exists now.
-            counter = await self._inc(counter_id, take)
+        counter = await self._inc(counter_id, take)
         assert counter is not None  # upserted
         first = int(counter["n"]) - take + 1
         self.leased[counter_id] = range(first + need, first + take)

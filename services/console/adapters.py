@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import new_id
 from shared.paging import after_filter, before_filter
-from shared.store import Document
+from shared.store import Document, upsert_by_id
 
 from .domain import AuditEntry, Person, Session, Unit
 
@@ -48,16 +48,16 @@ class Directory:
         return None if doc is None else Person.model_validate(doc)
 
     async def save_person(self, person: Person) -> None:
-        await self.people.replace_one(
-            {"_id": person.login}, {"_id": person.login, **person.model_dump()}, upsert=True
+        await upsert_by_id(
+            self.people.replace_one,
+            {"_id": person.login},
+            {"_id": person.login, **person.model_dump()},
         )
 
     async def add_person(self, person: Person) -> bool:
         """False if the login is taken."""
-        result = await self.people.update_one(
-            {"_id": person.login},
-            {"$setOnInsert": person.model_dump()},
-            upsert=True,
+        result = await upsert_by_id(
+            self.people.update_one, {"_id": person.login}, {"$setOnInsert": person.model_dump()}
         )
         return result.upserted_id is not None
 
@@ -74,8 +74,8 @@ class Directory:
         return None if doc is None else Unit.model_validate(doc)
 
     async def save_unit(self, unit: Unit) -> None:
-        await self.units.replace_one(
-            {"_id": unit.code}, {"_id": unit.code, **unit.model_dump()}, upsert=True
+        await upsert_by_id(
+            self.units.replace_one, {"_id": unit.code}, {"_id": unit.code, **unit.model_dump()}
         )
 
     async def list_units(self) -> list[Unit]:

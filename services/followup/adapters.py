@@ -26,7 +26,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.clock import BEIJING, beijing_year, utcnow
 from shared.keys import KeyRing
 from shared.paging import after_filter
-from shared.store import Document, GroupCommit, Kept
+from shared.store import Document, GroupCommit, Kept, upsert_by_id
 
 from .domain import (
     AssignmentStatus,
@@ -114,8 +114,8 @@ class MovableClock:
     async def set(self, now: datetime) -> None:
         """From now on, the clock reads ``now`` and runs on from there."""
         offset = (now - utcnow()).total_seconds()
-        await self.settings.update_one(
-            {"_id": "clock"}, {"$set": {"offset_seconds": offset}}, upsert=True
+        await upsert_by_id(
+            self.settings.update_one, {"_id": "clock"}, {"$set": {"offset_seconds": offset}}
         )
 
 
@@ -135,8 +135,10 @@ class Calendars:
         self.kept: Kept[int, YearCalendar | None] = Kept(kept_for)
 
     async def put(self, year: YearCalendar) -> None:
-        await self.collection.replace_one(
-            {"_id": year.year}, {"_id": year.year, **year.model_dump(mode="json")}, upsert=True
+        await upsert_by_id(
+            self.collection.replace_one,
+            {"_id": year.year},
+            {"_id": year.year, **year.model_dump(mode="json")},
         )
         self.kept.forget(year.year)
 
@@ -286,8 +288,8 @@ class Kpis:
     Facts rather than ``$inc`` on one document per department and month: FerretDB 1.24 on
     SQLite loses concurrent ``$inc`` updates of one document, while inserts are atomic. So a
     new fact only marks its month changed (``changed:<m>``, a fresh stamp), and a month's sums
-    are made again from its facts when read, at most once per ``refresh`` however often
-    tables are asked for: a table is at most ``refresh`` behind."""
+    are made again from its facts when read with a stamp newer than theirs, at most once per
+    ``refresh`` however often tables are asked for: a table is at most ``refresh`` behind."""
 
     def __init__(
         self,
@@ -337,10 +339,15 @@ class Kpis:
 
     async def _sums(self, month: str) -> dict[str, list[dict[str, Any]]]:
         now = utcnow()
-        # The mark is read before the facts: a fact counted meanwhile leaves a newer stamp.
+        # The mark is read before the facts: a fact counted meanwhile leaves a newer stamp. The
+        # sums keep the stamp they were made at rather than delete the mark: FerretDB 1.24 runs
+        # a conditional delete as a read and a delete, which could take a newer stamp with it.
         changed = await self.totals.find_one({"_id": f"changed:{month}"})
+        stamp = None if changed is None else changed["stamp"]
         summed = await self.totals.find_one({"_id": f"month:{month}"})
-        if summed is not None and (changed is None or now - summed["summed_at"] < self.refresh):
+        if summed is not None and (
+            summed.get("stamp") == stamp or now - summed["summed_at"] < self.refresh
+        ):
             rows: dict[str, list[dict[str, Any]]] = summed["rows"]
             return rows
         totals: dict[str, dict[str, dict[str, int]]] = {d: {} for d in self.dimensions}
@@ -354,11 +361,11 @@ class Kpis:
             d: [{"value": v, "counters": c} for v, c in sorted(by_value.items())]
             for d, by_value in totals.items()
         }
-        await self.totals.replace_one(
-            {"_id": f"month:{month}"}, {"rows": rows, "summed_at": now}, upsert=True
+        await upsert_by_id(
+            self.totals.replace_one,
+            {"_id": f"month:{month}"},
+            {"rows": rows, "summed_at": now, "stamp": stamp},
         )
-        if changed is not None:
-            await self.totals.delete_one({"_id": changed["_id"], "stamp": changed["stamp"]})
         return rows
 
 
@@ -436,7 +443,7 @@ class Members:
 
     async def put(self, member: MemberOnRoster) -> None:
         doc = member.model_dump()
-        await self.collection.replace_one({"_id": member.member_id}, doc, upsert=True)
+        await upsert_by_id(self.collection.replace_one, {"_id": member.member_id}, doc)
 
     async def get(self, member_id: str) -> MemberOnRoster | None:
         doc = await self.collection.find_one({"_id": member_id})
@@ -495,8 +502,8 @@ class ReviewSettings:
         return ReviewRules() if doc is None else ReviewRules.model_validate(doc)
 
     async def put(self, rules: ReviewRules) -> None:
-        await self.collection.replace_one(
-            {"_id": "review_rules"}, rules.model_dump(mode="json"), upsert=True
+        await upsert_by_id(
+            self.collection.replace_one, {"_id": "review_rules"}, rules.model_dump(mode="json")
         )
 
 

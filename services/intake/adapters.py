@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.paging import before_filter
-from shared.store import Document, GroupCommit
+from shared.store import Document, GroupCommit, upsert_by_id
 
 from .domain import Opinion, OpinionStatus, tracking_number
 
@@ -56,10 +56,9 @@ class TrackingNumbers:
         # The hint is moved on every HINT_EVERY numbers (not each: one round trip less per
         # opinion); a restarted process walks past at most that many taken numbers.
         if number % HINT_EVERY == 0:
-            with contextlib.suppress(DuplicateKeyError):  # two first hints of a year at once
-                await self.counters.update_one(
-                    {"_id": counter}, {"$max": {"seq": number}}, upsert=True
-                )
+            await upsert_by_id(
+                self.counters.update_one, {"_id": counter}, {"$max": {"seq": number}}
+            )
         return number
 
     async def opinion_of(self, tracking_no: str) -> str | None:

@@ -18,7 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared import topology
 from shared.events import CE_CONTENT_TYPE, CloudEvent, utcnow
 from shared.messaging import ROUTING_KEY_HEADER, EventBus
-from shared.store import Document, Kept
+from shared.store import Document, Kept, upsert_by_id
 
 from .config import ChannelSettings
 from .domain import (
@@ -268,10 +268,10 @@ class TemplateOverrides:
 
     async def put(self, event_name: str, role: RecipientRole, source: str, by: str) -> None:
         template_id = _template_id(event_name, role)
-        await self.collection.replace_one(
+        await upsert_by_id(
+            self.collection.replace_one,
             {"_id": template_id},
             {"source": source, "updated_by": by, "updated_at": utcnow()},
-            upsert=True,
         )
         self.kept.forget(template_id)
 

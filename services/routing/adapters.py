@@ -24,6 +24,7 @@ from shared.store import (
     Repository,
     VersionConflict,
     retry_on_conflict,
+    upsert_by_id,
 )
 
 from .classifier import LabelledText, ModelFormatError, OpinionClassifier
@@ -138,10 +139,10 @@ class ModelStore:
         """Point every replica at ``version``; raises LookupError if it is not stored and
         ModelFormatError if its bytes are not a model (it is never activated)."""
         await self.load(version)
-        await self.db.state.replace_one(
+        await upsert_by_id(
+            self.db.state.replace_one,
             {"_id": ACTIVE_MODEL},
             {"_id": ACTIVE_MODEL, "version": version, "since": utcnow()},
-            upsert=True,
         )
         self._checked = float("-inf")
 
@@ -216,7 +217,8 @@ class RoutingViews:
     async def sync(self, decision: Decision) -> None:
         """Bring the views in line with a stored decision (idempotent)."""
         if decision.status == "triage":
-            await self.db.triage.replace_one(
+            await upsert_by_id(
+                self.db.triage.replace_one,
                 {"_id": decision.id},
                 {
                     "_id": decision.id,
@@ -227,12 +229,12 @@ class RoutingViews:
                     "candidates": [c.model_dump() for c in decision.candidates],
                     "since": decision.decided_at,
                 },
-                upsert=True,
             )
         else:
             await self.db.triage.delete_one({"_id": decision.id})
         if decision.returns:
-            await self.db.disputes.replace_one(
+            await upsert_by_id(
+                self.db.disputes.replace_one,
                 {"_id": decision.id},
                 {
                     "_id": decision.id,
@@ -243,7 +245,6 @@ class RoutingViews:
                     "returns": decision.returns,
                     "updated_at": decision.decided_at,
                 },
-                upsert=True,
             )
 
     async def triage_queue(self, limit: int) -> list[Document]:
@@ -258,7 +259,8 @@ class RoutingViews:
         """A person's decision is a labelled example (keyed by the opinion: a later correction
         replaces it); a return (退回) is one against its category, keyed by opinion and
         department."""
-        await self.db.examples.replace_one(
+        await upsert_by_id(
+            self.db.examples.replace_one,
             {"_id": example_id},
             {
                 "_id": example_id,
@@ -269,7 +271,6 @@ class RoutingViews:
                 "by": staff,
                 "at": at,
             },
-            upsert=True,
         )
 
     async def examples(self) -> list[LabelledText]:
@@ -439,15 +440,15 @@ class TopicWindow:
             await retry_on_conflict(change)
             if self.index is not None:
                 self.index.regroup(opinion_id, topic_id)
-        await self.moves.replace_one({"_id": "moves"}, {"mark": new_id()}, upsert=True)
+        await upsert_by_id(self.moves.replace_one, {"_id": "moves"}, {"mark": new_id()})
 
     async def show(self, topic: Topic) -> None:
         """Bring the topic's board row in line with it (a merged-away topic leaves)."""
         if topic.merged_into is not None or not topic.members:
             await self.board.delete_one({"_id": topic.id})
             return
-        await self.board.replace_one(
-            {"_id": topic.id}, {"_id": topic.id, **board_row(topic)}, upsert=True
+        await upsert_by_id(
+            self.board.replace_one, {"_id": topic.id}, {"_id": topic.id, **board_row(topic)}
         )
 
     async def hottest(self, limit: int) -> list[Document]:

@@ -1,14 +1,15 @@
 """Followup's storage on the real document store: timers stored once however often they are
-scheduled, loaded holiday years that the next read sees, and a case opened once however
-often its assignment comes."""
+scheduled, loaded holiday years that the next read sees, a case opened once however
+often its assignment comes, and KPI tables read while their facts are counted."""
 
+import asyncio
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.followup.adapters import HOT_WINDOW, Calendars, SystemClock, Timers
+from services.followup.adapters import HOT_WINDOW, Calendars, Kpis, SystemClock, Timers
 from services.followup.domain import Timer, TimerKind
 from services.followup.handlers import FollowupPorts, open_case
 from services.followup.main import create_app
@@ -110,3 +111,35 @@ async def test_an_assignment_opens_its_case_once_however_often_it_comes(
     assert case is not None and case["version"] == 2
     assert set(case["assignments"]) == {"water", "housing"}
     assert any(t.startswith("op-open:housing:") for t in await _timers(db))
+
+
+async def test_kpi_tables_read_while_facts_are_counted_count_every_fact(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    """Supervisors' screens asking for a new month's table at once while two replicas count
+    its facts: no read fails (each makes the month's sums, first ones at the same moment),
+    and once counting stops the table holds every fact."""
+    db = mongo[isolated.database("followup")]
+    replicas = [Kpis(db.kpis, db.kpi_totals, refresh=timedelta(0)) for _ in range(2)]
+    values = {"department": "housing", "office": "o1", "category": "城乡建设"}
+    counting = True
+
+    async def count(replica: Kpis, worker: int) -> None:
+        for i in range(20):
+            await replica.add(f"w{worker}-{i}", "2026-05", values, {"sign_due": 1})
+
+    async def read(replica: Kpis) -> int:
+        reads = 0
+        while counting or not reads:
+            await replica.table("department", "2026-05")
+            reads += 1
+        return reads
+
+    for month in range(1, 13):  # the first sums of a month, made by several reads at once
+        await asyncio.gather(*(replicas[n % 2].table("all", f"2025-{month:02}") for n in range(6)))
+    readers = [asyncio.create_task(read(replicas[n % 2])) for n in range(6)]
+    await asyncio.gather(*(count(replicas[w % 2], w) for w in range(6)))
+    counting = False
+    assert all(await asyncio.gather(*readers))
+    [row] = await replicas[0].table("department", "2026-05")
+    assert row["counters"] == {"sign_due": 120}

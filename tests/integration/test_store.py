@@ -29,6 +29,7 @@ from shared.store import (
     Repository,
     VersionConflict,
     retry_on_conflict,
+    upsert_by_id,
 )
 from tools.demo import wait_for
 
@@ -369,9 +370,32 @@ async def test_concurrent_writes_go_out_together_and_each_gets_its_own_outcome(
         grouped.update("new", {"$set": {"n": 4}}, upsert=True),
         grouped.delete("taken"),
     )
-    assert _round_trips("update", collection.name) == before + 1
+    # The upsert goes in an update command of its own (GroupCommit._command says why).
+    assert _round_trips("update", collection.name) == before + 2
     stored = {doc["_id"]: doc["n"] async for doc in collection.find()}
     assert stored == {"a": 2, "b": 3, "new": 4}
+
+
+async def test_concurrent_first_upserts_of_one_document_all_land(
+    isolated: Settings, mongo: AsyncMongoClient[Document]
+) -> None:
+    """Writers creating the same new document at once (two replicas upserting a month's KPI
+    sums, say): FerretDB 1.24 answers some of them with a DuplicateKeyError, which MongoDB
+    would have retried itself; through ``upsert_by_id`` and group commits every one lands."""
+    collection = mongo[isolated.database("intake")][f"upserts_{uuid.uuid4().hex[:6]}"]
+    replicas = [GroupCommit(collection), GroupCommit(collection)]
+    for round_ in range(15):
+        key = f"doc-{round_}"
+        await asyncio.gather(
+            *(
+                upsert_by_id(collection.update_one, {"_id": key}, {"$set": {"u": i}})
+                for i in range(3)
+            ),
+            *(upsert_by_id(collection.replace_one, {"_id": f"{key}r"}, {"r": i}) for i in range(3)),
+            *(r.update(f"{key}g", {"$set": {"g": 1}}, upsert=True) for r in replicas),
+        )
+    stored = {doc["_id"] async for doc in collection.find()}
+    assert stored == {f"doc-{r}{s}" for r in range(15) for s in ("", "r", "g")}
 
 
 async def test_hundreds_of_concurrent_updates_of_stored_documents_do_not_wedge_the_store(
