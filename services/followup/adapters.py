@@ -305,6 +305,9 @@ class Kpis:
         self.changes = GroupCommit(totals)
         self.dimensions = dimensions
         self.refresh = refresh
+        # One summing of a month at a time in this process: the screens that ask for several
+        # tables at once wait for one scan of the month's facts instead of each making one.
+        self.summing: dict[str, asyncio.Lock] = {}
 
     async def add(
         self, key: str, month: str, values: dict[str, str], counters: dict[str, int]
@@ -338,6 +341,10 @@ class Kpis:
         return sorted({i.partition(":")[2] for i in ids})
 
     async def _sums(self, month: str) -> dict[str, list[dict[str, Any]]]:
+        async with self.summing.setdefault(month, asyncio.Lock()):
+            return await self._sums_now(month)
+
+    async def _sums_now(self, month: str) -> dict[str, list[dict[str, Any]]]:
         now = utcnow()
         # The mark is read before the facts: a fact counted meanwhile leaves a newer stamp. The
         # sums keep the stamp they were made at rather than delete the mark: FerretDB 1.24 runs
@@ -345,6 +352,8 @@ class Kpis:
         changed = await self.totals.find_one({"_id": f"changed:{month}"})
         stamp = None if changed is None else changed["stamp"]
         summed = await self.totals.find_one({"_id": f"month:{month}"})
+        if changed is None and summed is None:  # nothing counted in this month
+            return {d: [] for d in self.dimensions}
         if summed is not None and (
             summed.get("stamp") == stamp or now - summed["summed_at"] < self.refresh
         ):

@@ -18,6 +18,8 @@ from shared.events import OpinionAssigned, utcnow
 from shared.settings import Settings
 from shared.store import Document
 
+from .test_store import _round_trips
+
 
 async def test_timers_scheduled_twice_are_stored_once_in_the_hot_set_or_the_agenda(
     isolated: Settings, mongo: AsyncMongoClient[Document]
@@ -118,7 +120,8 @@ async def test_kpi_tables_read_while_facts_are_counted_count_every_fact(
 ) -> None:
     """Supervisors' screens asking for a new month's table at once while two replicas count
     its facts: no read fails (each makes the month's sums, first ones at the same moment),
-    and once counting stops the table holds every fact."""
+    and once counting stops the table holds every fact. Several tables asked for at once in
+    one replica cost one scan of the facts; a month with nothing counted costs none."""
     db = mongo[isolated.database("followup")]
     replicas = [Kpis(db.kpis, db.kpi_totals, refresh=timedelta(0)) for _ in range(2)]
     values = {"department": "housing", "office": "o1", "category": "城乡建设"}
@@ -135,11 +138,27 @@ async def test_kpi_tables_read_while_facts_are_counted_count_every_fact(
             reads += 1
         return reads
 
-    for month in range(1, 13):  # the first sums of a month, made by several reads at once
-        await asyncio.gather(*(replicas[n % 2].table("all", f"2025-{month:02}") for n in range(6)))
+    # The first sums of a month, made by six replicas' reads at once.
+    screens = [Kpis(db.kpis, db.kpi_totals, refresh=timedelta(0)) for _ in range(6)]
+    for month in range(1, 13):
+        await screens[0].add(f"m{month}", f"2025-{month:02}", values, {"sign_due": 1})
+        await asyncio.gather(*(screen.table("all", f"2025-{month:02}") for screen in screens))
     readers = [asyncio.create_task(read(replicas[n % 2])) for n in range(6)]
     await asyncio.gather(*(count(replicas[w % 2], w) for w in range(6)))
     counting = False
     assert all(await asyncio.gather(*readers))
     [row] = await replicas[0].table("department", "2026-05")
     assert row["counters"] == {"sign_due": 120}
+
+    # A screen asking for four tables at once after a change: one scan of the facts.
+    await replicas[0].add("late", "2026-05", values, {"sign_due": 1})
+    scans = _round_trips("find", "kpis")
+    tables = await asyncio.gather(
+        *(replicas[0].table(d, "2026-05") for d in ("all", "department", "office", "category"))
+    )
+    assert _round_trips("find", "kpis") == scans + 1
+    assert [t[0]["counters"]["sign_due"] for t in tables] == [121] * 4
+    # A month with nothing counted: no table, no scan, nothing stored.
+    assert await replicas[0].table("all", "2024-02") == []
+    assert _round_trips("find", "kpis") == scans + 1
+    assert await db.kpi_totals.find_one({"_id": "month:2024-02"}) is None
